@@ -1,0 +1,138 @@
+"""The one experiment schema: the YAML file, the API body and the browser form are this object."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nas_core.data.config import DataConfig
+from nas_core.space.config import SpaceConfig
+
+CONTINUOUS_METHODS = ("darts", "pcdarts", "gaea")
+DISCRETE_METHODS = ("random", "evolution", "reinforce")
+
+
+class SearchConfig(BaseModel):
+    """How the space is searched. Defaults follow the reference implementations."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["darts", "pcdarts", "gaea", "random", "evolution", "reinforce"] = "darts"
+    order: Literal[1, 2] = Field(1, description="DARTS: first or second order hypergradient.")
+    epochs: int = Field(10, ge=1, le=1000)
+    w_lr: float = Field(0.025, gt=0, description="Weight SGD learning rate (cosine to w_lr_min).")
+    w_lr_min: float = Field(0.001, ge=0)
+    w_momentum: float = Field(0.9, ge=0, lt=1)
+    w_weight_decay: float = Field(3e-4, ge=0)
+    grad_clip: float = Field(5.0, gt=0)
+    arch_lr: float | None = Field(None, gt=0, description="Architecture learning rate (default per method: DARTS 3e-4, PC-DARTS 6e-4, GAEA 0.1).")
+    arch_weight_decay: float = Field(1e-3, ge=0)
+    pc_k: int = Field(4, ge=1, le=16, description="PC-DARTS: 1/K of the channels go through the mixed op.")
+    warmup_epochs: int = Field(0, ge=0, description="Epochs before architecture updates start.")
+    single_level: bool = Field(False, description="GAEA: update weights and alpha on the same batch (ERM).")
+    trials: int = Field(20, ge=1, le=100000, description="Discrete search: candidates to train.")
+    trial_epochs: int = Field(2, ge=1, description="Discrete search: training budget per candidate.")
+    population: int = Field(50, ge=2, description="Regularised evolution population.")
+    tournament: int = Field(10, ge=2, description="Regularised evolution tournament size.")
+    events_every_steps: int = Field(0, ge=0, description="Also emit alpha every N steps (0: per epoch only).")
+
+
+class RetrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    epochs: int = Field(10, ge=1, le=1000)
+    lr: float = Field(0.025, gt=0)
+    iou_thresholds: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
+
+
+class DistributedConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    engine: Literal["none", "ddp", "horovod"] = "none"
+    sync_bn: bool = True
+    timeout_s: int = Field(60, ge=5, description="A rank silent this long fails the run with its name.")
+
+
+class SlurmConfig(BaseModel):
+    """Scheduler resources. Every value is validated here and quoted again where it reaches a shell."""
+
+    model_config = ConfigDict(extra="forbid")
+    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    account: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    qos: str | None = Field(None, pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    nodes: int = Field(1, ge=1, le=1024)
+    tasks_per_node: int = Field(1, ge=1, le=256)
+    gpus_per_node: int = Field(0, ge=0, le=16)
+    cpus_per_task: int = Field(1, ge=1, le=256)
+    mem: str | None = Field(None, pattern=r"^[0-9]{1,7}[KMGT]?$", description="Memory per node, e.g. 16G.")
+    time: str = Field("01:00:00", pattern=r"^([0-9]{1,3}-)?[0-9]{1,2}:[0-9]{2}(:[0-9]{2})?$", description="Time limit [D-]HH:MM[:SS].")
+
+
+class LauncherConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["local", "slurm"] = "local"
+    processes: int = Field(1, ge=1, le=1024, description="Processes (ranks) for the run.")
+    max_restarts: int = Field(2, ge=0, le=100, description="Requeues after preemption or node failure.")
+    slurm: SlurmConfig = Field(default_factory=SlurmConfig)
+
+
+class BaselineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    random: bool = Field(True, description="Add a random-search baseline at equal compute.")
+    seeds: int = Field(3, ge=1, le=100)
+
+
+class ExperimentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"title": "Experiment"})
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=10000)
+    seed: int = Field(0, ge=0)
+    space: SpaceConfig = Field(default_factory=SpaceConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    launcher: LauncherConfig = Field(default_factory=LauncherConfig)
+    baseline: BaselineConfig = Field(default_factory=BaselineConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExperimentConfig":
+        if self.data.source == "prepared" and not self.data.path:
+            raise ValueError("data.path: a prepared dataset needs its directory; set data.path or use data.source: synthetic")
+        return self
+
+
+class ConfigError(ValueError):
+    """An experiment file or body that does not fit the schema; the message names the file and field."""
+
+
+def format_validation_error(exc: ValidationError, where: str = "experiment") -> str:
+    lines = [f"{where}: invalid experiment config"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"  {loc}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_experiment(data: Any, where: str = "experiment") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from None
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such experiment file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: an experiment file is a mapping with at least `name:`")
+    return parse_experiment(data, where=str(path))
+
+
+def experiment_json_schema() -> dict[str, Any]:
+    return ExperimentConfig.model_json_schema()
