@@ -1,0 +1,154 @@
+"""Starts and stops the platform's services on this machine as child processes: redis-server, PostgreSQL,
+a Celery worker, the API. `make run` and the test fixtures both use it; whatever it starts, it stops."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 30.0, what: str = "service") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
+
+
+@dataclass
+class Service:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+    stop_cmd: list[str] | None = None  # for daemons that are stopped by a command (pg_ctl)
+
+    def stop(self, grace: float = 10.0) -> None:
+        if self.stop_cmd:
+            subprocess.run(self.stop_cmd, capture_output=True, timeout=60)
+        if self.proc.poll() is None:
+            # Each service leads its own process group: children (Celery's pool, uvicorn's reloader) go too.
+            _signal_group(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class Stack:
+    """A set of services started together and stopped in reverse order."""
+
+    workdir: Path
+    services: list[Service] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+
+    def _spawn(self, name: str, cmd: list[str], env: dict | None = None, cwd: Path | None = None,
+               user: str | None = None) -> Service:
+        log = self.workdir / "logs" / f"{name}.log"
+        fh = open(log, "ab")
+        kwargs = {}
+        if user:
+            import pwd
+
+            pw = pwd.getpwnam(user)
+            kwargs.update(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd or ROOT,
+            env={**os.environ, **(env or {})}, start_new_session=True, **kwargs,
+        )
+        fh.close()
+        svc = Service(name, proc, log)
+        self.services.append(svc)
+        return svc
+
+    def redis(self, port: int | None = None) -> str:
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise RuntimeError("redis-server not found: run scripts/install-system.sh (Debian package redis-server)")
+        port = port or free_port()
+        svc = self._spawn("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no", "--dir", str(self.workdir)])
+        wait_port(port, svc.proc, what="redis-server")
+        return f"redis://127.0.0.1:{port}/0"
+
+    def postgres(self) -> str:
+        """A throw-away PostgreSQL cluster owned by the `postgres` user (the server refuses to run as root)."""
+        if not (PG_BIN / "initdb").exists():
+            raise RuntimeError(f"PostgreSQL not found in {PG_BIN}: run scripts/install-system.sh (package postgresql)")
+        data = Path(tempfile.mkdtemp(prefix="nasforge-pg-"))
+        run_as = "postgres" if os.geteuid() == 0 else None
+        if run_as:
+            shutil.chown(data, run_as, run_as)
+        user_kw = {"user": run_as} if run_as else {}
+        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True, **user_kw)
+        port = free_port()
+        svc = self._spawn("postgres", [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
+                                       "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], user=run_as)
+        wait_port(port, svc.proc, what="postgres")
+        svc.stop_cmd = None
+        self._pg_data = data
+        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+
+    def worker(self, env: dict, beat: bool = True, concurrency: int = 1) -> Service:
+        cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
+               "--concurrency", str(concurrency), "--hostname", f"nasforge-{os.getpid()}@%h"]
+        if beat:
+            cmd += ["--beat", "--schedule", str(self.workdir / "celerybeat-schedule")]
+        return self._spawn("worker", cmd, env=env)
+
+    def api(self, env: dict, port: int, host: str = "127.0.0.1") -> Service:
+        cmd = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", host, "--port", str(port),
+               "--log-level", "info"]
+        svc = self._spawn("api", cmd, env=env)
+        wait_port(port, svc.proc, timeout=60, what="the API (uvicorn backend.main:app)")
+        return svc
+
+    def stop(self) -> None:
+        while self.services:
+            self.services.pop().stop()
+        data = getattr(self, "_pg_data", None)
+        if data:
+            shutil.rmtree(data, ignore_errors=True)
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

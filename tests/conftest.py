@@ -1,0 +1,107 @@
+"""Real services for the tests, started on first use and stopped at the end of the session:
+redis-server, PostgreSQL, the single-node SLURM cluster, and the platform (API + Celery worker)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from deploy.local import ROOT, Stack, free_port
+
+SHARED_DATA = Path(os.environ.get("NASFORGE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def services_dir():
+    d = Path(tempfile.mkdtemp(prefix="nasforge-test-"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_url(services_dir):
+    with Stack(services_dir / "redis") as stack:
+        yield stack.redis()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(services_dir):
+    with Stack(services_dir / "postgres") as stack:
+        yield stack.postgres()
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(services_dir):
+    """A real single-node SLURM cluster (munge, slurmctld, slurmd); yields the environment that reaches it."""
+    if shutil.which("slurmctld") is None and not Path("/usr/sbin/slurmctld").exists():
+        pytest.skip("slurm-wlm is not installed (scripts/install-system.sh installs it)")
+    if os.geteuid() != 0:
+        pytest.skip("the dev cluster runs its daemons as root")
+    cluster_dir = services_dir / "slurm"
+    env = {
+        **os.environ,
+        "NASFORGE_SLURM_DIR": str(cluster_dir),
+        "NASFORGE_SLURMCTLD_PORT": str(free_port()),
+        "NASFORGE_SLURMD_PORT": str(free_port()),
+    }
+    script = ROOT / "deploy" / "slurm" / "dev-cluster.sh"
+    out = subprocess.run(["bash", str(script), "start"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"dev cluster did not start:\n{out.stdout}\n{out.stderr}"
+    slurm_env = {**os.environ, "SLURM_CONF": str(cluster_dir / "slurm.conf")}
+    try:
+        yield slurm_env
+    finally:
+        subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def platform(services_dir, redis_url):
+    """The API and one Celery worker on a fresh data directory, as `make run` starts them."""
+    data_dir = services_dir / "platform"
+    port = free_port()
+    env = {"REDIS_URL": redis_url, "NASFORGE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    with Stack(data_dir) as stack:
+        stack.worker(env)
+        stack.api(env, port)
+        yield {"url": f"http://127.0.0.1:{port}", "env": env, "data_dir": data_dir, "stack": stack}
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir():
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not found at {SHARED_DATA} (set NASFORGE_SHARED_DATA to the shared/data folder)")
+    return SHARED_DATA
+
+
+def chromium_path() -> str:
+    for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser"):
+        if Path(p).exists():
+            return p
+    pytest.skip("Chromium not found (Debian package chromium; scripts/install-system.sh installs it)")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright (Playwright's own browser download is not possible here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=chromium_path(),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        yield b
+        b.close()

@@ -1,0 +1,22 @@
+"""The Celery application of the worker bridge: broker and settings. Tasks live in worker/tasks.py."""
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+app = Celery("nasforge", broker=REDIS_URL, include=["worker.tasks"])
+app.conf.update(
+    task_serializer="json",
+    accept_content=["json"],
+    result_backend=None,
+    task_ignore_result=True,
+    # A task is acknowledged only once done, and given back if its worker dies: no run is lost.
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
