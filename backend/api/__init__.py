@@ -1,0 +1,1 @@
+"""The HTTP API under /api: one route module per resource, typed dependencies in deps.py."""

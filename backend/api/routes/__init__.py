@@ -1,0 +1,1 @@
+"""One module per resource; `main.py` includes each router."""

@@ -1,0 +1,333 @@
+"""Reads and writes of experiments, runs and events; shared by the API and the worker (which imports it).
+
+Errors are plain exceptions (NotFound, Conflict, ValueError); the API maps them to 404, 409 and 422.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+from sqlalchemy import func, or_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from backend.core import streams
+from backend.core.config import get_settings
+from backend.models import (
+    ACTIVE_STATUSES,
+    RUN_STATUSES,
+    TERMINAL_STATUSES,
+    Event,
+    EventIn,
+    Experiment,
+    Run,
+    utcnow,
+)
+from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+# Which status may follow which. A status may repeat itself (the worker re-sends, or updates the reason).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "queued": frozenset({"submitted", "pending", "running", "failed", "cancelled"}),
+    "submitted": frozenset({"pending", "running", "succeeded", "failed", "cancelled", "preempted", "stale"}),
+    "pending": frozenset({"running", "succeeded", "failed", "cancelled", "preempted", "stale"}),
+    "running": frozenset({"succeeded", "failed", "cancelled", "stale", "preempted", "pending"}),
+    "stale": frozenset({"running", "succeeded", "failed", "cancelled", "preempted", "queued"}),
+    "preempted": frozenset({"queued", "submitted", "pending", "running", "failed", "cancelled"}),
+    "failed": frozenset({"queued"}),
+    "cancelled": frozenset({"queued"}),
+    "succeeded": frozenset(),
+}
+_STATUS_FIELDS = {"status_reason", "job_id", "pid", "progress", "log_offset", "run_dir", "resources", "attempt", "launcher"}
+
+
+# ---------------------------------------------------------------------------------------------- experiments
+
+
+def get_experiment(session: Session, experiment_id: int) -> Experiment:
+    exp = session.get(Experiment, experiment_id)
+    if exp is None:
+        raise NotFound(f"experiment {experiment_id} not found")
+    return exp
+
+
+def create_experiment(session: Session, config: ExperimentConfig, owner_id: int | None, cloned_from: int | None = None) -> Experiment:
+    exp = Experiment(name=config.name, description=config.description, config=config.model_dump(mode="json"),
+                     owner_id=owner_id, cloned_from=cloned_from)
+    session.add(exp)
+    session.commit()
+    session.refresh(exp)
+    return exp
+
+
+def list_experiments(session: Session, *, q: str | None = None, owner_id: int | None = None, limit: int = 50,
+                     offset: int = 0) -> tuple[Sequence[Experiment], int]:
+    where = []
+    if q:
+        like = f"%{q.replace('%', '').replace('_', '')}%"
+        where.append(or_(col(Experiment.name).ilike(like), col(Experiment.description).ilike(like)))
+    if owner_id is not None:
+        where.append(Experiment.owner_id == owner_id)
+    total = session.exec(select(func.count()).select_from(Experiment).where(*where)).one()
+    rows = session.exec(select(Experiment).where(*where).order_by(col(Experiment.id).desc()).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+def run_counts(session: Session, experiment_ids: list[int]) -> dict[int, dict[str, int]]:
+    out: dict[int, dict[str, int]] = {i: {} for i in experiment_ids}
+    if experiment_ids:
+        rows = session.exec(select(Run.experiment_id, Run.status, func.count()).where(col(Run.experiment_id).in_(experiment_ids))
+                            .group_by(Run.experiment_id, Run.status)).all()
+        for exp_id, status, n in rows:
+            out[exp_id][status] = n
+    return out
+
+
+def replace_config(session: Session, exp: Experiment, config: ExperimentConfig) -> Experiment:
+    exp.config = config.model_dump(mode="json")
+    exp.name, exp.description, exp.updated_at = config.name, config.description, utcnow()
+    session.add(exp)
+    session.commit()
+    session.refresh(exp)
+    return exp
+
+
+def update_experiment(session: Session, exp: Experiment, *, name: str | None = None, description: str | None = None) -> Experiment:
+    # name and description live in the config too: the config stays the one object the UI and YAML share.
+    cfg = dict(exp.config)
+    if name is not None:
+        cfg["name"] = name
+    if description is not None:
+        cfg["description"] = description
+    return replace_config(session, exp, ExperimentConfig.model_validate(cfg))
+
+
+def clone_experiment(session: Session, exp: Experiment, owner_id: int | None, name: str | None = None) -> Experiment:
+    cfg = dict(exp.config)
+    cfg["name"] = name or f"{exp.name} (copy)"[:200]
+    return create_experiment(session, ExperimentConfig.model_validate(cfg), owner_id, cloned_from=exp.id)
+
+
+def delete_experiment(session: Session, exp: Experiment) -> None:
+    active = session.exec(select(func.count()).select_from(Run).where(Run.experiment_id == exp.id,
+                                                                      col(Run.status).in_(ACTIVE_STATUSES))).one()
+    if active:
+        raise Conflict(f"experiment {exp.id} has {active} active run(s); cancel them before deleting it")
+    run_ids = session.exec(select(Run.id).where(Run.experiment_id == exp.id)).all()
+    # Delete children explicitly: SQLite enforces ON DELETE CASCADE only with the pragma, other tools may not set it.
+    if run_ids:
+        from backend.models import ApiToken
+
+        for model, column in ((Event, Event.run_id), (ApiToken, ApiToken.run_id)):
+            for row in session.exec(select(model).where(col(column).in_(run_ids))).all():
+                session.delete(row)
+        session.flush()
+        for run in session.exec(select(Run).where(Run.experiment_id == exp.id)).all():
+            run.baseline_of = run.parent_run_id = None
+            session.add(run)
+        session.flush()
+        for run in session.exec(select(Run).where(Run.experiment_id == exp.id)).all():
+            session.delete(run)
+        session.flush()
+    for clone in session.exec(select(Experiment).where(Experiment.cloned_from == exp.id)).all():
+        clone.cloned_from = None
+        session.add(clone)
+    session.delete(exp)
+    session.commit()
+
+
+# ---------------------------------------------------------------------------------------------- runs
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    return run
+
+
+def list_runs(session: Session, *, experiment_id: int | None = None, status: str | None = None, kind: str | None = None,
+              method: str | None = None, baseline_of: int | None = None, limit: int = 50, offset: int = 0) -> tuple[Sequence[Run], int]:
+    where = []
+    for column, value in ((Run.experiment_id, experiment_id), (Run.status, status), (Run.kind, kind), (Run.method, method),
+                          (Run.baseline_of, baseline_of)):
+        if value is not None:
+            where.append(column == value)
+    total = session.exec(select(func.count()).select_from(Run).where(*where)).one()
+    rows = session.exec(select(Run).where(*where).order_by(col(Run.id).desc()).offset(offset).limit(limit)).all()
+    return rows, total
+
+
+def create_run(session: Session, exp: Experiment, *, kind: str, method: str, launcher: str, resources: dict[str, Any],
+               config: dict[str, Any], baseline_of: int | None = None, parent_run_id: int | None = None,
+               runs_dir: Path | None = None) -> Run:
+    run = Run(experiment_id=exp.id, kind=kind, method=method, launcher=launcher, resources=resources, config=config,
+              baseline_of=baseline_of, parent_run_id=parent_run_id)
+    session.add(run)
+    session.flush()
+    run.run_dir = str(((runs_dir or get_settings().runs_dir) / str(run.id)).resolve())
+    session.add(run)
+    return run
+
+
+def launch(session: Session, exp: Experiment, *, kind: str = "search", method: str | None = None, launcher: str | None = None,
+           resources: dict[str, Any] | None = None, parent_run_id: int | None = None, baselines: bool = True,
+           runs_dir: Path | None = None) -> tuple[Run, list[Run]]:
+    """Create a queued run (and the random baselines a continuous search asks for); the caller hands them to the worker."""
+    cfg = ExperimentConfig.model_validate(exp.config)
+    method = method or cfg.search.method
+    if parent_run_id is not None:
+        parent = get_run(session, parent_run_id)
+        if parent.experiment_id != exp.id:
+            raise ValueError(f"parent_run_id: run {parent_run_id} belongs to another experiment")
+    snapshot = cfg.model_dump(mode="json")
+    snapshot["search"]["method"] = method
+    res = {**cfg.launcher.model_dump(mode="json"), **(resources or {})}
+    run = create_run(session, exp, kind=kind, method=method, launcher=launcher or cfg.launcher.kind, resources=res,
+                     config=snapshot, parent_run_id=parent_run_id, runs_dir=runs_dir)
+    made: list[Run] = []
+    if baselines and kind == "search" and method in CONTINUOUS_METHODS and cfg.baseline.random:
+        for i in range(cfg.baseline.seeds):
+            base = dict(snapshot, seed=cfg.seed + i)
+            base["search"] = dict(snapshot["search"], method="random")
+            made.append(create_run(session, exp, kind="baseline", method="random", launcher=run.launcher, resources=res,
+                                   config=base, baseline_of=run.id, runs_dir=runs_dir))
+    session.commit()
+    for r in (run, *made):
+        session.refresh(r)
+    return run, made
+
+
+def set_run_status(session: Session, run_id: int, status: str, **fields: Any) -> Run:
+    """Move a run to `status` (and set `fields`), or raise Conflict when that transition cannot happen."""
+    if status not in RUN_STATUSES:
+        raise ValueError(f"status: {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    unknown = set(fields) - _STATUS_FIELDS
+    if unknown:
+        raise ValueError(f"set_run_status: unknown field(s) {sorted(unknown)}; allowed: {sorted(_STATUS_FIELDS)}")
+    run = session.get(Run, run_id, with_for_update=True) if session.get_bind().dialect.name == "postgresql" else session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    if status != run.status and status not in TRANSITIONS[run.status]:
+        raise Conflict(f"run {run_id} is {run.status}; it cannot become {status}")
+    now = utcnow()
+    if status == "running" and run.started_at is None:
+        run.started_at = now
+    if status in TERMINAL_STATUSES and run.finished_at is None:
+        run.finished_at = now
+    if status == "queued" and run.status != "queued":
+        run.finished_at = None
+    run.status = status
+    for key, value in fields.items():
+        setattr(run, key, value)
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return run
+
+
+def retry_run(session: Session, run: Run) -> Run:
+    if run.status not in {"failed", "cancelled", "stale", "preempted"}:
+        raise Conflict(f"run {run.id} is {run.status}; only failed, cancelled, stale or preempted runs can be retried")
+    return set_run_status(session, run.id, "queued", attempt=run.attempt + 1, status_reason="retried", pid=None, job_id=None)
+
+
+def cancel_run(session: Session, run: Run, reason: str = "cancelled by user") -> Run:
+    if run.status in TERMINAL_STATUSES:
+        raise Conflict(f"run {run.id} is already {run.status}; there is nothing to cancel")
+    return set_run_status(session, run.id, "cancelled", status_reason=reason)
+
+
+# ---------------------------------------------------------------------------------------------- events
+
+_DEFAULT = object()
+
+
+def validate_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check a batch against the event format; the error names the index and field (`events.3.kind`)."""
+    from pydantic import ValidationError
+
+    out = []
+    for i, ev in enumerate(events):
+        try:
+            parsed = EventIn.model_validate(ev)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in ("events", i, *err["loc"]))
+            raise ValueError(f"{loc}: {err['msg']}") from None
+        d = parsed.model_dump()
+        if d["time"] is None or not math.isfinite(d["time"]):
+            d["time"] = utcnow().timestamp()
+        out.append(d)
+    return out
+
+
+def _progress_of(payload: dict[str, Any]) -> float | None:
+    value = payload.get("progress")
+    if value is None and payload.get("epochs"):
+        value = payload.get("epoch", 0) / payload["epochs"] if isinstance(payload.get("epoch"), (int, float)) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return min(1.0, max(0.0, float(value)))
+    return None
+
+
+def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *, redis: Any = _DEFAULT) -> int:
+    """Store a batch of events of run `run_id`; a seq already stored is ignored. Returns how many were new.
+
+    Commits, then publishes each new event to the run's and the experiment's Redis stream (pass redis=None to skip).
+    """
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"run {run_id} not found")
+    batch = validate_events(events)
+    if not batch:
+        return 0
+    std = ("seq", "kind", "time", "payload")
+    rows = [{"run_id": run_id, "seq": ev["seq"], "kind": ev["kind"], "time": ev["time"], "payload": ev["payload"],
+             "extra": {k: v for k, v in ev.items() if k not in std} or None} for ev in batch]
+    dialect = session.get_bind().dialect.name
+    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
+    if insert is None:
+        raise RuntimeError(f"ingest_events supports SQLite and PostgreSQL, not {dialect}")
+    stmt = insert(Event).on_conflict_do_nothing(index_elements=["run_id", "seq"]).returning(Event.seq)
+    stored = set(session.execute(stmt, rows).scalars().all())
+    if stored:
+        new = [ev for ev in batch if ev["seq"] in stored]
+        new.sort(key=lambda ev: ev["seq"])
+        progress = None
+        for ev in new:
+            p = _progress_of(ev["payload"]) if ev["kind"] in ("progress", "metric") else None
+            progress = p if p is not None else progress
+        values: dict[str, Any] = {"last_event_at": utcnow(), "last_seq": max(run.last_seq, new[-1]["seq"])}
+        if progress is not None:
+            values["progress"] = progress
+        for key, value in values.items():
+            setattr(run, key, value)
+        session.add(run)
+    session.commit()
+    if stored:
+        client = streams.get_redis(get_settings().redis_url) if redis is _DEFAULT else redis
+        if client is not None:
+            streams.publish_events(client, run_id, run.experiment_id, new, maxlen=get_settings().stream_maxlen)
+    return len(stored)
+
+
+def events_since(session: Session, run_id: int, since: int = 0, limit: int = 1000, kind: str | None = None) -> Sequence[Event]:
+    q = select(Event).where(Event.run_id == run_id, Event.seq > since)
+    if kind:
+        q = q.where(Event.kind == kind)
+    return session.exec(q.order_by(col(Event.seq)).limit(limit)).all()
+
+
+def event_dict(ev: Event) -> dict[str, Any]:
+    """The event as the run's log line holds it, plus run_id."""
+    return {"run_id": ev.run_id, "seq": ev.seq, "kind": ev.kind, "time": ev.time, "payload": ev.payload, **(ev.extra or {})}

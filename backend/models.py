@@ -1,0 +1,297 @@
+"""SQLModel tables (users, tokens, experiments, runs, events) and their Create/Update/Public schemas."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import ConfigDict
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from nas_core.config import ExperimentConfig
+
+RUN_KINDS = ("search", "baseline", "retrain")
+RUN_STATUSES = ("queued", "submitted", "pending", "running", "succeeded", "failed", "cancelled", "stale", "preempted")
+ACTIVE_STATUSES = frozenset({"queued", "submitted", "pending", "running", "stale", "preempted"})
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+SCOPES = ("read", "write", "admin")
+
+RunKind = Literal["search", "baseline", "retrain"]
+RunStatus = Literal["queued", "submitted", "pending", "running", "succeeded", "failed", "cancelled", "stale", "preempted"]
+Launcher = Literal["local", "slurm"]
+Scope = Literal["read", "write", "admin"]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kw))
+
+
+def _json(nullable: bool = False) -> Any:
+    return Column(JSON, nullable=nullable)
+
+
+# ---------------------------------------------------------------------------------------------------- tables
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "user_account"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True, index=True)
+    created_at: dt.datetime = _ts(nullable=False)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token: `nf_<id>_<secret>`; only sha256(secret) is kept. An ingest token has run_id set."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = Field(default=None, foreign_key="user_account.id", index=True, ondelete="CASCADE")
+    run_id: int | None = Field(default=None, foreign_key="run.id", index=True, ondelete="CASCADE")
+    name: str = Field(default="", max_length=200)
+    scopes: str = Field(default="read", max_length=100, description="Space-separated: read, write, admin, ingest.")
+    secret_hash: str = Field(max_length=64)
+    revoked: bool = False
+    created_at: dt.datetime = _ts(nullable=False)
+
+
+class Experiment(SQLModel, table=True):
+    __table_args__ = (Index("ix_experiment_owner_created", "owner_id", "created_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, index=True)
+    description: str = Field(default="", max_length=10000)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    owner_id: int | None = Field(default=None, foreign_key="user_account.id", ondelete="SET NULL")
+    cloned_from: int | None = Field(default=None, foreign_key="experiment.id", ondelete="SET NULL")
+    created_at: dt.datetime = _ts(nullable=False)
+    updated_at: dt.datetime = _ts(nullable=False)
+
+
+class Run(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_run_experiment_created", "experiment_id", "created_at"),
+        Index("ix_run_status", "status"),
+        Index("ix_run_baseline_of", "baseline_of"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiment.id", ondelete="CASCADE")
+    kind: str = Field(default="search", max_length=20)
+    method: str = Field(max_length=40)
+    launcher: str = Field(default="local", max_length=20)
+    resources: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=_json(), description="Experiment config as launched.")
+    status: str = Field(default="queued", max_length=20)
+    status_reason: str = Field(default="", max_length=2000)
+    job_id: str | None = Field(default=None, max_length=100)
+    pid: int | None = None
+    attempt: int = 1
+    progress: float = 0.0
+    baseline_of: int | None = Field(default=None, foreign_key="run.id", ondelete="SET NULL")
+    parent_run_id: int | None = Field(default=None, foreign_key="run.id", ondelete="SET NULL")
+    run_dir: str = Field(default="", max_length=1000)
+    log_offset: int = Field(default=0, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False))
+    last_seq: int = 0
+    created_at: dt.datetime = _ts(nullable=False)
+    started_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    finished_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    last_event_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class Event(SQLModel, table=True):
+    """One line of a run's event log (nas_core/events.py); `extra` keeps any keys beyond the four standard ones."""
+
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_event_run_seq"),
+        Index("ix_event_run_kind_seq", "run_id", "kind", "seq"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(foreign_key="run.id", ondelete="CASCADE")
+    seq: int
+    kind: str = Field(max_length=20)
+    time: float
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
+    extra: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True))
+
+
+# ---------------------------------------------------------------------------------------------------- schemas
+
+
+class ErrorResponse(SQLModel):
+    detail: Any
+    message: str | None = None
+
+
+class Page(SQLModel):
+    total: int
+    limit: int
+    offset: int
+
+
+class ExperimentUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10000)
+
+
+class ExperimentClone(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class ExperimentPublic(SQLModel):
+    id: int
+    name: str
+    description: str
+    config: dict[str, Any]
+    owner_id: int | None
+    cloned_from: int | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    run_counts: dict[str, int] = Field(default_factory=dict)
+
+
+class ExperimentList(Page):
+    items: list[ExperimentPublic]
+
+
+class RunLaunch(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["search", "retrain"] = "search"
+    method: Literal["darts", "pcdarts", "gaea", "random", "evolution", "reinforce"] | None = Field(
+        default=None, description="Default: the experiment's search.method."
+    )
+    launcher: Launcher | None = Field(default=None, description="Default: the experiment's launcher.kind.")
+    resources: dict[str, Any] | None = Field(default=None, description="Overrides of launcher resources.")
+    parent_run_id: int | None = Field(default=None, ge=1, description="retrain: the search run whose genotype is retrained.")
+    baselines: bool = Field(default=True, description="Create the random baselines the config asks for.")
+
+
+class RunPublic(SQLModel):
+    id: int
+    experiment_id: int
+    kind: str
+    method: str
+    launcher: str
+    resources: dict[str, Any]
+    status: str
+    status_reason: str
+    job_id: str | None
+    pid: int | None
+    attempt: int
+    progress: float
+    baseline_of: int | None
+    parent_run_id: int | None
+    run_dir: str
+    last_seq: int
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    last_event_at: dt.datetime | None
+
+
+class RunDetail(RunPublic):
+    config: dict[str, Any]
+    log_offset: int
+    baselines: list[int] = Field(default_factory=list)
+
+
+class RunList(Page):
+    items: list[RunPublic]
+
+
+class LaunchResult(SQLModel):
+    run: RunPublic
+    baselines: list[RunPublic]
+
+
+class EventIn(SQLModel):
+    """One event as the run's log holds it; keys beyond these four are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int = Field(ge=1, le=2**31 - 1)
+    kind: Literal["alpha", "metric", "genotype", "candidate", "evaluation", "log", "status", "progress", "heartbeat"]
+    time: float | None = Field(default=None, ge=0, le=1e11)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventPublic(SQLModel):
+    model_config = ConfigDict(extra="allow")
+    run_id: int
+    seq: int
+    kind: str
+    time: float
+    payload: dict[str, Any]
+
+
+class IngestResult(SQLModel):
+    received: int
+    stored: int
+    last_seq: int
+
+
+class TokenCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=200)
+    scopes: list[Scope] = Field(default_factory=lambda: ["read"], min_length=1)
+
+
+class UserCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=100, regex=r"^[A-Za-z0-9_.@\-]+$")
+    scopes: list[Scope] = Field(default_factory=lambda: ["read"], min_length=1)
+
+
+class TokenPublic(SQLModel):
+    id: int
+    name: str
+    scopes: list[str]
+    user_id: int | None
+    run_id: int | None
+    revoked: bool
+    created_at: dt.datetime
+
+
+class TokenSecret(TokenPublic):
+    token: str = Field(description="Shown once; only its hash is stored.")
+
+
+class UserPublic(SQLModel):
+    id: int
+    name: str
+    created_at: dt.datetime
+
+
+class Me(SQLModel):
+    user: UserPublic | None
+    scopes: list[str]
+    run_id: int | None
+
+
+class UserWithToken(SQLModel):
+    user: UserPublic
+    token: TokenSecret
+
+
+class HealthPart(SQLModel):
+    ok: bool
+    detail: Any = None
+
+
+class Health(SQLModel):
+    ok: bool
+    database: HealthPart
+    redis: HealthPart
+    workers: HealthPart
+
+
+class Artifact(SQLModel):
+    path: str
+    size: int
+    kind: str
+
+
+def experiment_config_from(exp: Experiment) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(exp.config)
