@@ -1,0 +1,134 @@
+"""The bookkeeping every dispatcher shares (MPI ranks or a local pool): ask the strategy when a worker is
+free, retry a failed trial once on another worker, tell results as they come, log and checkpoint each."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from nas_core.discrete.checkpoint import Checkpoint
+from nas_core.discrete.job import SearchJob
+from nas_core.events import EventLog, read_events
+
+
+class Scheduler:
+    """Matches trials to idle workers. Workers are opaque ids (MPI ranks, pool slots)."""
+
+    def __init__(self, job: SearchJob, workers: list[int]):
+        if not workers:
+            raise ValueError("a search needs at least one worker")
+        self.job = job
+        self.workers = list(workers)
+        self.checkpoint = Checkpoint.open(job.root / "checkpoint.json", job.fingerprint())
+        # A resumed search must not re-propose what the first run proposed, so its strategy seed moves on.
+        self.strategy = job.build_strategy(seed=job.seed + 1_000_003 * self.checkpoint.resumes)
+        self.events_path = job.root / "events.jsonl"
+        self.events = EventLog(self.events_path)
+        self.busy: dict[int, dict[str, Any]] = {}
+        self.queue: deque[tuple[dict[str, Any], int | None]] = deque()  # (spec, worker to avoid)
+        self.next_number = max(self.checkpoint.issued, default=-1) + 1
+        self.stats = {"busy_s": 0.0, "first_dispatch": None, "last_report": None, "dispatched": {}}
+        self._replay()
+
+    def _replay(self) -> None:
+        ckpt = self.checkpoint
+        for result in ckpt.finished.values():
+            self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
+        self.queue.extend((spec, None) for spec in ckpt.unfinished)
+        # The checkpoint is written before the event, so a kill in between leaves an event to restore.
+        logged = {(e["payload"].get("trial"), e["payload"].get("attempt")) for _, e in read_events(self.events_path)
+                  if e["kind"] == "candidate" and e["payload"].get("final")}
+        for result in ckpt.finished.values():
+            if (result["trial"], result["attempt"]) not in logged:
+                self._log_candidate(result, final=True)
+        self.events.append("status", {"state": "resumed" if ckpt.resumes else "running", "search": "discrete",
+                                      "method": self.job.method, "trials": self.job.trials, "workers": len(self.workers),
+                                      "finished": len(ckpt.finished), "redo": len(self.queue)})
+
+    @property
+    def done(self) -> bool:
+        return len(self.checkpoint.finished) >= self.job.trials
+
+    def assign(self, idle: list[int]) -> list[tuple[int, dict[str, Any]]]:
+        """Trials for some of the `idle` workers; call whenever a worker becomes idle or a result arrives."""
+        if self.job.barrier and self.busy:
+            return []
+        out = []
+        for worker in idle:
+            if worker in self.busy:
+                raise RuntimeError(f"worker {worker} is already running trial {self.busy[worker]['trial']}")
+            spec = self._next_for(worker)
+            if spec is None:
+                continue
+            self.busy[worker] = spec
+            now = time.monotonic()
+            self.stats["dispatched"][worker] = now
+            if self.stats["first_dispatch"] is None:
+                self.stats["first_dispatch"] = now
+            out.append((worker, spec))
+        return out
+
+    def _next_for(self, worker: int) -> dict[str, Any] | None:
+        for i, (spec, avoid) in enumerate(self.queue):
+            # A retry goes to another worker: the failure may be the worker's (a bad GPU), not the trial's.
+            if avoid != worker or len(self.workers) == 1:
+                del self.queue[i]
+                return spec
+        if self.next_number >= self.job.trials:
+            return None
+        n = self.next_number
+        self.next_number += 1
+        spec = {"trial": n, "attempt": 0, "genotype": self.strategy.ask(), "budget": self.job.budget,
+                "seed": self.job.seed * 1_000_003 + n, "objective": self.job.objective,
+                "params": self.job.objective_params, "time_limit_s": self.job.time_limit_s}
+        self.checkpoint.issue(spec)
+        return spec
+
+    def report(self, worker: int, result: dict[str, Any]) -> None:
+        spec = self.busy.pop(worker)
+        if result["trial"] != spec["trial"] or result["attempt"] != spec["attempt"]:
+            raise RuntimeError(f"worker {worker} reported trial {result['trial']}/{result['attempt']}, "
+                               f"but was given {spec['trial']}/{spec['attempt']}")
+        now = time.monotonic()
+        self.stats["busy_s"] += now - self.stats["dispatched"].pop(worker)
+        self.stats["last_report"] = now
+        final = result["status"] == "ok" or spec["attempt"] + 1 >= self.job.max_attempts
+        if final:
+            self.checkpoint.finish(result)
+            self._log_candidate(result, final=True)
+            self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
+        else:
+            self._log_candidate(result, final=False)
+            retry = {**spec, "attempt": spec["attempt"] + 1}
+            self.checkpoint.issue(retry)
+            self.queue.append((retry, worker))
+
+    def _log_candidate(self, result: dict[str, Any], final: bool) -> None:
+        keys = ("trial", "attempt", "genotype", "iou", "train_time_s", "params_count", "proxies", "status", "error", "worker")
+        payload = {k: result.get(k) for k in keys}
+        payload.update(final=final, method=self.job.method)
+        self.events.append("candidate", payload)
+
+    def fail(self, message: str) -> None:
+        """End the search with an error event; the checkpoint keeps what finished for a restart."""
+        self.events.append("status", {"state": "failed", "error": message, "finished": len(self.checkpoint.finished),
+                                      "trials": self.job.trials})
+        self.events.close()
+
+    def close(self) -> dict[str, Any]:
+        summary = self.summary()
+        self.events.append("status", {"state": "done", **{k: v for k, v in summary.items() if k != "timing"}})
+        self.events.close()
+        return summary
+
+    def summary(self) -> dict[str, Any]:
+        finished = self.checkpoint.finished
+        ok = [r for r in finished.values() if r["status"] == "ok"]
+        best = max(ok, key=lambda r: r["iou"], default=None)
+        st = self.stats
+        makespan = (st["last_report"] - st["first_dispatch"]) if st["first_dispatch"] is not None and st["last_report"] else 0.0
+        return {"trials": len(finished), "failed": len(finished) - len(ok),
+                "best_iou": best["iou"] if best else None, "best_genotype": best["genotype"] if best else None,
+                "best_trial": best["trial"] if best else None,
+                "timing": {"makespan_s": makespan, "busy_s": st["busy_s"], "workers": len(self.workers),
+                           "busy_fraction": st["busy_s"] / (len(self.workers) * makespan) if makespan > 0 else None}}

@@ -1,0 +1,65 @@
+"""The orchestrator's checkpoint: which trials were issued and which finished, so a restarted search reuses
+every finished trial and redoes only the unfinished ones. Written atomically after every change."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+VERSION = 1
+
+
+class Checkpoint:
+    """`issued` maps trial number to its spec; `finished` maps it to its final result, in finishing order."""
+
+    def __init__(self, path: str | os.PathLike, fingerprint: str):
+        self.path = Path(path)
+        self.fingerprint = fingerprint
+        self.issued: dict[int, dict[str, Any]] = {}
+        self.finished: dict[int, dict[str, Any]] = {}
+        self.resumes = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, fingerprint: str) -> "Checkpoint":
+        """Load `path` if it exists (a resume) or start empty; a checkpoint of another search is an error."""
+        ckpt = cls(path, fingerprint)
+        if not ckpt.path.exists():
+            return ckpt
+        try:
+            data = json.loads(ckpt.path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{ckpt.path}: unreadable checkpoint ({exc}); delete it to start the search over") from None
+        if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"{ckpt.path}: this checkpoint belongs to a different search (its settings changed); "
+                "use a new work directory or delete the checkpoint to start over"
+            )
+        ckpt.issued = {int(k): v for k, v in data["issued"].items()}
+        ckpt.finished = {int(k): v for k, v in data["finished"]}
+        ckpt.resumes = int(data.get("resumes", 0)) + 1
+        return ckpt
+
+    @property
+    def unfinished(self) -> list[dict[str, Any]]:
+        return [spec for n, spec in sorted(self.issued.items()) if n not in self.finished]
+
+    def issue(self, spec: dict[str, Any]) -> None:
+        self.issued[spec["trial"]] = spec
+        self.save()
+
+    def finish(self, result: dict[str, Any]) -> None:
+        self.finished[result["trial"]] = result
+        self.save()
+
+    def save(self) -> None:
+        data = {"version": VERSION, "fingerprint": self.fingerprint, "resumes": self.resumes,
+                "issued": {str(k): v for k, v in self.issued.items()},
+                "finished": [[k, v] for k, v in self.finished.items()]}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, separators=(",", ":"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
