@@ -4,6 +4,7 @@ Errors are plain exceptions (NotFound, Conflict, ValueError); the API maps them 
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Sequence
@@ -33,6 +34,10 @@ class NotFound(LookupError):
 
 class Conflict(RuntimeError):
     pass
+
+
+class TooLarge(ValueError):
+    """A payload over the configured limit (413 at the API)."""
 
 
 # Which status may follow which. A status may repeat itself (the worker re-sends, or updates the reason).
@@ -252,10 +257,11 @@ def cancel_run(session: Session, run: Run, reason: str = "cancelled by user") ->
 _DEFAULT = object()
 
 
-def validate_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def validate_events(events: list[dict[str, Any]], max_event_bytes: int | None = None) -> list[dict[str, Any]]:
     """Check a batch against the event format; the error names the index and field (`events.3.kind`)."""
     from pydantic import ValidationError
 
+    limit = max_event_bytes or get_settings().max_event_bytes
     out = []
     for i, ev in enumerate(events):
         try:
@@ -265,8 +271,12 @@ def validate_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             loc = ".".join(str(p) for p in ("events", i, *err["loc"]))
             raise ValueError(f"{loc}: {err['msg']}") from None
         d = parsed.model_dump()
-        if d["time"] is None or not math.isfinite(d["time"]):
+        if d["time"] is None:
             d["time"] = utcnow().timestamp()
+        check_json_safe(d, f"events.{i}")
+        size = len(json.dumps(d, separators=(",", ":")))
+        if size > limit:
+            raise TooLarge(f"events.{i}: {size} bytes of JSON; one event may hold at most {limit}")
         out.append(d)
     return out
 
@@ -280,7 +290,8 @@ def _progress_of(payload: dict[str, Any]) -> float | None:
     return None
 
 
-def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *, redis: Any = _DEFAULT) -> int:
+def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *, redis: Any = _DEFAULT,
+                  max_event_bytes: int | None = None) -> int:
     """Store a batch of events of run `run_id`; a seq already stored is ignored. Returns how many were new.
 
     Commits, then publishes each new event to the run's and the experiment's Redis stream (pass redis=None to skip).
@@ -288,7 +299,7 @@ def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *
     run = session.get(Run, run_id)
     if run is None:
         raise NotFound(f"run {run_id} not found")
-    batch = validate_events(events)
+    batch = validate_events(events, max_event_bytes)
     if not batch:
         return 0
     std = ("seq", "kind", "time", "payload")
@@ -331,3 +342,20 @@ def events_since(session: Session, run_id: int, since: int = 0, limit: int = 100
 def event_dict(ev: Event) -> dict[str, Any]:
     """The event as the run's log line holds it, plus run_id."""
     return {"run_id": ev.run_id, "seq": ev.seq, "kind": ev.kind, "time": ev.time, "payload": ev.payload, **(ev.extra or {})}
+
+
+def check_json_safe(obj: Any, where: str) -> None:
+    """Refuse what JSON columns or PostgreSQL cannot hold (NaN, infinities, NUL characters), naming the path."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise ValueError(f"{where}: must be a finite number")
+    if isinstance(obj, str) and "\x00" in obj:
+        raise ValueError(f"{where}: must not contain NUL characters")
+    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 2**63:
+        raise ValueError(f"{where}: integer out of range")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            check_json_safe(k, f"{where}.{k!s}")
+            check_json_safe(v, f"{where}.{k!s}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            check_json_safe(v, f"{where}.{i}")

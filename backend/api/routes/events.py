@@ -1,0 +1,77 @@
+"""Events: append a batch (the watcher or an ingest token), read since a seq, and follow live by Server-Sent Events."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+
+from backend import crud
+from backend.api.deps import AnyToken, Id, Reader, SessionDep, SettingsDep, StreamReader
+from backend.core.follow import follow_experiment, follow_run, parse_cursor
+from backend.core.streams import get_redis
+from backend.models import EventIn, EventPublic, IngestResult
+
+router = APIRouter(tags=["events"])
+_SSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+              "description": "`id:` is the resume point (send it back as Last-Event-ID); `data:` one event as JSON."}}
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.post("/runs/{run_id}/events", response_model=IngestResult)
+def ingest_events(run_id: Id, session: SessionDep, who: AnyToken, settings: SettingsDep,
+                  events: Annotated[list[EventIn], Body(max_length=10000)]) -> IngestResult:
+    """Append events of the run's log; a seq already stored is ignored (re-sending a batch is safe)."""
+    if who.run_id is not None:
+        if who.run_id != run_id:
+            raise HTTPException(403, f"this ingest token may only append to run {who.run_id}")
+    elif not who.has("write"):
+        raise HTTPException(403, "appending events needs the write scope or the run's ingest token")
+    raw = [e.model_dump() for e in events]
+    stored = crud.ingest_events(session, run_id, raw, redis=get_redis(settings.redis_url),
+                                max_event_bytes=settings.max_event_bytes)
+    return IngestResult(received=len(raw), stored=stored, last_seq=crud.get_run(session, run_id).last_seq)
+
+
+@router.get("/runs/{run_id}/events", response_model=list[EventPublic])
+def read_events(run_id: Id, session: SessionDep, _: Reader,
+                since: Annotated[int, Query(ge=0, le=2**31 - 1, description="Events with seq greater than this.")] = 0,
+                limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
+                kind: Annotated[str | None, Query(pattern="^(alpha|metric|genotype|candidate|evaluation|log|status|progress|heartbeat)$")] = None,
+                ) -> list[EventPublic]:
+    crud.get_run(session, run_id)
+    return [EventPublic.model_validate(crud.event_dict(e)) for e in crud.events_since(session, run_id, since, limit, kind)]
+
+
+def _async_redis(request: Request):
+    return request.app.state.redis_async
+
+
+@router.get("/runs/{run_id}/stream", response_class=StreamingResponse, responses=_SSE)
+def stream_run(run_id: Id, request: Request, session: SessionDep, _: StreamReader, settings: SettingsDep,
+               last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+               since: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0) -> StreamingResponse:
+    """Every event of the run from `since` (or the Last-Event-ID header), then live; ends with `event: end`
+    once the run has finished and everything was sent."""
+    crud.get_run(session, run_id)
+    if last_event_id:
+        if not last_event_id.strip().isdigit():
+            raise HTTPException(422, "Last-Event-ID: a run stream resumes from the seq sent as `id:`")
+        since = int(last_event_id)
+    gen = follow_run(request.app.state.engine, _async_redis(request), run_id, since,
+                     block_ms=settings.sse_block_ms, heartbeat_s=settings.sse_heartbeat_s)
+    return StreamingResponse(gen, media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+@router.get("/experiments/{experiment_id}/stream", response_class=StreamingResponse, responses=_SSE)
+def stream_experiment(experiment_id: Id, request: Request, session: SessionDep, _: StreamReader, settings: SettingsDep,
+                      last_event_id: Annotated[str | None, Header(max_length=4000)] = None) -> StreamingResponse:
+    """Events of all the experiment's runs, live; `id:` is a cursor `run:seq,...` to resume from."""
+    crud.get_experiment(session, experiment_id)
+    try:
+        cursor = parse_cursor(last_event_id or "")
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+    gen = follow_experiment(request.app.state.engine, _async_redis(request), experiment_id, cursor,
+                            block_ms=settings.sse_block_ms, heartbeat_s=settings.sse_heartbeat_s)
+    return StreamingResponse(gen, media_type="text/event-stream", headers=_SSE_HEADERS)

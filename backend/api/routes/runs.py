@@ -1,0 +1,123 @@
+"""Runs: launch (handed to the worker by Celery task name), list, read, cancel, retry, ingest tokens, artifacts."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+
+from backend import crud
+from backend.api.deps import BridgeDep, Id, Reader, SessionDep, SettingsDep, Writer, check_owner
+from backend.core.security import create_ingest_token
+from backend.models import Artifact, LaunchResult, Run, RunDetail, RunLaunch, RunList, RunPublic, RunStatus, TokenSecret
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["runs"])
+_ARTIFACT_KINDS = {".json": "genotype", ".pt": "checkpoint", ".png": "prediction", ".jpg": "prediction", ".tif": "prediction",
+                   ".tiff": "prediction", ".jsonl": "events", ".log": "log", ".yaml": "config", ".sbatch": "job"}
+
+
+def _detail(session, run: Run) -> RunDetail:
+    baselines = [r.id for r in crud.list_runs(session, baseline_of=run.id, limit=500)[0]]
+    return RunDetail.model_validate(run, update={"baselines": sorted(baselines)})
+
+
+def _hand_over(session, bridge, runs: list[Run]) -> None:
+    """Send each run to the worker; a broker that cannot be reached fails the run with the reason, then 503."""
+    for run in runs:
+        try:
+            bridge.launch(run.id)
+        except Exception as exc:
+            log.warning("could not hand run %s to the worker: %s", run.id, exc)
+            for r in runs:
+                if session.get(Run, r.id).status == "queued":
+                    crud.set_run_status(session, r.id, "failed", status_reason=f"worker broker unreachable: {type(exc).__name__}")
+            raise HTTPException(503, "the worker broker (Redis) cannot be reached; the run was marked failed, retry it later") from None
+
+
+@router.post("/experiments/{experiment_id}/runs", status_code=201, response_model=LaunchResult)
+def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: BridgeDep, settings: SettingsDep,
+               body: RunLaunch | None = None) -> LaunchResult:
+    """Queue a run of the experiment; a continuous search whose config asks `baseline.random` also gets random baselines."""
+    body = body or RunLaunch()
+    exp = crud.get_experiment(session, experiment_id)
+    check_owner(who, exp.owner_id)
+    if body.resources:
+        crud.check_json_safe(body.resources, "body.resources")
+    run, baselines = crud.launch(session, exp, kind=body.kind, method=body.method, launcher=body.launcher,
+                                 resources=body.resources, parent_run_id=body.parent_run_id, baselines=body.baselines,
+                                 runs_dir=settings.runs_dir)
+    _hand_over(session, bridge, [run, *baselines])
+    return LaunchResult(run=RunPublic.model_validate(run), baselines=[RunPublic.model_validate(b) for b in baselines])
+
+
+@router.get("/runs", response_model=RunList)
+def list_runs(session: SessionDep, _: Reader,
+              experiment_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+              status: RunStatus | None = None,
+              kind: Annotated[str | None, Query(pattern="^(search|baseline|retrain)$")] = None,
+              method: Annotated[str | None, Query(pattern="^(darts|pcdarts|gaea|random|evolution|reinforce)$")] = None,
+              baseline_of: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> RunList:
+    rows, total = crud.list_runs(session, experiment_id=experiment_id, status=status, kind=kind, method=method,
+                                 baseline_of=baseline_of, limit=limit, offset=offset)
+    return RunList(items=[RunPublic.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/runs/{run_id}", response_model=RunDetail)
+def read_run(run_id: Id, session: SessionDep, _: Reader) -> RunDetail:
+    return _detail(session, crud.get_run(session, run_id))
+
+
+def _writable(session, who, run_id: int) -> Run:
+    run = crud.get_run(session, run_id)
+    check_owner(who, crud.get_experiment(session, run.experiment_id).owner_id)
+    return run
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunDetail)
+def cancel_run(run_id: Id, session: SessionDep, who: Writer, bridge: BridgeDep) -> RunDetail:
+    """409 when the run has already finished. The worker is told to stop the job; the run is cancelled at once."""
+    run = crud.cancel_run(session, _writable(session, who, run_id))
+    try:
+        bridge.cancel(run.id)
+    except Exception as exc:
+        # The run stays cancelled: the worker's watcher kills jobs of cancelled runs when it next looks.
+        log.warning("could not send cancel of run %s to the worker: %s", run.id, exc)
+    return _detail(session, run)
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunDetail)
+def retry_run(run_id: Id, session: SessionDep, who: Writer, bridge: BridgeDep) -> RunDetail:
+    """Queue a failed, cancelled, stale or preempted run again (attempt + 1); 409 otherwise."""
+    run = crud.retry_run(session, _writable(session, who, run_id))
+    _hand_over(session, bridge, [run])
+    return _detail(session, run)
+
+
+@router.post("/runs/{run_id}/ingest-token", status_code=201, response_model=TokenSecret)
+def ingest_token(run_id: Id, session: SessionDep, who: Writer) -> TokenSecret:
+    """A token that can only append events to this run (for a watcher on another machine)."""
+    run = _writable(session, who, run_id)
+    token = create_ingest_token(session, run.id)
+    from backend.api.routes.users import token_secret
+
+    return token_secret(session, token)
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=list[Artifact])
+def list_artifacts(run_id: Id, session: SessionDep, _: Reader) -> list[Artifact]:
+    """Files in the run directory: genotypes, checkpoints, prediction samples, logs."""
+    run = crud.get_run(session, run_id)
+    root = Path(run.run_dir)
+    if not run.run_dir or not root.is_dir():
+        return []
+    out = []
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and not p.is_symlink():
+            out.append(Artifact(path=str(p.relative_to(root)), size=p.stat().st_size, kind=_ARTIFACT_KINDS.get(p.suffix, "other")))
+        if len(out) >= 2000:
+            break
+    return out

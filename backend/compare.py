@@ -1,0 +1,110 @@
+"""Side-by-side comparison of 2-4 runs: alpha per epoch and final, genotypes and their diff, metrics, IoU vs baseline."""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, SQLModel
+
+from backend import crud
+from backend.models import Run, RunPublic
+
+IOU_KEYS = ("iou", "test_iou", "val_iou", "miou", "mean_iou")
+_MAX_EVENTS = 5000
+
+
+class CompareRun(SQLModel):
+    run: RunPublic
+    alpha: list[dict[str, Any]]
+    final_alpha: dict[str, Any] | None
+    genotype: dict[str, Any] | None
+    metrics: dict[str, list[list[float]]]
+    final_metrics: dict[str, float]
+    iou: float | None
+    baseline_runs: list[int]
+    baseline_iou: list[float]
+    baseline_iou_mean: float | None
+    iou_vs_baseline: float | None
+
+
+class GenotypeDiff(SQLModel):
+    path: str
+    values: list[Any]
+
+
+class Comparison(SQLModel):
+    runs: list[CompareRun]
+    genotype_diff: list[GenotypeDiff]
+
+
+def _numbers(payload: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in payload.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def _iou(final_metrics: dict[str, float]) -> float | None:
+    for k in IOU_KEYS:
+        if k in final_metrics:
+            return final_metrics[k]
+    return None
+
+
+def _summary(session: Session, run: Run) -> dict[str, Any]:
+    alpha = [dict(e.payload, seq=e.seq) for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "alpha")]
+    genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, "genotype")
+    genotype = genotypes[-1].payload if genotypes else None
+    if genotype is None and run.run_dir:
+        path = Path(run.run_dir) / "genotype.json"
+        try:
+            genotype = json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    metrics: dict[str, list[list[float]]] = {}
+    final: dict[str, float] = {}
+    for kind in ("metric", "evaluation"):
+        for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, kind):
+            nums = _numbers(e.payload)
+            x = nums.pop("epoch", float(e.seq))
+            nums.pop("epochs", None)
+            for name, value in nums.items():
+                metrics.setdefault(name, []).append([x, value])
+                final[name] = value
+    return {"alpha": alpha, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype,
+            "metrics": metrics, "final_metrics": final, "iou": _iou(final)}
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(obj, list) and obj and all(isinstance(v, (dict, list)) for v in obj):
+        out = {}
+        for i, v in enumerate(obj):
+            out.update(_flatten(v, f"{prefix}.{i}" if prefix else str(i)))
+        return out
+    return {prefix: obj}
+
+
+def genotype_diff(genotypes: list[dict[str, Any] | None]) -> list[GenotypeDiff]:
+    """Every genotype entry (cell.edge -> op) that differs between the runs, with each run's value."""
+    flat = [_flatten(g) if g else {} for g in genotypes]
+    paths = sorted(set().union(*flat))
+    return [GenotypeDiff(path=p, values=[f.get(p) for f in flat]) for p in paths
+            if len({json.dumps(f.get(p), sort_keys=True) for f in flat}) > 1]
+
+
+def compare_runs(session: Session, run_ids: list[int]) -> Comparison:
+    out = []
+    for run_id in run_ids:
+        run = crud.get_run(session, run_id)
+        s = _summary(session, run)
+        bases = crud.list_runs(session, baseline_of=run.id, limit=100)[0]
+        base_iou = [v for v in (_summary(session, b)["iou"] for b in bases) if v is not None]
+        mean = statistics.fmean(base_iou) if base_iou else None
+        out.append(CompareRun(run=RunPublic.model_validate(run), baseline_runs=sorted(b.id for b in bases), baseline_iou=base_iou,
+                              baseline_iou_mean=mean, iou_vs_baseline=(s["iou"] - mean) if s["iou"] is not None and mean is not None else None,
+                              **s))
+    return Comparison(runs=out, genotype_diff=genotype_diff([r.genotype for r in out]))
