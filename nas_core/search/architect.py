@@ -1,0 +1,210 @@
+"""The architecture updaters of the bilevel search: DARTS (first and second order), PC-DARTS and GAEA.
+
+Each is an `Architect` over one supernet: `hypergradient` says how alpha (and beta) should move, `apply` moves it.
+The bilevel loop (`loop.py`) owns the weights and their optimiser; an architect only reads them.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+
+# Defaults of the reference implementations: DARTS (Liu et al. 2019), PC-DARTS (Xu et al. 2020), GAEA (Li et al. 2021).
+ARCH_LR = {"darts": 3e-4, "pcdarts": 6e-4, "gaea": 0.1}
+ADAM_BETAS = (0.5, 0.999)
+PCDARTS_WARMUP_SHARE = 15 / 50
+
+
+def _grads(loss: Tensor, params: Sequence[Tensor], **kw: Any) -> list[Tensor]:
+    # Parameters a loss does not reach (the `none` op, an unused edge) get a zero gradient, not None.
+    out = torch.autograd.grad(loss, list(params), allow_unused=True, **kw)
+    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, out)]
+
+
+class Architect:
+    """One architecture updater: the interface the bilevel loop sees."""
+
+    name = "base"
+    single_level = False
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.arch_params = list(model.arch_parameters())
+        self.weight_params = list(model.weight_parameters())
+        if not self.arch_params:
+            raise ValueError(f"{self.name}: the supernet has no architecture parameters to search")
+
+    def hypergradient(self, train_batch: Any, val_batch: Any, w_lr: float,
+                      w_optimizer: torch.optim.Optimizer | None) -> tuple[list[Tensor], float]:
+        """Gradient of the validation loss with respect to the architecture parameters, and that loss."""
+        raise NotImplementedError
+
+    def apply(self, grads: Sequence[Tensor]) -> None:
+        """Move the architecture parameters along `grads` (already averaged across ranks, if any)."""
+        raise NotImplementedError
+
+    def step(self, train_batch: Any, val_batch: Any, w_lr: float, w_optimizer: torch.optim.Optimizer | None,
+             reduce_grads: Callable[[list[Tensor]], list[Tensor]] | None = None) -> float:
+        grads, loss = self.hypergradient(train_batch, val_batch, w_lr, w_optimizer)
+        if reduce_grads is not None:
+            grads = reduce_grads(grads)
+        self.apply(grads)
+        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+class DartsArchitect(Architect):
+    """DARTS: Adam on alpha. Order 1 uses grad_alpha L_val(w); order 2 differentiates through one unrolled
+    weight step w' = w - eta * grad_w L_train(w), with the Hessian-vector product by central differences."""
+
+    name = "darts"
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["darts"],
+                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3):
+        super().__init__(model, loss_fn)
+        if order not in (1, 2):
+            raise ValueError(f"search.order must be 1 or 2, not {order}")
+        self.order = order
+        self.optimizer = torch.optim.Adam(self.arch_params, lr=lr, betas=betas, weight_decay=weight_decay)
+
+    def hypergradient(self, train_batch, val_batch, w_lr, w_optimizer):
+        if self.order == 1:
+            loss = self.loss_fn(self.model, val_batch)
+            return _grads(loss, self.arch_params), float(loss.detach())
+        return self._unrolled(train_batch, val_batch, w_lr, w_optimizer)
+
+    def _unrolled(self, train_batch, val_batch, eta, w_optimizer):
+        w = self.weight_params
+        saved = [p.detach().clone() for p in w]
+        # The weight step the optimiser would take (momentum and weight decay included, as in DARTS).
+        g_train = _grads(self.loss_fn(self.model, train_batch), w)
+        momentum, decay = _sgd_settings(w_optimizer)
+        with torch.no_grad():
+            for p, g in zip(w, g_train):
+                buf = w_optimizer.state.get(p, {}).get("momentum_buffer") if w_optimizer is not None else None
+                d = g + decay * p
+                if buf is not None:
+                    d = d + momentum * buf
+                p.sub_(eta * d)
+        val_loss = self.loss_fn(self.model, val_batch)
+        grads = _grads(val_loss, self.arch_params + w)
+        d_alpha, v = grads[: len(self.arch_params)], grads[len(self.arch_params):]
+        hvp = self._hessian_vector_product(saved, v, train_batch)
+        with torch.no_grad():
+            for p, s in zip(w, saved):
+                p.copy_(s)
+        return [da - eta * h for da, h in zip(d_alpha, hvp)], float(val_loss.detach())
+
+    def _hessian_vector_product(self, w0: list[Tensor], v: list[Tensor], train_batch) -> list[Tensor]:
+        """grad^2_{alpha,w} L_train(w, alpha) . v by central differences at w +- eps v."""
+        norm = torch.sqrt(sum((x * x).sum() for x in v))
+        eps = 0.01 / max(float(norm), 1e-12)
+        out = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                for p, p0, x in zip(self.weight_params, w0, v):
+                    p.copy_(p0 + sign * eps * x)
+            out.append(_grads(self.loss_fn(self.model, train_batch), self.arch_params))
+        return [(gp - gn) / (2 * eps) for gp, gn in zip(*out)]
+
+    def apply(self, grads):
+        self.optimizer.zero_grad(set_to_none=True)
+        for p, g in zip(self.arch_params, grads):
+            p.grad = g.detach().clone()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self):
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
+class PCDartsArchitect(DartsArchitect):
+    """PC-DARTS: the DARTS update with its own arch lr; partial channels and edge weights live in the supernet."""
+
+    name = "pcdarts"
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["pcdarts"],
+                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3):
+        super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
+
+
+class GaeaArchitect(Architect):
+    """GAEA: exponentiated gradient, alpha <- alpha * exp(-eta * grad), then each row renormalised, so every row
+    stays on the simplex. The supernet uses alpha directly (alpha_mode="simplex"); each architecture parameter's
+    last dimension is one simplex. Bilevel uses the first-order validation gradient; single-level (ERM) takes the
+    gradient of the training loss on the weights' own batch, which the loop passes to `apply`."""
+
+    name = "gaea"
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, lr: float = ARCH_LR["gaea"], single_level: bool = False):
+        super().__init__(model, loss_fn)
+        self.lr = lr
+        self.single_level = single_level
+        with torch.no_grad():
+            for p in self.arch_params:
+                if (p < 0).any():
+                    raise ValueError("gaea: architecture parameters must start on the simplex (build the supernet "
+                                     "with alpha_mode='simplex')")
+                p.div_(p.sum(-1, keepdim=True))
+
+    def hypergradient(self, train_batch, val_batch, w_lr, w_optimizer):
+        batch = train_batch if self.single_level else val_batch
+        loss = self.loss_fn(self.model, batch)
+        return _grads(loss, self.arch_params), float(loss.detach())
+
+    def apply(self, grads):
+        with torch.no_grad():
+            for p, g in zip(self.arch_params, grads):
+                # Subtracting the row max before exp changes nothing after renormalising, and cannot overflow.
+                step = -self.lr * g
+                step = step - step.amax(-1, keepdim=True)
+                p.mul_(torch.exp(step))
+                p.div_(p.sum(-1, keepdim=True))
+
+
+def _sgd_settings(optimizer: torch.optim.Optimizer | None) -> tuple[float, float]:
+    if optimizer is None:
+        return 0.0, 0.0
+    group = optimizer.param_groups[0]
+    return float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0))
+
+
+def build_architect(search_cfg, model: nn.Module, loss_fn: LossFn) -> Architect:
+    """The architect a `SearchConfig` asks for, with the method's defaults where the config leaves them open."""
+    method = search_cfg.method
+    lr = search_cfg.arch_lr or ARCH_LR.get(method)
+    if method == "darts":
+        return DartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr, weight_decay=search_cfg.arch_weight_decay)
+    if method == "pcdarts":
+        return PCDartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr, weight_decay=search_cfg.arch_weight_decay)
+    if method == "gaea":
+        return GaeaArchitect(model, loss_fn, lr=lr, single_level=search_cfg.single_level)
+    raise ValueError(f"search.method: {method!r} is not a continuous method; use darts, pcdarts or gaea")
+
+
+def warmup_epochs(search_cfg) -> int:
+    """Epochs of weight-only training before alpha moves: PC-DARTS warms up 15 of 50 epochs unless told otherwise."""
+    if search_cfg.warmup_epochs is not None:
+        return search_cfg.warmup_epochs
+    if search_cfg.method == "pcdarts" or (search_cfg.method == "gaea" and supernet_kind(search_cfg) == "pcdarts"):
+        return int(round(PCDARTS_WARMUP_SHARE * search_cfg.epochs))
+    return 0
+
+
+def supernet_kind(search_cfg) -> str:
+    """Which supernet a method runs on: DARTS on the DARTS one, PC-DARTS on its own, GAEA on either (PC-DARTS default)."""
+    if search_cfg.method == "gaea":
+        return search_cfg.supernet or "pcdarts"
+    return search_cfg.method
