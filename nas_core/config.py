@@ -136,4 +136,8 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
 
 
 def experiment_json_schema() -> dict[str, Any]:
-    return ExperimentConfig.model_json_schema()
+    schema = ExperimentConfig.model_json_schema()
+    # Defaults made by factories (cells, op sets) are not in the per-field schema; the whole default config is,
+    # so the browser form starts from exactly what a YAML file with only `name:` would get.
+    schema["default"] = ExperimentConfig.model_validate({"name": "experiment"}).model_dump(mode="json")
+    return schema
