@@ -41,8 +41,15 @@ def load_objective(path: str) -> Callable[..., dict[str, Any]]:
     return getattr(importlib.import_module(module), name)
 
 
-def run_trial(spec: dict[str, Any], *, worker: int = 0, gpu: int | None = None, log_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Run `spec` in a child Python process and return its result; never raises for a failing trial."""
+def run_trial(
+    spec: dict[str, Any], *, worker: int = 0, gpu: int | None = None, log_dir: str | os.PathLike | None = None,
+    heartbeat: Callable[[], None] | None = None, heartbeat_s: float = 10.0,
+) -> dict[str, Any]:
+    """Run `spec` in a child Python process and return its result; never raises for a failing trial.
+
+    `heartbeat` is called every `heartbeat_s` while the child runs, so a dispatcher can tell a long trial
+    from a dead worker.
+    """
     check_objective(spec["objective"])
     env = dict(os.environ)
     if gpu is not None:
@@ -61,11 +68,7 @@ def run_trial(spec: dict[str, Any], *, worker: int = 0, gpu: int | None = None, 
             )
             child.stdin.write(json.dumps(spec).encode())
             child.stdin.close()
-            try:
-                rc = child.wait(timeout=limit)
-            except subprocess.TimeoutExpired:
-                _kill_group(child)
-                rc = None
+            rc = _wait(child, limit, heartbeat, heartbeat_s)
         result = _collect(spec, rc, out, log_path, limit)
     result.update(worker=worker, started=started, finished=time.time())
     return result
@@ -124,6 +127,22 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def _wait(child: subprocess.Popen, limit: float | None, heartbeat: Callable[[], None] | None, every: float) -> int | None:
+    """The child's return code, or None after killing it for overrunning `limit`."""
+    deadline = None if limit is None else time.monotonic() + limit
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        step = left if heartbeat is None else (every if left is None else min(every, left))
+        try:
+            return child.wait(timeout=None if step is None else max(step, 0))
+        except subprocess.TimeoutExpired:
+            if deadline is not None and time.monotonic() >= deadline:
+                _kill_group(child)
+                return None
+            if heartbeat is not None:
+                heartbeat()
 
 
 def _kill_group(child: subprocess.Popen) -> None:
