@@ -9,7 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="NASFORGE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="NASFORGE_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(Path("./var"), description="SQLite file and run directories live here.")
     database_url: str | None = Field(

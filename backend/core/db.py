@@ -56,6 +56,14 @@ def get_engine(settings: Settings | None = None) -> Engine:
         return _engines[url]
 
 
+def dispose_engine(url: str) -> None:
+    """Close the pooled connections of `url`'s engine and forget it (tests, throw-away databases)."""
+    with _lock:
+        engine = _engines.pop(normalize_url(url), None)
+    if engine is not None:
+        engine.dispose()
+
+
 def run_migrations(engine: Engine) -> None:
     """`alembic upgrade head` on this engine's database (programmatic, as at server start)."""
     from alembic import command

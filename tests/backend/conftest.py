@@ -1,0 +1,99 @@
+"""Fixtures for the backend tests: a fresh database per test (SQLite file, or a new database on the real
+PostgreSQL server of tests/conftest.py), a Redis database of the session's real redis-server, and the app."""
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import psycopg
+import pytest
+import redis as redis_lib
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from backend.core.config import Settings
+from backend.core.db import dispose_engine, get_engine
+from backend.core.security import create_admin_token, create_user, issue_token
+from backend.main import create_app
+
+# Redis databases 8-15 are ours (the platform fixture uses 0): each test flushes the one it gets.
+_REDIS_DBS = itertools.cycle(range(8, 16))
+
+
+def _plain_pg(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'nasforge.db'}"
+        yield url
+        dispose_engine(url)
+        return
+    base = request.getfixturevalue("postgres_url")
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(_plain_pg(base), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = base.rsplit("/", 1)[0] + "/" + name
+    yield url
+    dispose_engine(url)
+    with psycopg.connect(_plain_pg(base), autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def redis_db_url(redis_url):
+    url = redis_url.rsplit("/", 1)[0] + f"/{next(_REDIS_DBS)}"
+    client = redis_lib.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.close()
+
+
+@pytest.fixture
+def settings(tmp_path, db_url, redis_db_url) -> Settings:
+    return Settings(data_dir=tmp_path / "var", database_url=db_url, redis_url=redis_db_url,
+                    frontend_dir=tmp_path / "no-frontend", worker_ping_timeout_s=0.3, health_cache_s=0)
+
+
+@pytest.fixture
+def client(settings):
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def session(client, settings):
+    with Session(get_engine(settings), expire_on_commit=False) as s:
+        yield s
+
+
+class Tokens:
+    """Bearer headers for each kind of caller, made through backend.core.security."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.admin = self.h(create_admin_token(session))
+        alice = create_user(session, "alice")
+        bob = create_user(session, "bob")
+        self.alice_id, self.bob_id = alice.id, bob.id
+        self.write = self.h(issue_token(session, scopes=["write"], user_id=alice.id)[1])
+        self.other_writer = self.h(issue_token(session, scopes=["write"], user_id=bob.id)[1])
+        self.read = self.h(issue_token(session, scopes=["read"], user_id=bob.id)[1])
+
+    @staticmethod
+    def h(token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def tokens(session) -> Tokens:
+    return Tokens(session)
+
+
+@pytest.fixture
+def redis_client(redis_db_url):
+    c = redis_lib.Redis.from_url(redis_db_url)
+    yield c
+    c.close()

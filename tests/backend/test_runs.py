@@ -1,0 +1,128 @@
+"""Run lifecycle on SQLite and PostgreSQL: launch hands runs to Celery (messages read back from the real Redis),
+random baselines, cancel / retry, the allowed status transitions and their 409s."""
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from backend import crud
+from backend.core.config import Settings
+from backend.main import create_app
+
+
+def _tasks(redis_client, queue: str = "celery") -> list[tuple[str, list]]:
+    """(task name, args) of each message Celery's Redis transport left in the queue, oldest first."""
+    out = []
+    for raw in reversed(redis_client.lrange(queue, 0, -1)):
+        msg = json.loads(raw)
+        args = json.loads(base64.b64decode(msg["body"]))[0]
+        out.append((msg["headers"]["task"], args))
+    return out
+
+
+def _experiment(client, headers, **cfg) -> int:
+    r = client.post("/api/experiments", json={"name": "e", **cfg}, headers=headers)
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_launch_continuous_search_adds_linked_random_baselines(client, tokens, redis_client):
+    exp = _experiment(client, tokens.write, seed=10, search={"method": "darts"}, baseline={"random": True, "seeds": 2})
+    r = client.post(f"/api/experiments/{exp}/runs", json={}, headers=tokens.write)
+    assert r.status_code == 201, r.text
+    run, baselines = r.json()["run"], r.json()["baselines"]
+    assert run["kind"] == "search" and run["method"] == "darts" and run["status"] == "queued" and run["attempt"] == 1
+    assert run["run_dir"].endswith(f"/runs/{run['id']}")
+    assert [(b["kind"], b["method"], b["baseline_of"]) for b in baselines] == [("baseline", "random", run["id"])] * 2
+    detail = client.get(f"/api/runs/{baselines[1]['id']}", headers=tokens.read).json()
+    assert detail["config"]["search"]["method"] == "random" and detail["config"]["seed"] == 11
+    assert client.get(f"/api/runs/{run['id']}", headers=tokens.read).json()["baselines"] == [b["id"] for b in baselines]
+    assert _tasks(redis_client) == [("nasforge.launch_run", [i]) for i in (run["id"], *[b["id"] for b in baselines])]
+
+
+def test_discrete_method_and_retrain_get_no_baselines(client, tokens, redis_client):
+    exp = _experiment(client, tokens.write, search={"method": "darts"})
+    search = client.post(f"/api/experiments/{exp}/runs", json={"method": "evolution"}, headers=tokens.write).json()
+    assert search["run"]["method"] == "evolution" and search["baselines"] == []
+    retrain = client.post(f"/api/experiments/{exp}/runs", json={"kind": "retrain", "parent_run_id": search["run"]["id"]},
+                          headers=tokens.write).json()
+    assert retrain["run"]["kind"] == "retrain" and retrain["run"]["parent_run_id"] == search["run"]["id"]
+    assert retrain["baselines"] == []
+    assert len(_tasks(redis_client)) == 2
+
+
+def test_cancel_retry_and_impossible_transitions(client, tokens, redis_client):
+    exp = _experiment(client, tokens.write, baseline={"random": False})
+    run_id = client.post(f"/api/experiments/{exp}/runs", headers=tokens.write).json()["run"]["id"]
+    r = client.post(f"/api/runs/{run_id}/cancel", headers=tokens.write)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled" and r.json()["finished_at"]
+    assert ("nasforge.cancel_run", [run_id]) in _tasks(redis_client)
+    assert client.post(f"/api/runs/{run_id}/cancel", headers=tokens.write).status_code == 409
+    r = client.post(f"/api/runs/{run_id}/retry", headers=tokens.write)
+    assert r.status_code == 200
+    assert r.json()["status"] == "queued" and r.json()["attempt"] == 2 and r.json()["finished_at"] is None
+    assert client.post(f"/api/runs/{run_id}/retry", headers=tokens.write).status_code == 409
+    assert _tasks(redis_client).count(("nasforge.launch_run", [run_id])) == 2
+
+
+def test_set_run_status_enforces_transitions(client, session, tokens):
+    exp = crud.get_experiment(session, _experiment(client, tokens.write))
+    run, _ = crud.launch(session, exp, baselines=False)
+    run = crud.set_run_status(session, run.id, "submitted", job_id="4242")
+    run = crud.set_run_status(session, run.id, "pending", status_reason="(Resources)")
+    assert run.status_reason == "(Resources)" and run.started_at is None
+    run = crud.set_run_status(session, run.id, "running", pid=123)
+    assert run.started_at is not None and run.pid == 123 and run.job_id == "4242"
+    run = crud.set_run_status(session, run.id, "preempted")
+    run = crud.set_run_status(session, run.id, "queued", attempt=2)
+    run = crud.set_run_status(session, run.id, "running")
+    run = crud.set_run_status(session, run.id, "succeeded", progress=1.0)
+    assert run.finished_at is not None and run.finished_at >= run.started_at
+    with pytest.raises(crud.Conflict, match="succeeded; it cannot become running"):
+        crud.set_run_status(session, run.id, "running")
+    with pytest.raises(ValueError, match="status"):
+        crud.set_run_status(session, run.id, "exploded")
+    with pytest.raises(ValueError, match="unknown field"):
+        crud.set_run_status(session, run.id, "succeeded", colour="red")
+    with pytest.raises(crud.NotFound):
+        crud.set_run_status(session, 10**6, "running")
+    # Through the API: cancelling a finished run is a conflict, and the run is left as it was.
+    r = client.post(f"/api/runs/{run.id}/cancel", headers=tokens.write)
+    assert r.status_code == 409 and "succeeded" in r.json()["detail"]
+    assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["status"] == "succeeded"
+
+
+def test_list_runs_filters(client, session, tokens):
+    exp = _experiment(client, tokens.write, baseline={"random": True, "seeds": 3})
+    run = client.post(f"/api/experiments/{exp}/runs", headers=tokens.write).json()["run"]
+    crud.set_run_status(session, run["id"], "running")
+
+    def ids(**params):
+        return sorted(r["id"] for r in client.get("/api/runs", params=params, headers=tokens.read).json()["items"])
+
+    assert len(ids(experiment_id=exp)) == 4
+    assert ids(status="running") == [run["id"]]
+    assert len(ids(kind="baseline", baseline_of=run["id"])) == 3
+    assert ids(method="gaea") == []
+    page = client.get("/api/runs", params={"limit": 1}, headers=tokens.read).json()
+    assert page["total"] == 4 and len(page["items"]) == 1
+    assert client.get("/api/runs", params={"status": "exploded"}, headers=tokens.read).status_code == 422
+
+
+def test_unreachable_broker_fails_the_run_with_503(tmp_path, db_url, tokens):
+    # A Redis URL on a port nothing listens on: the handover fails fast and says why.
+    from deploy.local import free_port
+    from fastapi.testclient import TestClient
+
+    settings = Settings(data_dir=tmp_path / "v2", database_url=db_url, redis_url=f"redis://127.0.0.1:{free_port()}/0",
+                        frontend_dir=tmp_path / "none")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        exp = c.post("/api/experiments", json={"name": "e", "baseline": {"random": False}}, headers=tokens.write).json()
+        r = c.post(f"/api/experiments/{exp['id']}/runs", headers=tokens.write)
+        assert r.status_code == 503 and "broker" in r.json()["detail"]
+        runs = c.get("/api/runs", headers=tokens.read).json()["items"]
+        assert [(x["status"], x["status_reason"].startswith("worker broker unreachable")) for x in runs] == [("failed", True)]
+        h = c.get("/api/health")
+        assert h.status_code == 503 and h.json()["redis"]["ok"] is False and h.json()["database"]["ok"] is True
