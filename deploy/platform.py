@@ -32,11 +32,16 @@ def main() -> int:
         redis_url = os.environ.get("REDIS_URL") or stack.redis()
         env = {"REDIS_URL": redis_url, "NASFORGE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
         print(f"nasforge: data in {data_dir}, Redis at {redis_url}", flush=True)
-        _first_token(env)
+        token = _first_token(env)
         stack.worker(env)
         stack.api(env, port)
-        _seed_demo(env, port)
-        print(f"nasforge: API and UI on http://127.0.0.1:{port}  (logs in {data_dir}/logs; Ctrl-C stops)", flush=True)
+        url = f"http://127.0.0.1:{port}"
+        if token:
+            # First start: a newcomer gets a demo search moving, and a link that signs the browser in.
+            _seed_demo(env, url, token)
+            print(f"nasforge: first admin token (shown once, only its hash is stored): {token}", flush=True)
+            print(f"nasforge: open {url}/#token={token}", flush=True)
+        print(f"nasforge: API and UI on {url}  (logs in {data_dir}/logs; Ctrl-C stops)", flush=True)
         while not stopping:
             for svc in stack.services:
                 if svc.proc.poll() is not None:
@@ -49,22 +54,24 @@ def main() -> int:
         stack.stop()
 
 
-def _first_token(env: dict) -> None:
-    """Create the first admin token once (the database keeps only its hash) and print it."""
+def _first_token(env: dict) -> str | None:
+    """Create the first admin token once (the database keeps only its hash); None on later starts."""
     code = "from backend.core.bootstrap import ensure_admin_token; t = ensure_admin_token(); print(t or '')"
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT,
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"nasforge: could not prepare the database:\n{out.stderr}")
-    token = out.stdout.strip()
-    if token:
-        print(f"nasforge: first admin token (shown once, keep it): {token}", flush=True)
+    return out.stdout.strip() or None
 
 
-def _seed_demo(env: dict, port: int) -> None:
-    code = f"from backend.core.bootstrap import seed_demo; seed_demo('http://127.0.0.1:{port}')"
-    subprocess.Popen([sys.executable, "-c", code], env={**os.environ, **env}, cwd=ROOT,
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _seed_demo(env: dict, url: str, token: str) -> None:
+    # The token travels in the environment, never on a command line that `ps` shows.
+    code = "import os; from backend.core.bootstrap import seed_demo; seed_demo(os.environ['NASFORGE_URL'], os.environ['NASFORGE_TOKEN'])"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env, "NASFORGE_URL": url, "NASFORGE_TOKEN": token},
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        print(f"nasforge: the demo experiment could not be seeded (the platform runs without it):\n{out.stderr[-2000:]}",
+              file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

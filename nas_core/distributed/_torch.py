@@ -1,0 +1,61 @@
+"""torch.distributed engine: Gloo on CPU, NCCL on GPU; ranks from torchrun, mpirun or srun."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+import torch
+import torch.distributed as dist
+
+from nas_core.distributed.engine import Engine
+from nas_core.distributed.env import Placement
+
+
+class TorchEngine(Engine):
+    name = "ddp"
+
+    def __init__(self, place: Placement, timeout_s: float):
+        super().__init__(place)
+        if not dist.is_initialized():
+            os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+            os.environ.setdefault("MASTER_PORT", "29500")
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            # The timeout bounds every collective: a dead or stalled rank fails the run instead of hanging it.
+            dist.init_process_group(backend, rank=place.rank, world_size=place.world_size,
+                                    timeout=dt.timedelta(seconds=timeout_s))
+
+    def allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world_size == 1:
+            return tensor
+        return _AllReduceSum.apply(tensor)
+
+    def _allreduce_flat(self, tensor: torch.Tensor) -> torch.Tensor:
+        dist.all_reduce(tensor)
+        return tensor
+
+    def broadcast_(self, tensors, root: int = 0) -> None:
+        for t in tensors:
+            dist.broadcast(t.data, src=root)
+
+    def barrier(self) -> None:
+        dist.barrier()
+
+    def shutdown(self) -> None:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks whose backward is again a sum over ranks (each rank's loss depends on every shard)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad

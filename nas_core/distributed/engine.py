@@ -1,0 +1,97 @@
+"""One switch for data-parallel search: `distributed.engine` none | ddp | horovod, behind one small interface.
+
+The search loop shards every batch by rank, then calls `average_gradients` after each backward (weights and
+architecture parameters alike, so first- and second-order DARTS, PC-DARTS and GAEA all work unchanged), and
+`mean` for metrics. Only rank 0 writes events and checkpoints.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from nas_core.distributed.env import Placement, placement
+
+
+class Engine:
+    """Single process: every collective is the identity."""
+
+    name = "none"
+
+    def __init__(self, place: Placement | None = None):
+        self.place = place or Placement()
+
+    @property
+    def rank(self) -> int:
+        return self.place.rank
+
+    @property
+    def world_size(self) -> int:
+        return self.place.world_size
+
+    @property
+    def is_main(self) -> bool:
+        return self.place.rank == 0
+
+    def allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Differentiable sum over ranks (SyncBatchNorm's statistics go through it)."""
+        return tensor
+
+    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        if self.world_size == 1:
+            return
+        grads = [p.grad for p in params if p.grad is not None]
+        if not grads:
+            return
+        # One flat buffer, one collective: fewer, larger messages than one per tensor.
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        flat = self._allreduce_flat(flat) / self.world_size
+        offset = 0
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[offset:offset + n].view_as(g))
+            offset += n
+
+    def broadcast_(self, tensors: Iterable[torch.Tensor], root: int = 0) -> None:
+        """Make every rank start from rank 0's state (weights, alpha, beta, BN buffers)."""
+
+    def mean(self, value: float) -> float:
+        if self.world_size == 1:
+            return float(value)
+        t = torch.tensor([float(value)], dtype=torch.float64)
+        return float(self._allreduce_flat(t)[0]) / self.world_size
+
+    def barrier(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def _allreduce_flat(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor
+
+    def shard(self, batch: torch.Tensor) -> torch.Tensor:
+        """This rank's contiguous slice of a global batch; the batch must divide evenly (same computation as 1 process)."""
+        if self.world_size == 1:
+            return batch
+        n = batch.shape[0]
+        if n % self.world_size:
+            raise ValueError(f"batch of {n} does not split evenly over {self.world_size} ranks: "
+                             f"set data.batch_size to a multiple of the process count")
+        per = n // self.world_size
+        return batch[self.rank * per:(self.rank + 1) * per]
+
+
+def create_engine(name: str, timeout_s: float = 60.0) -> Engine:
+    """The engine named by the experiment's `distributed.engine`; ranks come from the launcher's environment."""
+    if name == "none":
+        return Engine()
+    if name == "ddp":
+        from nas_core.distributed._torch import TorchEngine
+
+        return TorchEngine(placement(), timeout_s)
+    if name == "horovod":
+        from nas_core.distributed._horovod import HorovodEngine
+
+        return HorovodEngine(timeout_s)
+    raise ValueError(f"distributed.engine: unknown engine {name!r}; use none, ddp or horovod")

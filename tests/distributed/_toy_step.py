@@ -1,0 +1,46 @@
+"""A few data-parallel training steps of a tiny conv+BN net with an alpha-like parameter; rank 0 saves the
+final state. Run as 1 process (engine none) or under torchrun / horovodrun (tests/distributed)."""
+import sys
+
+import torch
+from torch import nn
+
+from nas_core.distributed import convert_sync_batchnorm, create_engine
+
+engine_name, out = sys.argv[1], sys.argv[2]
+torch.manual_seed(0)
+torch.use_deterministic_algorithms(True)
+engine = create_engine(engine_name, timeout_s=30)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+        self.b = nn.Conv2d(3, 4, 1, bias=False)
+        self.bn = nn.BatchNorm2d(4)
+        self.alpha = nn.Parameter(torch.zeros(2))
+        self.head = nn.Conv2d(4, 2, 1)
+
+    def forward(self, x):
+        w = torch.softmax(self.alpha, 0)
+        return self.head(torch.relu(self.bn(w[0] * self.a(x) + w[1] * self.b(x))))
+
+
+net = convert_sync_batchnorm(Net(), engine)
+params = list(net.parameters())
+engine.broadcast_(params + list(net.buffers()))
+opt = torch.optim.SGD(params, lr=0.1, momentum=0.9)
+gen = torch.Generator().manual_seed(1)
+for step in range(4):
+    x = torch.randn(8, 3, 8, 8, generator=gen)
+    y = torch.randint(0, 2, (8, 8, 8), generator=gen)
+    loss = nn.functional.cross_entropy(net(engine.shard(x)), engine.shard(y))
+    opt.zero_grad()
+    loss.backward()
+    engine.average_gradients(params)
+    opt.step()
+    mean_loss = engine.mean(loss.item())
+if engine.is_main:
+    torch.save({"state": net.state_dict(), "loss": mean_loss, "world": engine.world_size}, out)
+engine.shutdown()

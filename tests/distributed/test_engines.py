@@ -1,0 +1,54 @@
+"""Each engine: 2 ranks on half batches with synchronised BatchNorm compute what 1 process computes on the
+full batch (real torchrun / horovodrun processes on this CPU)."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from deploy.local import free_port
+
+TOY = Path(__file__).with_name("_toy_step.py")
+ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
+
+
+def _run(cmd: list[str], cwd: Path) -> None:
+    out = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+
+
+def _launch(engine: str, out: Path) -> list[str]:
+    if engine == "ddp":
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", str(free_port()), str(TOY), "ddp", str(out)]
+    horovodrun = Path(sys.executable).with_name("horovodrun")
+    return [str(horovodrun), "-np", "2", "--gloo", "--network-interface", "lo", "-p", str(free_port()),
+            sys.executable, str(TOY), "horovod", str(out)]
+
+
+def _require(engine: str) -> None:
+    if engine == "horovod":
+        try:
+            import horovod.torch  # noqa: F401
+        except ImportError:
+            pytest.skip("Horovod is not built: make horovod (scripts/build-horovod.sh)")
+
+
+@pytest.mark.parametrize("engine", ["ddp", "horovod"])
+def test_two_ranks_equal_one_process_on_the_full_batch(engine, tmp_path):
+    _require(engine)
+    _run([sys.executable, str(TOY), "none", str(tmp_path / "one.pt")], tmp_path)
+    _run(_launch(engine, tmp_path / "two.pt"), tmp_path)
+    one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
+    assert (one["world"], two["world"]) == (1, 2)
+    assert one["state"].keys() == two["state"].keys()
+    for key, value in one["state"].items():
+        torch.testing.assert_close(two["state"][key], value, rtol=1e-5, atol=1e-6, msg=key)
+    # The runs moved the parameters: equality is not two untouched initialisations.
+    assert one["state"]["alpha"].abs().max() > 1e-4
+    assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
