@@ -1,4 +1,4 @@
-"""The Celery application of the worker bridge: broker and settings. Tasks live in worker/tasks.py."""
+"""The Celery application of the worker bridge: broker, settings and the beat schedule. Tasks live in worker/tasks.py."""
 from __future__ import annotations
 
 import os
@@ -6,6 +6,8 @@ import os
 from celery import Celery
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# How often beat reconciles every active run with its scheduler (and tails its events).
+RECONCILE_S = float(os.environ.get("NASFORGE_RECONCILE_INTERVAL_S", "10"))
 
 app = Celery("nasforge", broker=REDIS_URL, include=["worker.tasks"])
 app.conf.update(
@@ -19,4 +21,12 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
+    beat_schedule={
+        "nasforge-reconcile": {
+            "task": "nasforge.reconcile",
+            "schedule": RECONCILE_S,
+            # A sweep that waited longer than one period is superseded by the next one: drop it.
+            "options": {"expires": RECONCILE_S},
+        },
+    },
 )

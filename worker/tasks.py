@@ -1,7 +1,39 @@
-"""Celery tasks of the worker bridge (launch, cancel, watch, reconcile)."""
+"""Celery tasks of the worker bridge, keyed by run id and safe to repeat: launch, cancel, watch, reconcile.
+
+The backend sends them by name (`send_task("nasforge.launch_run", args=[run_id])`) and never imports worker/.
+"""
 from __future__ import annotations
 
+from backend import crud
+from backend.core.db import session_scope
+from worker import control, reconcile as _reconcile
 from worker.celery_app import app
+
+
+@app.task(name="nasforge.launch_run")
+def launch_run(run_id: int) -> str:
+    status = control.launch(int(run_id))
+    watch_run.apply_async(args=[run_id], countdown=1)
+    return status
+
+
+@app.task(name="nasforge.cancel_run")
+def cancel_run(run_id: int) -> str:
+    return control.cancel(int(run_id))
+
+
+@app.task(name="nasforge.watch_run")
+def watch_run(run_id: int) -> str:
+    """One pass for one run (events, state); the periodic reconcile makes the passes that follow."""
+    with control.run_lock(int(run_id), wait=0) as got:
+        with session_scope() as session:
+            run = crud.get_run(session, int(run_id))
+            return _reconcile.sync_run(session, run) if got else run.status
+
+
+@app.task(name="nasforge.reconcile")
+def reconcile() -> dict[str, int]:
+    return _reconcile.reconcile()
 
 
 @app.task(name="nasforge.ping")

@@ -1,0 +1,144 @@
+"""Fixtures of the worker tests: a data directory with a migrated SQLite database, this process pointed at it,
+and a real Celery worker process (with beat) started on demand."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.local import ROOT, Stack
+
+FAKE_SEARCH = Path(__file__).resolve().parent / "fake_search.py"
+FAKE_COMMAND = json.dumps([sys.executable, str(FAKE_SEARCH)])
+
+
+@pytest.fixture(scope="session")
+def worker_home(tmp_path_factory, redis_url):
+    """Environment shared by this process and every worker it starts: same database, runs root and Redis."""
+    home = tmp_path_factory.mktemp("worker-home")
+    env = {
+        "NASFORGE_DATA_DIR": str(home),
+        "REDIS_URL": redis_url,
+        "NASFORGE_SEARCH_COMMAND": FAKE_COMMAND,
+        "NASFORGE_RECONCILE_INTERVAL_S": "1",
+        "NASFORGE_LOCK_TIMEOUT_S": "5",
+        "NASFORGE_CANCEL_GRACE_S": "3",
+        "PYTHONPATH": str(ROOT),
+        "PYTHONUNBUFFERED": "1",
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    _clear_caches()
+    from backend.core.db import get_engine, run_migrations
+
+    run_migrations(get_engine())
+    yield {"home": home, "env": env}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    _clear_caches()
+
+
+def _clear_caches() -> None:
+    from backend.core.config import get_settings
+    from worker.settings import get_worker_settings
+
+    get_settings.cache_clear()
+    get_worker_settings.cache_clear()
+
+
+@pytest.fixture
+def slurm_home(worker_home, slurm_cluster):
+    """The worker environment plus the dev cluster's SLURM_CONF, set for this process too."""
+    os.environ["NASFORGE_SLURM_CONF"] = slurm_cluster["SLURM_CONF"]
+    _clear_caches()
+    yield {**worker_home, "env": {**worker_home["env"], "NASFORGE_SLURM_CONF": slurm_cluster["SLURM_CONF"]},
+           "slurm_env": slurm_cluster}
+    os.environ.pop("NASFORGE_SLURM_CONF", None)
+    _clear_caches()
+
+
+@pytest.fixture
+def celery_worker(tmp_path):
+    """Starts real `celery -A worker.celery_app worker --beat` processes; each is stopped at the end of the test."""
+    stack = Stack(tmp_path / "stack")
+
+    def start(env: dict):
+        svc = stack.worker(env)
+        return svc
+
+    yield start
+    stack.stop()
+
+
+def make_run(*, launcher: str = "local", epochs: int = 3, fake: dict | None = None, resources: dict | None = None,
+             name: str = "worker-test", **config) -> int:
+    """A queued run of a tiny experiment, created as the API would (backend.crud.launch)."""
+    from backend import crud
+    from backend.core.db import session_scope
+    from nas_core.config import ExperimentConfig
+
+    cfg = ExperimentConfig.model_validate({
+        "name": name, "description": json.dumps({"fake": fake or {}}), "search": {"method": "random", "epochs": epochs},
+        "launcher": {"kind": launcher, **(resources or {})}, **config,
+    })
+    with session_scope() as s:
+        exp = crud.create_experiment(s, cfg, owner_id=None)
+        run, _ = crud.launch(s, exp, launcher=launcher, baselines=False)
+        return run.id
+
+
+def get_run(run_id: int):
+    from backend import crud
+    from backend.core.db import session_scope
+
+    with session_scope() as s:
+        return crud.get_run(s, run_id)
+
+
+def stored_seqs(run_id: int) -> list[int]:
+    from sqlmodel import col, select
+
+    from backend.core.db import session_scope
+    from backend.models import Event
+
+    with session_scope() as s:
+        return list(s.exec(select(Event.seq).where(Event.run_id == run_id).order_by(col(Event.seq))).all())
+
+
+def file_seqs(run_dir) -> list[int]:
+    path = Path(run_dir) / "events.jsonl"
+    return [json.loads(line)["seq"] for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")
+
+
+def wait_status(run_id: int, statuses, timeout: float = 60.0):
+    statuses = {statuses} if isinstance(statuses, str) else set(statuses)
+    holder = {}
+
+    def check():
+        holder["run"] = get_run(run_id)
+        return holder["run"].status in statuses
+
+    try:
+        wait_for(check, timeout, what=f"run {run_id} to become {sorted(statuses)}")
+    except AssertionError as exc:
+        run = holder.get("run")
+        raise AssertionError(f"{exc}; run is {run.status if run else '?'} ({run.status_reason if run else ''})") from None
+    return holder["run"]

@@ -1,0 +1,34 @@
+"""Leader of a local run's process group: runs the search and records how it ended in `exit.json`.
+
+A worker that restarts is no longer the run's parent and cannot wait() for it; this record is how it still
+learns the exit code. No record and no process means the run was killed from outside (a lost node, in effect).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: python -m worker.launchers._runner RUN_DIR -- COMMAND...", file=sys.stderr)
+        return 2
+    run_dir, cmd = Path(argv[0]), argv[2:]
+    child = subprocess.Popen(cmd, cwd=run_dir)
+    # cancel signals the whole group; the leader outlives the child just long enough to write the record.
+    signal.signal(signal.SIGTERM, lambda *_: None)
+    signal.signal(signal.SIGINT, lambda *_: None)
+    rc = child.wait()
+    record = {"pid": os.getpid(), "returncode": rc, "signal": -rc if rc < 0 else None}
+    tmp = run_dir / f".exit.json.{os.getpid()}"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, run_dir / "exit.json")
+    return 0 if rc == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

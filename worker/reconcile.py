@@ -1,0 +1,156 @@
+"""Brings the database in line with the scheduler and the process table: one run (`sync_run`) or all (`reconcile`).
+
+Run by Celery beat every few seconds, so a restarted worker or API picks up every run where it was: it tails
+each active run's event log, reads the job's state, and moves the run on (requeueing after a preemption).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from backend import crud
+from backend.core.db import session_scope
+from backend.models import ACTIVE_STATUSES, Run, utcnow
+from worker.control import base_attempt, handle_of, launch, kill, run_lock, set_status, spec_for, submit
+from worker.launchers import ACTIVE, REQUEUE_STATES, JobState, create_launcher
+from worker.settings import get_worker_settings
+from worker.watcher import last_status, silent_for, tail
+
+log = logging.getLogger(__name__)
+_RECENTLY_CANCELLED = dt.timedelta(minutes=10)
+
+
+def reconcile() -> dict[str, int]:
+    """One sweep over every active run (and recently cancelled ones whose job may still be alive)."""
+    settings = get_worker_settings()
+    queued_grace = dt.timedelta(seconds=max(5.0, 2 * settings.reconcile_interval_s))
+    now = utcnow()
+    with session_scope() as session:
+        rows = session.exec(select(Run.id, Run.status, Run.created_at).where(col(Run.status).in_(ACTIVE_STATUSES))
+                            .order_by(col(Run.id))).all()
+        cancelled = session.exec(select(Run.id).where(Run.status == "cancelled", col(Run.finished_at) > now - _RECENTLY_CANCELLED)).all()
+    counts = {"active": len(rows), "launched": 0, "synced": 0, "busy": 0, "errors": 0}
+    for run_id, status, created in rows:
+        try:
+            if status == "queued":
+                # The API's launch task may have been lost with a broker restart; launch is idempotent.
+                if now - _aware(created) > queued_grace:
+                    launch(run_id)
+                    counts["launched"] += 1
+                continue
+            with run_lock(run_id, wait=0) as got:
+                if not got:
+                    counts["busy"] += 1
+                    continue
+                with session_scope() as session:
+                    sync_run(session, crud.get_run(session, run_id))
+                counts["synced"] += 1
+        except Exception:
+            counts["errors"] += 1
+            log.exception("reconcile: run %s", run_id)
+    for run_id in cancelled:
+        try:
+            with run_lock(run_id, wait=0) as got, session_scope() as session:
+                if got:
+                    sync_run(session, crud.get_run(session, run_id))
+        except Exception:
+            log.exception("reconcile: cancelled run %s", run_id)
+    return counts
+
+
+def sync_run(session: Session, run: Run) -> str:
+    """Read the job's state, store new events, and move the run to the status they imply. Returns the status."""
+    handle = handle_of(run)
+    if run.status == "queued" or handle is None:
+        return run.status
+    try:
+        spec = spec_for(run)
+    except ValueError as exc:
+        set_status(session, run, "failed", status_reason=str(exc)[:2000])
+        return run.status
+    launcher = create_launcher(run.launcher)
+    js = launcher.state(handle, spec)
+    # After the state: a job seen ended has written its whole log, so nothing is left behind unread.
+    tail(session, run, spec.run_dir)
+    session.refresh(run)
+    if run.status == "cancelled":
+        if js.state in ACTIVE:
+            kill(launcher, handle, spec)
+        return run.status
+    if run.status not in ACTIVE_STATUSES:
+        return run.status
+    max_restarts = spec.launcher.max_restarts
+    attempt = base_attempt(run, spec.run_dir) + js.restarts
+    if attempt > run.attempt:
+        # SLURM requeued the job itself (preemption, node failure, `scontrol requeue`).
+        reason = f"requeued by SLURM (restart {attempt - 1} of at most {max_restarts})"
+        if attempt - 1 > max_restarts:
+            kill(launcher, handle, spec)
+            set_status(session, run, "failed", status_reason=f"gave up after {max_restarts} restarts", attempt=attempt)
+            return run.status
+        if js.state in ACTIVE:
+            set_status(session, run, "preempted", status_reason=reason, attempt=attempt)
+        else:
+            set_status(session, run, run.status, attempt=attempt)
+    return _apply(session, run, js, spec, max_restarts)
+
+
+def _apply(session: Session, run: Run, js: JobState, spec, max_restarts: int) -> str:
+    settings = get_worker_settings()
+    if js.state == "PENDING":
+        set_status(session, run, "pending", status_reason=js.reason or "waiting for resources")
+    elif js.state == "RUNNING":
+        silent = silent_for(run)
+        if run.status in ("submitted", "pending", "preempted"):
+            set_status(session, run, "running", status_reason="")
+        elif silent > settings.stale_after_s:
+            set_status(session, run, "stale", status_reason=f"no event or heartbeat for {silent:.0f} s "
+                                                            f"(stale after {settings.stale_after_s:.0f} s); still running")
+        elif run.status == "stale":
+            set_status(session, run, "running", status_reason="")
+    elif js.state == "COMPLETED":
+        _finish(session, run, js, spec)
+    elif js.state == "FAILED":
+        _finish(session, run, js, spec)
+    elif js.state == "TIMEOUT":
+        set_status(session, run, "failed", status_reason=f"TIMEOUT: the job reached its time limit ({spec.launcher.slurm.time})")
+    elif js.state == "CANCELLED":
+        set_status(session, run, "cancelled", status_reason="cancelled outside nasforge (scancel or a signal to the job)")
+    elif js.state in REQUEUE_STATES:
+        said = last_status(session, run.id) or {}
+        if js.state == "LOST" and said.get("state") in ("succeeded", "failed"):
+            _finish(session, run, js, spec)
+        elif run.attempt > max_restarts:
+            set_status(session, run, "failed", status_reason=f"{js.state}: {js.reason}; gave up after {max_restarts} restarts"[:2000])
+        elif set_status(session, run, "preempted", status_reason=f"{js.state}: {js.reason}; requeued from the last checkpoint"[:2000]):
+            submit(session, run, resume=True, attempt=run.attempt + 1)
+    return run.status
+
+
+def _finish(session: Session, run: Run, js: JobState, spec) -> None:
+    """An ended job: the search's last `status` event is its own word; the exit code decides when it left none."""
+    said = last_status(session, run.id) or {}
+    if said.get("state") == "failed" or (js.state == "FAILED" and said.get("state") != "succeeded"):
+        reason = said.get("error") or js.reason or "the search failed"
+        tail_lines = _stderr_tail(spec.run_dir)
+        set_status(session, run, "failed", status_reason=(f"{reason}\n{tail_lines}" if tail_lines else str(reason))[:2000])
+    else:
+        set_status(session, run, "succeeded", status_reason="", progress=1.0)
+
+
+def _stderr_tail(run_dir: Path, lines: int = 5) -> str:
+    try:
+        with open(run_dir / "stderr.log", "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
