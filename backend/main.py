@@ -10,13 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.staticfiles import StaticFiles
 
 from backend import crud
 from backend.api.routes import compare, events, experiments, health, runs, schema, users
 from backend.core.bridge import WorkerBridge
 from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine, run_migrations
+from backend.frontend import mount_frontend
 from backend.models import ErrorResponse
 
 log = logging.getLogger("backend")
@@ -122,8 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_list, allow_methods=["*"],
                            allow_headers=["Authorization", "Content-Type", "Last-Event-ID"])
     frontend = settings.frontend_dir or ROOT / "frontend"
-    if frontend.is_dir():
-        app.mount("/", StaticFiles(directory=frontend, html=True), name="frontend")
+    if (frontend / "index.html").is_file():
+        mount_frontend(app, frontend)
     return app
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Body, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
 from backend import crud
-from backend.api.deps import AnyToken, Id, Reader, SessionDep, SettingsDep, StreamReader
+from backend.api.deps import AnyToken, Id, Reader, SessionDep, SettingsDep, StreamReader, check_owner
 from backend.core.follow import follow_experiment, follow_run, parse_cursor
 from backend.core.streams import get_redis
 from backend.models import EventIn, EventPublic, IngestResult
@@ -25,8 +25,10 @@ def ingest_events(run_id: Id, session: SessionDep, who: AnyToken, settings: Sett
     if who.run_id is not None:
         if who.run_id != run_id:
             raise HTTPException(403, f"this ingest token may only append to run {who.run_id}")
-    elif not who.has("write"):
-        raise HTTPException(403, "appending events needs the write scope or the run's ingest token")
+    else:
+        if not who.has("write"):
+            raise HTTPException(403, "appending events needs the write scope or the run's ingest token")
+        check_owner(who, crud.get_experiment(session, crud.get_run(session, run_id).experiment_id).owner_id)
     raw = [e.model_dump() for e in events]
     stored = crud.ingest_events(session, run_id, raw, redis=get_redis(settings.redis_url),
                                 max_event_bytes=settings.max_event_bytes)

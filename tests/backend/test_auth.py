@@ -1,0 +1,121 @@
+"""Access control on SQLite and PostgreSQL: the matrix of callers x routes, ownership, token management,
+the first admin token printed by the CLI hook, and CORS off unless configured."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from sqlmodel import Session
+
+from backend import crud
+from backend.core.config import Settings
+from backend.core.db import dispose_engine, get_engine
+from backend.core.security import create_ingest_token
+from backend.main import create_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_access_matrix(client, session, tokens):
+    exp = client.post("/api/experiments", json={"name": "m", "baseline": {"random": False}}, headers=tokens.write).json()["id"]
+    runs = [client.post(f"/api/experiments/{exp}/runs", headers=tokens.write).json()["run"]["id"] for _ in range(2)]
+    callers = {"none": {}, "bad": tokens.h("nf_1_not-the-secret"), "read": tokens.read, "other": tokens.other_writer,
+               "write": tokens.write, "admin": tokens.admin, "ingest": tokens.h(create_ingest_token(session, runs[0]))}
+    ev = [{"seq": 1, "kind": "log", "payload": {}}]
+    # (method, path, body, expected status per caller: none, bad, read, other, write, admin, ingest)
+    matrix = [
+        ("GET", "/api/health", None, (503,) * 7),  # no Celery worker here: health is honest about it
+        ("GET", "/api/schema/experiment", None, (200,) * 7),
+        ("GET", "/api/users/me", None, (401, 401, 200, 200, 200, 200, 200)),
+        ("GET", "/api/experiments", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("GET", f"/api/experiments/{exp}", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("POST", "/api/experiments", {"name": "n"}, (401, 401, 403, 201, 201, 201, 403)),
+        ("PATCH", f"/api/experiments/{exp}", {"description": "d"}, (401, 401, 403, 403, 200, 200, 403)),
+        ("POST", f"/api/experiments/{exp}/clone", None, (401, 401, 403, 201, 201, 201, 403)),
+        ("POST", f"/api/experiments/{exp}/runs", {"baselines": False}, (401, 401, 403, 403, 201, 201, 403)),
+        ("GET", "/api/runs", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("GET", f"/api/runs/{runs[0]}", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("GET", f"/api/runs/{runs[0]}/events", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("POST", f"/api/runs/{runs[0]}/events", ev, (401, 401, 403, 403, 200, 200, 200)),
+        ("POST", f"/api/runs/{runs[1]}/events", ev, (401, 401, 403, 403, 200, 200, 403)),
+        ("POST", f"/api/runs/{runs[0]}/ingest-token", None, (401, 401, 403, 403, 201, 201, 403)),
+        ("GET", f"/api/runs/{runs[0]}/artifacts", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("GET", f"/api/compare?runs={runs[0]}&runs={runs[1]}", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("POST", "/api/tokens", {"scopes": ["write"]}, (401, 401, 403, 201, 201, 201, 403)),
+        ("GET", "/api/tokens", None, (401, 401, 200, 200, 200, 200, 403)),
+        ("GET", "/api/users", None, (401, 401, 403, 403, 403, 200, 403)),
+        ("POST", "/api/users", {"name": "carol"}, (401, 401, 403, 403, 403, 201, 403)),
+        ("GET", f"/api/runs/{runs[0]}/stream", None, (401, 401, None, None, None, None, 403)),
+        ("POST", f"/api/runs/{runs[1]}/cancel", None, (401, 401, 403, 403, 200, 409, 403)),
+    ]
+    wrong = []
+    for method, path, body, expected in matrix:
+        for (who, headers), want in zip(callers.items(), expected):
+            if want is None:
+                continue  # a reader's stream stays open: covered by test_sse.py
+            got = client.request(method, path, json=body, headers=headers).status_code
+            if got != want:
+                wrong.append(f"{who:6} {method} {path}: {got}, expected {want}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_tokens_are_scoped_revocable_and_hashed(client, session, tokens, settings):
+    r = client.post("/api/tokens", json={"scopes": ["admin"]}, headers=tokens.write)
+    assert r.status_code == 403 and "exceed" in r.json()["detail"]
+    new = client.post("/api/tokens", json={"name": "ci", "scopes": ["read"]}, headers=tokens.write).json()
+    assert new["token"].startswith("nf_") and new["scopes"] == ["read"]
+    h = tokens.h(new["token"])
+    assert client.get("/api/users/me", headers=h).json()["user"]["name"] == "alice"
+    listed = client.get("/api/tokens", headers=tokens.write).json()
+    assert new["id"] in [t["id"] for t in listed] and all("token" not in t for t in listed)
+    assert client.delete(f"/api/tokens/{new['id']}", headers=tokens.other_writer).status_code == 404
+    assert client.delete(f"/api/tokens/{new['id']}", headers=tokens.write).status_code == 204
+    assert client.get("/api/users/me", headers=h).status_code == 401
+    # A token with the right id but another secret is refused.
+    tid = new["token"].split("_")[1]
+    assert client.get("/api/users/me", headers=tokens.h(f"nf_{tid}_{'A' * 43}")).status_code == 401
+
+
+def test_create_admin_token_cli_prints_a_working_token_stored_only_hashed(tmp_path, redis_db_url):
+    env = {**os.environ, "NASFORGE_DATA_DIR": str(tmp_path / "var"), "REDIS_URL": redis_db_url}
+    env.pop("DATABASE_URL", None)
+    out = subprocess.run([sys.executable, "-m", "backend.core.security", "create-admin-token"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert token.startswith("nf_") and len(token) > 40
+    db_file = tmp_path / "var" / "nasforge.db"
+    secret = token.split("_", 2)[2].encode()
+    assert all(secret not in p.read_bytes() for p in db_file.parent.glob("nasforge.db*"))
+    settings = Settings(data_dir=tmp_path / "var", redis_url=redis_db_url, frontend_dir=tmp_path / "none")
+    with TestClient(create_app(settings)) as c:
+        me = c.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).json()
+        assert me["user"]["name"] == "admin" and "admin" in me["scopes"]
+    dispose_engine(settings.db_url)
+
+
+def test_cors_is_off_unless_configured(tmp_path, db_url, redis_db_url):
+    pre = {"Origin": "http://ui.example", "Access-Control-Request-Method": "GET"}
+    base = dict(data_dir=tmp_path / "var", database_url=db_url, redis_url=redis_db_url, frontend_dir=tmp_path / "none")
+    with TestClient(create_app(Settings(**base))) as c:
+        r = c.options("/api/experiments", headers=pre)
+        assert "access-control-allow-origin" not in r.headers
+    with TestClient(create_app(Settings(**base, cors_origins="http://ui.example"))) as c:
+        r = c.options("/api/experiments", headers=pre)
+        assert r.headers.get("access-control-allow-origin") == "http://ui.example"
+        r = c.options("/api/experiments", headers={**pre, "Origin": "http://evil.example"})
+        assert r.headers.get("access-control-allow-origin") is None
+
+
+def test_errors_never_leak_a_stack_trace(client, session, tokens, monkeypatch):
+    # Force an internal failure inside a route: the client sees a bland 500, the log gets the trace.
+    def boom(*a, **k):
+        raise RuntimeError("secret internals /etc/passwd")
+
+    monkeypatch.setattr(crud, "list_experiments", boom)
+    r = client.get("/api/experiments", headers=tokens.read)
+    assert r.status_code == 500
+    assert "secret" not in r.text and "Traceback" not in r.text and "internal server error" in r.json()["detail"]

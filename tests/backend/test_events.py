@@ -1,0 +1,100 @@
+"""Event ingest on SQLite and PostgreSQL: idempotent by (run, seq), progress, Redis streams, size limits, reads."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from backend import crud
+from backend.core.streams import experiment_stream, get_redis, run_stream
+from backend.core.security import create_ingest_token
+
+
+def _run(client, session, headers):
+    exp = client.post("/api/experiments", json={"name": "e", "baseline": {"random": False}}, headers=headers).json()
+    run, _ = crud.launch(session, crud.get_experiment(session, exp["id"]), baselines=False)
+    return run
+
+
+def _events(seqs, kind="metric", **payload):
+    return [{"seq": s, "time": time.time(), "kind": kind, "payload": {"loss": 1.0 / s, **payload}} for s in seqs]
+
+
+def test_ingest_is_idempotent_and_publishes_each_event_once(client, session, settings, tokens, redis_client):
+    run = _run(client, session, tokens.write)
+    r = get_redis(settings.redis_url)
+    assert crud.ingest_events(session, run.id, _events(range(1, 6)), redis=r) == 5
+    # The watcher re-sends an overlapping batch after a restart: only seq 6 and 7 are new.
+    assert crud.ingest_events(session, run.id, _events(range(3, 8)), redis=r) == 2
+    assert crud.ingest_events(session, run.id, _events(range(1, 8)), redis=r) == 0
+    stored = crud.events_since(session, run.id, 0)
+    assert [e.seq for e in stored] == list(range(1, 8))
+    assert redis_client.xlen(run_stream(run.id)) == 7
+    assert redis_client.xlen(experiment_stream(run.experiment_id)) == 7
+    seqs = [int(f[b"seq"]) for _, f in redis_client.xrange(run_stream(run.id))]
+    assert seqs == list(range(1, 8))
+    first = json.loads(redis_client.xrange(run_stream(run.id), count=1)[0][1][b"data"])
+    assert first["run_id"] == run.id and first["seq"] == 1 and first["payload"]["loss"] == 1.0
+    session.refresh(run)
+    assert run.last_seq == 7 and run.last_event_at is not None
+
+
+def test_progress_follows_the_events(client, session, tokens):
+    run = _run(client, session, tokens.write)
+    crud.ingest_events(session, run.id, _events([1, 2], epoch=2, epochs=8), redis=None)
+    assert crud.get_run(session, run.id).progress == pytest.approx(0.25)
+    crud.ingest_events(session, run.id, [{"seq": 3, "kind": "progress", "payload": {"progress": 0.6}}], redis=None)
+    session.refresh(run)
+    assert run.progress == pytest.approx(0.6)
+    crud.ingest_events(session, run.id, [{"seq": 4, "kind": "log", "payload": {"progress": 0.1, "msg": "x"}}], redis=None)
+    session.refresh(run)
+    assert run.progress == pytest.approx(0.6)  # a log line is not a progress report
+
+
+def test_bad_events_name_index_and_field(client, session, tokens):
+    run = _run(client, session, tokens.write)
+    with pytest.raises(ValueError, match=r"events\.1\.kind"):
+        crud.ingest_events(session, run.id, [*_events([1]), {"seq": 2, "kind": "gossip", "payload": {}}], redis=None)
+    with pytest.raises(ValueError, match=r"events\.0\.seq"):
+        crud.ingest_events(session, run.id, [{"seq": 0, "kind": "log"}], redis=None)
+    with pytest.raises(ValueError, match=r"events\.0\.payload\.x: must be a finite number"):
+        crud.ingest_events(session, run.id, [{"seq": 1, "kind": "metric", "payload": {"x": float("nan")}}], redis=None)
+    assert crud.events_since(session, run.id) == []  # a bad batch stores nothing
+    r = client.post(f"/api/runs/{run.id}/events", json=[*_events([1]), {"seq": 2, "kind": "gossip"}], headers=tokens.write)
+    assert r.status_code == 422 and "body.1.kind" in r.json()["message"]
+
+
+def test_api_ingest_with_tokens_and_read_since(client, session, tokens):
+    run = _run(client, session, tokens.write)
+    other = _run(client, session, tokens.write)
+    ingest = tokens.h(create_ingest_token(session, run.id))
+    batch = [{**e, "rank": 0} for e in _events(range(1, 11))]
+    r = client.post(f"/api/runs/{run.id}/events", json=batch, headers=ingest)
+    assert r.status_code == 200 and r.json() == {"received": 10, "stored": 10, "last_seq": 10}
+    assert client.post(f"/api/runs/{run.id}/events", json=batch, headers=ingest).json()["stored"] == 0
+    # The ingest token can append to its own run only, and read nothing.
+    assert client.post(f"/api/runs/{other.id}/events", json=batch, headers=ingest).status_code == 403
+    assert client.get(f"/api/runs/{run.id}/events", headers=ingest).status_code == 403
+    assert client.post(f"/api/runs/{run.id}/events", json=batch, headers=tokens.read).status_code == 403
+    got = client.get(f"/api/runs/{run.id}/events", params={"since": 7}, headers=tokens.read).json()
+    assert [e["seq"] for e in got] == [8, 9, 10]
+    assert got[0]["rank"] == 0 and got[0]["run_id"] == run.id and got[0]["payload"]["loss"] == pytest.approx(1 / 8)
+    assert client.get(f"/api/runs/{run.id}/events", params={"kind": "alpha"}, headers=tokens.read).json() == []
+    assert client.get(f"/api/runs/{10**6}/events", headers=tokens.read).status_code == 404
+
+
+def test_oversized_bodies_and_events_get_413(client, session, tokens, settings):
+    run = _run(client, session, tokens.write)
+    big = "x" * (settings.max_body_bytes + 1)
+    r = client.post(f"/api/runs/{run.id}/events", content=big, headers={**tokens.write, "Content-Type": "application/json"})
+    assert r.status_code == 413 and "NASFORGE_MAX_BODY_BYTES" in r.json()["detail"]
+    fat = [{"seq": 1, "kind": "log", "payload": {"text": "y" * (settings.max_event_bytes + 10)}}]
+    r = client.post(f"/api/runs/{run.id}/events", json=fat, headers=tokens.write)
+    assert r.status_code == 413 and "events.0" in r.json()["detail"]
+    # A chunked upload without Content-Length is counted as it arrives.
+    def chunks():
+        for _ in range(settings.max_body_bytes // 65536 + 2):
+            yield b" " * 65536
+    r = client.post(f"/api/runs/{run.id}/events", content=chunks(), headers={**tokens.write, "Content-Type": "application/json"})
+    assert r.status_code == 413
