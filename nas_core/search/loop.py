@@ -1,0 +1,252 @@
+"""The bilevel search loop: weights step on the weight half of the training data, alpha (and beta) on the
+architecture half, through whichever architect the config names; checkpointed every epoch for exact resume."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset
+
+from nas_core.config import ExperimentConfig
+from nas_core.search.architect import Architect, build_architect, supernet_kind, warmup_epochs
+from nas_core.search.checkpoint import fingerprint, load_checkpoint, save_checkpoint, set_rng_state
+from nas_core.search.reporting import EventSink, alpha_payload, progress_payload
+
+ReduceFn = Callable[[list[Tensor]], list[Tensor]]
+_PROGRESS_EVERY_S = 5.0
+
+
+def search_loss(model: nn.Module, batch) -> Tensor:
+    """The segmentation loss of the retrain stage (cross-entropy plus Dice), so search and retrain agree."""
+    from nas_core.train.loop import segmentation_loss
+
+    images, masks = batch
+    logits = model(images)
+    if isinstance(logits, (tuple, list)):  # an auxiliary head's output is not part of the search objective
+        logits = logits[0]
+    return segmentation_loss(logits, masks)
+
+
+def build_search_supernet(cfg: ExperimentConfig) -> nn.Module:
+    """The supernet the method runs on: DARTS's, or PC-DARTS's (1/K channels, edge weights); GAEA on the simplex."""
+    from nas_core.space.supernet import build_supernet
+
+    kind = supernet_kind(cfg.search)
+    return build_supernet(cfg.space, pc_k=cfg.search.pc_k if kind == "pcdarts" else 1, edge_norm=kind == "pcdarts",
+                          alpha_mode="simplex" if cfg.search.method == "gaea" else "softmax")
+
+
+@dataclass
+class SearchResult:
+    genotype: Any
+    epochs_run: int
+    steps: int
+    history: list[dict] = field(default_factory=list)
+
+
+class _Cycle:
+    """Endless batches from the architecture loader, one epoch after another, each epoch's order seeded."""
+
+    def __init__(self, loader, epoch: int):
+        self.loader, self.epoch, self._it = loader, epoch, None
+
+    def next(self):
+        while True:
+            if self._it is None:
+                self.loader.sampler.set_epoch(self.epoch)
+                self._it = iter(self.loader)
+            try:
+                return next(self._it)
+            except StopIteration:
+                self._it, self.epoch = None, self.epoch + 1
+
+
+def _loaders(cfg: ExperimentConfig, datasets: dict, single_level: bool):
+    from nas_core.data.loader import make_loader
+
+    bs, seed, workers = cfg.data.batch_size, cfg.seed, cfg.data.workers
+    if single_level:
+        # Single-level (ERM) GAEA fits weights and alpha on one batch: both halves of the training data are training.
+        train = ConcatDataset([datasets["train_w"], datasets["train_a"]])
+        return make_loader(train, bs, shuffle=True, seed=seed, workers=workers), None, \
+            make_loader(datasets["val"], bs, shuffle=False, seed=seed, workers=workers)
+    return (make_loader(datasets["train_w"], bs, shuffle=True, seed=seed, workers=workers),
+            make_loader(datasets["train_a"], bs, shuffle=True, seed=seed + 1, workers=workers),
+            make_loader(datasets["val"], bs, shuffle=False, seed=seed, workers=workers))
+
+
+def _to(batch, device):
+    return tuple(t.to(device, non_blocking=True) for t in batch)
+
+
+@torch.no_grad()
+def _validate(model: nn.Module, loader, num_classes: int, device) -> dict:
+    from nas_core.metrics import confusion_matrix, pixel_iou
+
+    model.eval()
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    total, n = 0.0, 0
+    for batch in loader:
+        from nas_core.train.loop import segmentation_loss
+
+        images, masks = _to(batch, device)
+        logits = model(images)
+        logits = logits[0] if isinstance(logits, (tuple, list)) else logits
+        total += float(segmentation_loss(logits, masks)) * images.shape[0]
+        n += images.shape[0]
+        cm += confusion_matrix(logits.argmax(1).cpu(), masks.cpu(), num_classes)
+    model.train()
+    iou = pixel_iou(cm)
+    finite = lambda x: x if x is not None and math.isfinite(x) else None
+    return {"val_loss": total / max(n, 1), "val_iou": finite(iou["mean"]),
+            "val_iou_per_class": [finite(x) for x in iou["per_class"]]}
+
+
+class BilevelSearch:
+    """One continuous search: `run()` trains to `search.epochs`, resuming from `checkpoint_path` when asked.
+
+    `reduce_grads` is the hook where data-parallel ranks would average gradients after each backward (weights,
+    then architecture); single-process runs leave it as the identity.
+    """
+
+    def __init__(self, cfg: ExperimentConfig, events: EventSink, checkpoint_path: str | Path, *,
+                 device: str | torch.device | None = None, reduce_grads: ReduceFn | None = None,
+                 on_step: Callable[[dict], None] | None = None, datasets: dict | None = None):
+        if cfg.search.method not in ("darts", "pcdarts", "gaea"):
+            raise ValueError(f"search.method: {cfg.search.method!r} is a discrete method; `nasforge search` runs darts, pcdarts or gaea")
+        self.cfg, self.events = cfg, events
+        self.checkpoint_path = Path(checkpoint_path)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.reduce_grads = reduce_grads
+        self.on_step = on_step
+        torch.manual_seed(cfg.seed)
+        if datasets is None:
+            from nas_core.data.datasets import build_datasets
+
+            datasets = build_datasets(cfg.data, cfg.seed)
+        self.model = build_search_supernet(cfg).to(self.device)
+        self.architect: Architect = build_architect(cfg.search, self.model, search_loss)
+        s = cfg.search
+        self.single_level = self.architect.single_level
+        self.train_loader, self.arch_loader, self.val_loader = _loaders(cfg, datasets, self.single_level)
+        self.w_params = list(self.model.weight_parameters())
+        self.w_optimizer = torch.optim.SGD(self.w_params, lr=s.w_lr, momentum=s.w_momentum, weight_decay=s.w_weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, s.epochs, eta_min=s.w_lr_min)
+        self.warmup = warmup_epochs(s)
+        self.fingerprint = fingerprint(cfg.model_dump(mode="json"))
+        self.epoch, self.step = 0, 0
+        self.history: list[dict] = []
+
+    # ---- checkpoint ----------------------------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint, "stage": "search", "epoch": self.epoch, "step": self.step,
+            "model": self.model.state_dict(), "arch": [p.detach().cpu() for p in self.model.arch_parameters()],
+            "w_optimizer": self.w_optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "architect": self.architect.state_dict(), "event_seq": self.events.seq, "history": self.history,
+        }
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        with torch.no_grad():
+            for p, a in zip(self.model.arch_parameters(), state["arch"]):
+                p.copy_(a)
+        self.w_optimizer.load_state_dict(state["w_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.architect.load_state_dict(state["architect"])
+        set_rng_state(state["rng"])
+        self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
+
+    def resume(self) -> bool:
+        """Continue from the checkpoint if there is one; True when it did."""
+        if not self.checkpoint_path.exists():
+            return False
+        self.load(load_checkpoint(self.checkpoint_path, self.fingerprint))
+        return True
+
+    # ---- one step ------------------------------------------------------------------------------------------
+
+    def _weight_step(self, batch, arch_on: bool) -> float:
+        loss = search_loss(self.model, batch)
+        params = self.w_params + (self.architect.arch_params if self.single_level and arch_on else [])
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+        if self.reduce_grads is not None:
+            grads = self.reduce_grads(grads)
+        n = len(self.w_params)
+        for p, g in zip(self.w_params, grads[:n]):
+            p.grad = g
+        nn.utils.clip_grad_norm_(self.w_params, self.cfg.search.grad_clip)
+        self.w_optimizer.step()
+        self.w_optimizer.zero_grad(set_to_none=True)
+        if len(grads) > n:
+            self.architect.apply(grads[n:])
+        return float(loss.detach())
+
+    def _train_epoch(self, epoch: int) -> float:
+        self.model.train()
+        self.train_loader.sampler.set_epoch(epoch)
+        arch_batches = _Cycle(self.arch_loader, epoch) if self.arch_loader is not None else None
+        arch_on = epoch >= self.warmup
+        w_lr = self.scheduler.get_last_lr()[0]
+        every = self.cfg.search.events_every_steps
+        total, n, last_progress = 0.0, 0, time.monotonic()
+        steps_per_epoch = len(self.train_loader)
+        for i, batch in enumerate(self.train_loader):
+            batch = _to(batch, self.device)
+            if arch_on and not self.single_level:
+                val_batch = _to(arch_batches.next(), self.device)
+                self.architect.step(batch, val_batch, w_lr, self.w_optimizer, self.reduce_grads)
+            loss = self._weight_step(batch, arch_on)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"search: training loss is not finite at epoch {epoch}, step {self.step}; "
+                                         "lower search.w_lr or search.arch_lr")
+            total, n = total + loss, n + 1
+            self.step += 1
+            if every and self.step % every == 0:
+                self._emit_alpha(epoch, self.step)
+            if self.on_step is not None:
+                self.on_step({"epoch": epoch, "batch": i + 1, "batches": steps_per_epoch, "loss": loss})
+            if time.monotonic() - last_progress >= _PROGRESS_EVERY_S:
+                last_progress = time.monotonic()
+                frac = (epoch + (i + 1) / steps_per_epoch) / self.cfg.search.epochs
+                self.events.emit("progress", {**self._progress(epoch, frac), "step": self.step})
+        return total / max(n, 1)
+
+    def _progress(self, epoch: int, fraction: float) -> dict:
+        return progress_payload("search", epoch, self.cfg.search.epochs, fraction, self._started, self._done_at_start)
+
+    def _emit_alpha(self, epoch: int, step: int) -> dict:
+        genotype = self.model.genotype().to_dict()
+        self.events.emit("alpha", alpha_payload(self.model, epoch, step, genotype))
+        return genotype
+
+    # ---- the loop ------------------------------------------------------------------------------------------
+
+    def run(self) -> SearchResult:
+        epochs = self.cfg.search.epochs
+        self._started, self._done_at_start = time.time(), self.epoch / epochs
+        num_classes = self.cfg.space.num_classes
+        while self.epoch < epochs:
+            epoch = self.epoch
+            train_loss = self._train_epoch(epoch)
+            self.scheduler.step()
+            val = _validate(self.model, self.val_loader, num_classes, self.device)
+            genotype = self._emit_alpha(epoch, self.step)
+            metric = {"stage": "search", "epoch": epoch, "step": self.step, "train_loss": train_loss, **val,
+                      "w_lr": self.scheduler.get_last_lr()[0], "arch_updates": epoch >= self.warmup}
+            self.events.emit("metric", metric)
+            self.events.emit("genotype", {"stage": "search", "epoch": epoch, "step": self.step, "genotype": genotype})
+            self.history.append({k: metric[k] for k in ("epoch", "train_loss", "val_loss", "val_iou")})
+            self.epoch += 1
+            self.events.emit("progress", {**self._progress(epoch, self.epoch / epochs), "step": self.step})
+            # Events first, checkpoint second: a kill in between repeats the epoch, whose events are then skipped.
+            save_checkpoint(self.checkpoint_path, self.state())
+        return SearchResult(self.model.genotype(), self.epoch, self.step, self.history)

@@ -1,0 +1,158 @@
+"""What a search tells the world: the payloads of its alpha, genotype and progress events, and the event sink
+that writes them exactly once across a kill and resume, with a heartbeat thread for the watcher."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas_core.events import EventLog, read_events
+
+HEARTBEAT_S = 10.0  # the watcher calls a run stale after 30 s of silence; three beats fit in that window
+# Events that are history (one per epoch or step): after a resume they are written once, never again.
+_HISTORY = ("alpha", "metric", "genotype", "progress")
+
+
+def is_param_free(op: str) -> bool:
+    """Skip, pools and none carry no weights (DARTS's reading; a strided skip's FactorizedReduce still counts)."""
+    if op == "none" or op.startswith("skip"):
+        return True
+    try:
+        from nas_core.space.ops import op_spec
+
+        return bool(op_spec(op).pool)
+    except (ImportError, ValueError):
+        return "pool" in op
+
+
+def entropy(rows: torch.Tensor) -> list[float]:
+    """Shannon entropy (nats) of each row of a weight matrix whose rows sum to one."""
+    p = rows.detach().double().clamp_min(0)
+    p = p / p.sum(-1, keepdim=True).clamp_min(1e-300)
+    return (-(p * torch.log(p.clamp_min(1e-300))).sum(-1)).tolist()
+
+
+def param_free_share(genotype_dict: dict[str, Any]) -> dict[str, float]:
+    """Per cell type, the share of the decoded cell's edges whose op is parameter-free."""
+    out = {}
+    for cell, c in genotype_dict["cells"].items():
+        ops = [pair[0] for node in c["nodes"] for pair in node]
+        out[cell] = sum(is_param_free(op) for op in ops) / len(ops) if ops else 0.0
+    return out
+
+
+def _rows(x: Any) -> list:
+    return x.detach().double().cpu().tolist() if isinstance(x, torch.Tensor) else x
+
+
+def alpha_payload(supernet, epoch: int, step: int, genotype_dict: dict[str, Any]) -> dict[str, Any]:
+    """Per cell type the weights actually used (edges x ops), beta, names and per-edge entropy."""
+    cells = {}
+    for cell, (alpha, beta) in cell_weights(supernet).items():
+        cells[cell] = {
+            "alpha": _rows(alpha), "beta": None if beta is None else _rows(beta),
+            "edges": [str(e) for e in supernet.edge_names(cell)], "ops": list(supernet.op_names(cell)),
+            "entropy": entropy(alpha),
+        }
+    return {"epoch": epoch, "step": step, "cells": cells, "param_free_share": param_free_share(genotype_dict)}
+
+
+def cell_weights(supernet) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
+    """{cell type: (alpha as used, beta as used or None)} from `supernet.arch_weights()`, which may give per cell
+    a tensor, an (alpha, beta) pair or a {"alpha", "beta"} mapping."""
+    out = {}
+    for cell, w in supernet.arch_weights().items():
+        if isinstance(w, dict):
+            out[cell] = (w["alpha"], w.get("beta"))
+        elif isinstance(w, (tuple, list)):
+            out[cell] = (w[0], w[1] if len(w) > 1 else None)
+        else:
+            out[cell] = (w, None)
+    return out
+
+
+def progress_payload(stage: str, epoch: int, epochs: int, fraction: float, started: float,
+                     done_at_start: float) -> dict[str, Any]:
+    """Fraction of the stage done and the ETA, extrapolated from the pace since this process started."""
+    elapsed = time.time() - started
+    gained = fraction - done_at_start
+    eta = elapsed * (1 - fraction) / gained if gained > 1e-9 else None
+    return {"stage": stage, "epoch": epoch, "epochs": epochs, "fraction": round(min(max(fraction, 0.0), 1.0), 6),
+            "eta_s": None if eta is None or not math.isfinite(eta) else round(eta, 1)}
+
+
+def _key(kind: str, payload: dict[str, Any]) -> tuple | None:
+    if kind not in _HISTORY:
+        return None
+    return kind, payload.get("stage"), payload.get("epoch"), payload.get("step")
+
+
+class EventSink:
+    """The run's event log, thread-safe, with a heartbeat and exactly-once history across resumes.
+
+    On resume the search repeats the work after its last checkpoint; the history events that work already wrote
+    (alpha, metric, genotype, progress, keyed by stage, epoch and step) are not written again. The computation is
+    deterministic, so the skipped copy equals the one in the log. The log is never truncated: the watcher may
+    already have read past the checkpoint.
+    """
+
+    def __init__(self, path: str | Path, after_seq: int | None = None, heartbeat_s: float = HEARTBEAT_S):
+        self.log = EventLog(path)
+        self._lock = threading.Lock()
+        self._written: set[tuple] = set()
+        if after_seq is not None and self.log.seq > after_seq:
+            for _, event in read_events(self.log.path):
+                if event["seq"] > after_seq:
+                    key = _key(event["kind"], event.get("payload") or {})
+                    if key is not None:
+                        self._written.add(key)
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._beat = None
+        if heartbeat_s > 0:
+            self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True, name="nasforge-heartbeat")
+            self._beat.start()
+
+    @property
+    def seq(self) -> int:
+        return self.log.seq
+
+    def emit(self, kind: str, payload: dict[str, Any]) -> int | None:
+        """Append one event unless it is history already written; returns its seq (None when skipped)."""
+        key = _key(kind, payload)
+        json.dumps(payload, allow_nan=False)  # fail here, in the caller's frame, on a NaN or an odd type
+        with self._lock:
+            if key is not None:
+                if key in self._written:
+                    return None
+                self._written.add(key)
+            self._last = time.monotonic()
+            return self.log.append(kind, payload)
+
+    def append(self, kind: str, payload: dict[str, Any] | None = None) -> int | None:
+        """`EventLog.append`'s signature, for code (the retrain stage) written against the plain log."""
+        return self.emit(kind, payload or {})
+
+    def _heartbeat(self, every: float) -> None:
+        while not self._stop.wait(min(every, 1.0)):
+            with self._lock:
+                if time.monotonic() - self._last >= every:
+                    self._last = time.monotonic()
+                    self.log.append("heartbeat", {})
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join()
+        self.log.close()
+
+    def __enter__(self) -> "EventSink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

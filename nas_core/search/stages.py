@@ -1,0 +1,188 @@
+"""The stages of one continuous run, search -> decode -> retrain -> evaluate, each leaving a file in the run
+directory (docs/run-directory.md) that tells a resumed run it is done and gives the next stage its input."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from nas_core.config import ExperimentConfig
+from nas_core.search.checkpoint import load_checkpoint
+from nas_core.search.reporting import EventSink, param_free_share
+
+STAGES = ("search", "decode", "retrain", "evaluate")
+CHECKPOINT = Path("checkpoints") / "last.pt"
+RETRAINED = Path("checkpoints") / "retrain.pt"
+GENOTYPE = Path("genotype.json")
+METRICS = Path("metrics.json")
+
+
+class StageError(RuntimeError):
+    """A stage cannot run: its input is missing or the run directory belongs to another run."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _save_model_atomic(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        torch.save(state, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def stage_done(run_dir: Path, stage: str, cfg: ExperimentConfig) -> bool:
+    if stage == "search":
+        ckpt = run_dir / CHECKPOINT
+        return ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= cfg.search.epochs
+    return (run_dir / {"decode": GENOTYPE, "retrain": RETRAINED, "evaluate": METRICS}[stage]).exists()
+
+
+def last_event_seq(run_dir: Path) -> int | None:
+    """The seq the search checkpoint recorded, so a resumed run knows which events are already history."""
+    ckpt = run_dir / CHECKPOINT
+    return load_checkpoint(ckpt).get("event_seq") if ckpt.exists() else None
+
+
+def run_search_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, resume: bool,
+                     on_step: Callable[[dict], None] | None = None, device=None) -> None:
+    from nas_core.search.loop import BilevelSearch
+
+    search = BilevelSearch(cfg, events, run_dir / CHECKPOINT, on_step=on_step, device=device)
+    if resume and search.resume():
+        events.emit("log", {"stage": "search", "message": f"resumed at epoch {search.epoch} (step {search.step})"})
+    search.run()
+
+
+def run_decode_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink) -> dict:
+    """Rebuild the supernet from the final checkpoint and write its decoded genotype to genotype.json."""
+    from nas_core.search.loop import build_search_supernet
+
+    ckpt = run_dir / CHECKPOINT
+    if not ckpt.exists():
+        raise StageError(f"{ckpt}: no search checkpoint to decode; run the search stage first")
+    state = load_checkpoint(ckpt)
+    torch.manual_seed(cfg.seed)
+    supernet = build_search_supernet(cfg)
+    supernet.load_state_dict(state["model"])
+    with torch.no_grad():
+        for p, a in zip(supernet.arch_parameters(), state["arch"]):
+            p.copy_(a)
+    genotype = supernet.genotype().to_dict()
+    write_json_atomic(run_dir / GENOTYPE, genotype)
+    events.emit("genotype", {"stage": "decode", "epoch": state["epoch"] - 1, "genotype": genotype,
+                             "param_free_share": param_free_share(genotype)})
+    return genotype
+
+
+def _genotype(run_dir: Path):
+    from nas_core.space.genotypes import load_genotype
+
+    path = run_dir / GENOTYPE
+    if not path.exists():
+        raise StageError(f"{path}: no decoded genotype; run the decode stage first")
+    return load_genotype(path)
+
+
+def _datasets(cfg: ExperimentConfig):
+    from nas_core.data.datasets import build_datasets
+
+    return build_datasets(cfg.data, cfg.seed)
+
+
+def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None) -> dict:
+    """Train the decoded network from scratch on both training halves; keep its weights for the evaluation."""
+    from nas_core.space.network import build_network
+    from nas_core.train.retrain import train_and_evaluate
+
+    torch.manual_seed(cfg.seed)
+    model = build_network(_genotype(run_dir), cfg.space)
+    result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
+                                batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
+                                iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched")
+    _save_model_atomic(run_dir / RETRAINED, {"model": model.state_dict(), "val_miou": result["miou"],
+                                             "steps": result["steps"]})
+    return result
+
+
+def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None) -> dict:
+    """Score the retrained network on the test split; metrics.json and an `evaluation` event hold the result."""
+    from nas_core.space.network import build_network
+    from nas_core.data.loader import make_loader
+    from nas_core.train.loop import evaluate
+
+    path = run_dir / RETRAINED
+    if not path.exists():
+        raise StageError(f"{path}: no retrained weights; run the retrain stage first")
+    model = build_network(_genotype(run_dir), cfg.space)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.to(device)
+    test = _datasets(cfg)["test"]
+    result = evaluate(model, make_loader(test, cfg.data.batch_size, shuffle=False, seed=cfg.seed), cfg.space.num_classes,
+                      device, cfg.retrain.iou_thresholds)
+    metrics = _jsonable({"split": "test", "tiles": len(test), "miou": result["miou"], "iou": result["iou"],
+                         "mdice": result["mdice"], "dice": result["dice"], "accuracy": result["accuracy"],
+                         "ap": {str(k): v for k, v in result["ap"].items()},
+                         "params": sum(p.numel() for p in model.parameters())})
+    write_json_atomic(run_dir / METRICS, metrics)
+    events.emit("evaluation", {"stage": "evaluate", "label": "searched", **metrics})
+    return metrics
+
+
+def _jsonable(x):
+    import math
+
+    import numpy as np
+
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [_jsonable(v) for v in (x.tolist() if isinstance(x, np.ndarray) else x)]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def plan(cfg: ExperimentConfig, only: str | None = None) -> list[str]:
+    """The stages to run: one when asked, else all (retrain and evaluate only if retraining is enabled)."""
+    if only is not None:
+        if only not in STAGES:
+            raise StageError(f"--stage {only!r}: use one of {', '.join(STAGES)}")
+        return [only]
+    return list(STAGES if cfg.retrain.enabled else STAGES[:2])
+
+
+def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resume: bool, only: str | None = None,
+               on_step: Callable[[dict], None] | None = None, on_stage: Callable[[str], None] | None = None,
+               device=None) -> None:
+    """Run the planned stages in order; with `resume`, stages whose output exists are skipped."""
+    for stage in plan(cfg, only):
+        if resume and only is None and stage_done(run_dir, stage, cfg):
+            continue
+        if on_stage is not None:
+            on_stage(stage)
+        events.emit("status", {"state": "running", "stage": stage})
+        if stage == "search":
+            run_search_stage(cfg, run_dir, events, resume, on_step, device)
+        elif stage == "decode":
+            run_decode_stage(cfg, run_dir, events)
+        elif stage == "retrain":
+            run_retrain_stage(cfg, run_dir, events, device)
+        else:
+            run_evaluate_stage(cfg, run_dir, events, device)
