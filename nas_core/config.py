@@ -32,6 +32,7 @@ class SearchConfig(BaseModel):
     warmup_epochs: int | None = Field(None, ge=0, description="Epochs before architecture updates start (default: PC-DARTS 15 of 50, i.e. 30% of epochs; others 0).")
     single_level: bool = Field(False, description="GAEA: update weights and alpha on the same batch (ERM).")
     supernet: Literal["darts", "pcdarts"] | None = Field(None, description="GAEA: the supernet it runs on (default pcdarts: partial channels and edge weights).")
+    edge_norm: bool | None = Field(None, description="PC-DARTS edge weights beta (default: on for the PC-DARTS supernet); off with pc_k 1 is DARTS.")
     trials: int = Field(20, ge=1, le=100000, description="Discrete search: candidates to train.")
     trial_epochs: int = Field(2, ge=1, description="Discrete search: training budget per candidate.")
     population: int = Field(50, ge=2, description="Regularised evolution population.")

@@ -142,22 +142,35 @@ class PCDartsArchitect(DartsArchitect):
 
 class GaeaArchitect(Architect):
     """GAEA: exponentiated gradient, alpha <- alpha * exp(-eta * grad), then each row renormalised, so every row
-    stays on the simplex. The supernet uses alpha directly (alpha_mode="simplex"); each architecture parameter's
-    last dimension is one simplex. Bilevel uses the first-order validation gradient; single-level (ERM) takes the
-    gradient of the training loss on the weights' own batch, which the loop passes to `apply`."""
+    stays on the simplex. The supernet uses alpha directly (alpha_mode="simplex"); each alpha's last dimension is
+    one simplex. Bilevel uses the first-order validation gradient; single-level (ERM) takes the gradient of the
+    training loss on the weights' own batch, which the loop passes to `apply`.
+
+    On the PC-DARTS supernet the edge weights beta are softmax-parametrised there (over each node's incoming
+    edges), so they move by PC-DARTS's Adam step rather than on a simplex of their own.
+    """
 
     name = "gaea"
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, *, lr: float = ARCH_LR["gaea"], single_level: bool = False):
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, lr: float = ARCH_LR["gaea"], single_level: bool = False,
+                 beta_lr: float = ARCH_LR["pcdarts"], beta_weight_decay: float = 1e-3):
         super().__init__(model, loss_fn)
         self.lr = lr
         self.single_level = single_level
+        alphas = model.alphas().values() if hasattr(model, "alphas") else self.arch_params
+        alpha_ids = {id(p) for p in alphas}
+        self._simplex = [id(p) in alpha_ids for p in self.arch_params]
         with torch.no_grad():
-            for p in self.arch_params:
+            for p, on_simplex in zip(self.arch_params, self._simplex):
+                if not on_simplex:
+                    continue
                 if (p < 0).any():
                     raise ValueError("gaea: architecture parameters must start on the simplex (build the supernet "
                                      "with alpha_mode='simplex')")
                 p.div_(p.sum(-1, keepdim=True))
+        others = [p for p, s in zip(self.arch_params, self._simplex) if not s]
+        self.beta_optimizer = (torch.optim.Adam(others, lr=beta_lr, betas=ADAM_BETAS, weight_decay=beta_weight_decay)
+                               if others else None)
 
     def hypergradient(self, train_batch, val_batch, w_lr, w_optimizer):
         batch = train_batch if self.single_level else val_batch
@@ -166,12 +179,25 @@ class GaeaArchitect(Architect):
 
     def apply(self, grads):
         with torch.no_grad():
-            for p, g in zip(self.arch_params, grads):
+            for p, g, on_simplex in zip(self.arch_params, grads, self._simplex):
+                if not on_simplex:
+                    p.grad = g.detach().clone()
+                    continue
                 # Subtracting the row max before exp changes nothing after renormalising, and cannot overflow.
                 step = -self.lr * g
                 step = step - step.amax(-1, keepdim=True)
                 p.mul_(torch.exp(step))
                 p.div_(p.sum(-1, keepdim=True))
+        if self.beta_optimizer is not None:
+            self.beta_optimizer.step()
+            self.beta_optimizer.zero_grad(set_to_none=True)
+
+    def state_dict(self):
+        return {"beta_optimizer": self.beta_optimizer.state_dict()} if self.beta_optimizer is not None else {}
+
+    def load_state_dict(self, state):
+        if self.beta_optimizer is not None:
+            self.beta_optimizer.load_state_dict(state["beta_optimizer"])
 
 
 def _sgd_settings(optimizer: torch.optim.Optimizer | None) -> tuple[float, float]:
@@ -190,7 +216,8 @@ def build_architect(search_cfg, model: nn.Module, loss_fn: LossFn) -> Architect:
     if method == "pcdarts":
         return PCDartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr, weight_decay=search_cfg.arch_weight_decay)
     if method == "gaea":
-        return GaeaArchitect(model, loss_fn, lr=lr, single_level=search_cfg.single_level)
+        return GaeaArchitect(model, loss_fn, lr=lr, single_level=search_cfg.single_level,
+                             beta_weight_decay=search_cfg.arch_weight_decay)
     raise ValueError(f"search.method: {method!r} is not a continuous method; use darts, pcdarts or gaea")
 
 

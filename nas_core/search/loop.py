@@ -37,9 +37,11 @@ def build_search_supernet(cfg: ExperimentConfig) -> nn.Module:
     """The supernet the method runs on: DARTS's, or PC-DARTS's (1/K channels, edge weights); GAEA on the simplex."""
     from nas_core.space.supernet import build_supernet
 
-    kind = supernet_kind(cfg.search)
-    return build_supernet(cfg.space, pc_k=cfg.search.pc_k if kind == "pcdarts" else 1, edge_norm=kind == "pcdarts",
-                          alpha_mode="simplex" if cfg.search.method == "gaea" else "softmax")
+    s = cfg.search
+    kind = supernet_kind(s)
+    edge_norm = (kind == "pcdarts") if s.edge_norm is None else s.edge_norm
+    return build_supernet(cfg.space, pc_k=s.pc_k if kind == "pcdarts" else 1, edge_norm=edge_norm,
+                          alpha_mode="simplex" if s.method == "gaea" else "softmax")
 
 
 @dataclass
