@@ -1,0 +1,368 @@
+"""`nasforge data prepare`: cut scenes into tiles with masks, control the share of empty tiles, and publish the
+result atomically with a manifest (counts, class balance, image statistics, file hashes, source, spec).
+
+The dataset is built in a hidden sibling directory and renamed into place only after its manifest is written,
+so a failed, interrupted or killed run leaves nothing that `load_manifest` would trust.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import shutil
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from nas_core.data.manifest import FORMAT, MANIFEST, load_manifest, sha256_bytes, sha256_file, write_json_atomic
+from nas_core.data.polygons import Label, rasterise, read_csv_labels, read_geojson_labels
+from nas_core.data.readers import IMAGE_SUFFIXES, DataError, decode_mask, read_array, read_image
+from nas_core.data.spec import PrepareSpec
+
+
+@dataclass
+class _Scene:
+    name: str                      # file name (synthetic: a made-up one); tiles and splits key on it
+    image: Path | None = None
+    mask: Path | None = None
+    labels: list[Label] = field(default_factory=list)
+    index: int = 0                 # synthetic tile index
+
+
+def _list_images(folder: Path, what: str) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: {what} directory does not exist")
+    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+    if not files:
+        raise DataError(f"{folder}: no {what} found (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return files
+
+
+def _select(spec: PrepareSpec, names: list[str], where: str) -> list[str]:
+    if spec.source.scenes:
+        missing = sorted(set(spec.source.scenes) - set(names))
+        if missing:
+            raise DataError(f"source.scenes: {missing[:5]} not found in {where}")
+        names = [n for n in names if n in set(spec.source.scenes)]
+    return names[: spec.source.limit] if spec.source.limit else names
+
+
+def _scenes(spec: PrepareSpec) -> tuple[list[_Scene], dict[str, int]]:
+    """The scenes to prepare and the label-value -> class map."""
+    src = spec.source
+    if src.kind == "synthetic":
+        names = _select(spec, [f"synthetic-{spec.seed}-{i:06d}.png" for i in range(src.n)], "the generator's scenes")
+        return [_Scene(n, index=int(n.rsplit("-", 1)[1][:6])) for n in names], {"helicopter": 1}
+    images = _list_images(Path(src.images), "images")
+    if src.kind == "folder":
+        masks = _list_images(Path(src.masks), "masks")
+        names = _select(spec, sorted(p.name for p in images.values()), src.images)
+        scenes = []
+        for name in names:
+            stem = Path(name).stem
+            if stem not in masks:
+                raise DataError(f"{images[stem]}: no mask named {stem}.* in {src.masks}")
+            scenes.append(_Scene(name, images[stem], masks[stem]))
+        return scenes, {}
+    labels_path = Path(src.labels)
+    if labels_path.is_dir():
+        labels = []
+        for f in sorted(labels_path.glob("*.geojson")):
+            stem_match = next((p.name for s, p in images.items() if s == f.stem), None)
+            labels += read_geojson_labels(f, src.image_column, src.label_column, stem_match)
+    elif labels_path.suffix.lower() in (".geojson", ".json"):
+        labels = read_geojson_labels(labels_path, src.image_column, src.label_column)
+    elif labels_path.suffix.lower() == ".csv":
+        labels = read_csv_labels(labels_path, src.image_column, src.geometry_column, src.label_column)
+    else:
+        raise DataError(f"{labels_path}: labels must be a .csv, a .geojson, or a directory of .geojson files")
+    by_name = {p.name: p for p in images.values()}
+    unknown_scene = next((lab for lab in labels if lab.scene not in by_name), None)
+    if unknown_scene:
+        raise DataError(f"{unknown_scene.where}: scene {unknown_scene.scene!r} is not in {src.images}")
+    classes = src.classes or {v: i + 1 for i, v in enumerate(sorted({lab.value for lab in labels}))}
+    names = _select(spec, sorted(by_name), src.images)
+    grouped: dict[str, list[Label]] = {n: [] for n in names}
+    for lab in labels:
+        if lab.scene in grouped:
+            grouped[lab.scene].append(lab)
+    return [_Scene(n, by_name[n], labels=grouped[n]) for n in names], classes
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) without decoding the pixels."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                shape = tf.series[0].shape
+            h, w = (shape[1], shape[2]) if len(shape) == 3 and shape[0] <= 16 and shape[2] > 16 else shape[:2]
+            return int(w), int(h)
+        with Image.open(path) as im:
+            return im.size
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except Exception as exc:
+        raise DataError(f"{path}: cannot read as an image ({type(exc).__name__}: {exc})") from None
+
+
+def _resize_mask(mask: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1:
+        return mask
+    h, w = mask.shape
+    return np.asarray(Image.fromarray(mask).resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.NEAREST))
+
+
+def _resize_image(img: np.ndarray, scale: float) -> np.ndarray:
+    if scale == 1:
+        return img
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # BOX averages the source pixels a target pixel covers: the right filter for shrinking.
+    chans = [np.asarray(Image.fromarray(img[:, :, c].astype(np.float32), mode="F").resize(size, Image.BOX))
+             for c in range(img.shape[2])]
+    return np.stack(chans, -1).round().clip(0, np.iinfo(img.dtype).max).astype(img.dtype) \
+        if np.issubdtype(img.dtype, np.integer) else np.stack(chans, -1)
+
+
+def _scene_mask(spec: PrepareSpec, scene: _Scene, classes: dict[str, int]) -> tuple[np.ndarray, dict]:
+    """The scene's class mask at the output scale, and label counts."""
+    info = {}
+    if spec.source.kind == "synthetic":
+        from nas_core.data.synthetic import _tile
+
+        mask = _tile(spec.seed, scene.index, spec.source.size)[1].astype(np.uint8)
+    elif spec.source.kind == "folder":
+        mask = decode_mask(read_array(scene.mask), scene.mask, spec.source.mask_values, spec.num_classes)
+        w, h = _image_size(scene.image)
+        if mask.shape != (h, w):
+            raise DataError(f"{scene.mask}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {scene.image.name} "
+                            f"is {w}x{h}; they must match pixel for pixel")
+    else:
+        w, h = _image_size(scene.image)
+        mask, drawn, dropped = rasterise(scene.labels, w, h, classes, spec.source.outside, scene.image)
+        info = {"polygons": drawn, "polygons_dropped": dropped}
+    if spec.num_classes is not None and mask.size and int(mask.max()) >= spec.num_classes:
+        raise DataError(f"{scene.mask or scene.image}: class {int(mask.max())} found but num_classes is {spec.num_classes}")
+    return _resize_mask(mask, spec.scale), info
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    s = list(range(0, length - tile + 1, stride))
+    if s[-1] + tile < length:
+        s.append(length - tile)  # the last tile is flush with the edge: full coverage, no padding
+    return s
+
+
+def _grid(shape: tuple[int, int], spec: PrepareSpec) -> list[tuple[int, int]]:
+    stride = spec.tile_size - spec.overlap
+    return [(y, x) for y in _starts(shape[0], spec.tile_size, stride) for x in _starts(shape[1], spec.tile_size, stride)]
+
+
+def _cut(arr: np.ndarray, y: int, x: int, t: int) -> np.ndarray:
+    piece = arr[y:y + t, x:x + t]
+    if piece.shape[:2] != (t, t):  # a scene smaller than a tile is padded with zeros (background)
+        pad = [(0, t - piece.shape[0]), (0, t - piece.shape[1])] + [(0, 0)] * (arr.ndim - 2)
+        piece = np.pad(piece, pad)
+    return piece
+
+
+def _encode(arr: np.ndarray) -> tuple[bytes, str]:
+    """PNG for 8-bit 1- or 3-channel tiles; TIFF (any dtype and band count) otherwise."""
+    if arr.dtype == np.uint8 and (arr.ndim == 2 or arr.shape[2] in (1, 3)):
+        buf = io.BytesIO()
+        Image.fromarray(arr[:, :, 0] if arr.ndim == 3 and arr.shape[2] == 1 else arr).save(buf, "PNG", compress_level=1)
+        return buf.getvalue(), ".png"
+    import tifffile
+
+    buf = io.BytesIO()
+    tifffile.imwrite(buf, arr)
+    return buf.getvalue(), ".tif"
+
+
+def _write_scene(args) -> dict:
+    """Cut one scene's kept tiles into `tmp`; returns the tile records and the statistics they add."""
+    spec, scene, classes, tiles, tmp = args
+    mask, _ = _scene_mask(spec, scene, classes)
+    if spec.source.kind == "synthetic":
+        from nas_core.data.synthetic import _tile
+
+        img = (_tile(spec.seed, scene.index, spec.source.size)[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+    else:
+        img = _resize_image(read_image(scene.image), spec.scale)
+    if img.shape[:2] != mask.shape:
+        raise DataError(f"{scene.image}: image is {img.shape[1]}x{img.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}")
+    t, stem = spec.tile_size, Path(scene.name).stem
+    records, n_classes = [], max(2, spec.num_classes or 0, int(mask.max()) + 1 if mask.size else 0)
+    class_pixels = np.zeros(256, np.int64)
+    ch = img.shape[2]
+    s1, s2, npx = np.zeros(ch), np.zeros(ch), 0
+    for y, x in tiles:
+        ti, tm = _cut(img, y, x, t), _cut(mask, y, x, t)
+        rec = {"scene": scene.name, "y": y, "x": x, "foreground": int((tm > 0).sum()), "sha256": {}}
+        for key, arr in (("image", ti), ("mask", tm)):
+            data, suffix = _encode(arr)
+            rel = f"{key}s/{stem}_{y}_{x}{suffix}"
+            with open(tmp / rel, "wb") as fh:
+                fh.write(data)
+            rec[key] = rel
+            rec["sha256"][key] = sha256_bytes(data)
+        records.append(rec)
+        class_pixels += np.bincount(tm.ravel(), minlength=256)[:256]
+        f = ti.reshape(-1, ch).astype(np.float64) / (np.iinfo(ti.dtype).max if np.issubdtype(ti.dtype, np.integer) else 1.0)
+        s1 += f.sum(0)
+        s2 += (f * f).sum(0)
+        npx += f.shape[0]
+    return {"records": records, "class_pixels": class_pixels, "s1": s1, "s2": s2, "npx": npx, "channels": ch,
+            "dtype": str(img.dtype), "n_classes": n_classes}
+
+
+def _spec_identity(spec: PrepareSpec, sources: dict[str, str]) -> str:
+    body = spec.model_dump(exclude={"workers"})
+    return sha256_bytes(json.dumps({"spec": body, "sources": sources}, sort_keys=True).encode())
+
+
+def _clean_stale(out: Path) -> None:
+    """Remove partial siblings left by runs that were killed (their process is gone)."""
+    for p in out.parent.glob(f".{out.name}.partial-*"):
+        try:
+            pid = int(p.name.rsplit("-", 2)[-2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except (ValueError, PermissionError):
+            continue
+
+
+def prepare(spec: PrepareSpec, force: bool = False, progress: bool = True, on_scene=None) -> Path:
+    """Prepare the dataset `spec` describes and return its directory (unchanged if already prepared from it).
+
+    on_scene(i, n) is called after each scene is written (used to report or to interrupt).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    out = Path(spec.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _clean_stale(out)
+    scenes, classes = _scenes(spec)
+    if not scenes:
+        raise DataError("the source holds no scenes; check source.images, source.scenes and source.limit")
+    sources = {}
+    for s in scenes:
+        for p in (s.image, s.mask):
+            if p is not None:
+                sources[str(p)] = sha256_file(p)
+    if spec.source.labels and Path(spec.source.labels).is_file():
+        sources[spec.source.labels] = sha256_file(Path(spec.source.labels))
+    identity = _spec_identity(spec, sources)
+    if out.exists():
+        try:
+            old = load_manifest(out)
+        except DataError:
+            old = None
+        if old is not None and old.get("identity") == identity and not force:
+            return out
+        if not force:
+            why = "prepared from another spec or other source files" if old else "not a complete prepared dataset"
+            raise DataError(f"{out}: exists and is {why}; pass --force (force=True) to replace it, or choose another output")
+
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    published = False
+    try:
+        (tmp / "images").mkdir(parents=True)
+        (tmp / "masks").mkdir()
+        with Progress(*cols, disable=not progress, transient=False) as bar:
+            # Pass 1, masks only: which tiles hold objects, so the empty share is exact before any image is cut.
+            task = bar.add_task("labels", total=len(scenes))
+            candidates, label_info = [], {"polygons": 0, "polygons_dropped": 0}
+            for i, scene in enumerate(scenes):
+                mask, info = _scene_mask(spec, scene, classes)
+                for k, v in info.items():
+                    label_info[k] += v
+                for y, x in _grid(mask.shape, spec):
+                    candidates.append((i, y, x, bool((mask[y:y + spec.tile_size, x:x + spec.tile_size] > 0).any())))
+                bar.advance(task)
+            full = [c for c in candidates if c[3]]
+            empty = [c for c in candidates if not c[3]]
+            f = spec.max_empty_fraction
+            keep_empty = len(empty) if f >= 1 else min(len(empty), int(f / (1 - f) * len(full)))
+            chosen = np.random.default_rng(spec.seed).permutation(len(empty))[:keep_empty]
+            kept = full + [empty[j] for j in sorted(chosen)]
+            if not kept:
+                raise DataError(f"no tiles left: {len(candidates)} tiles, all empty, and max_empty_fraction is {f}")
+            per_scene: dict[int, list] = {}
+            for i, y, x, _ in kept:
+                per_scene.setdefault(i, []).append((y, x))
+            jobs = [(spec, scenes[i], classes, sorted(per_scene[i]), tmp) for i in sorted(per_scene)]
+            # Pass 2: cut and write the kept tiles, scenes in parallel when asked.
+            task = bar.add_task("tiles", total=len(kept))
+            results = []
+            pool = ProcessPoolExecutor(spec.workers) if spec.workers > 1 and len(jobs) > 1 else None
+            try:
+                it = pool.map(_write_scene, jobs) if pool else map(_write_scene, jobs)
+                for n, res in enumerate(it):
+                    results.append(res)
+                    bar.advance(task, len(res["records"]))
+                    if on_scene:
+                        on_scene(n + 1, len(jobs))
+            finally:
+                if pool:
+                    pool.shutdown(cancel_futures=True)
+        manifest = _manifest(spec, scenes, classes, results, identity, sources, label_info,
+                             n_candidates=len(candidates), n_empty=len(empty))
+        write_json_atomic(tmp / MANIFEST, manifest)
+        if out.exists():
+            old_dir = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old_dir)
+            os.replace(tmp, out)
+            shutil.rmtree(old_dir, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+        published = True
+        return out
+    finally:
+        if not published:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _manifest(spec, scenes, classes, results, identity, sources, label_info, n_candidates, n_empty) -> dict:
+    records = [r for res in results for r in res["records"]]
+    class_pixels = sum(res["class_pixels"] for res in results)
+    num_classes = spec.num_classes or max([2, max(classes.values(), default=1) + 1] + [res["n_classes"] for res in results])
+    class_pixels = class_pixels[:num_classes]
+    npx = sum(res["npx"] for res in results)
+    s1, s2 = sum(res["s1"] for res in results), sum(res["s2"] for res in results)
+    mean = s1 / npx
+    std = np.sqrt(np.maximum(s2 / npx - mean * mean, 0))
+    with_objects = sum(1 for r in records if r["foreground"] > 0)
+    from nas_core import __version__
+
+    return {
+        "format": FORMAT,
+        "complete": True,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "nasforge_version": __version__,
+        "identity": identity,
+        "spec": spec.model_dump(),
+        "source": {"kind": spec.source.kind, "images": spec.source.images, "masks": spec.source.masks,
+                   "labels": spec.source.labels, "sha256": sources, **label_info},
+        "classes": {"background": 0, **classes},
+        "num_classes": int(num_classes),
+        "counts": {"scenes": len(scenes), "tiles": len(records), "tiles_with_objects": with_objects,
+                   "empty_tiles": len(records) - with_objects, "empty_tiles_dropped": n_empty - (len(records) - with_objects),
+                   "tiles_considered": n_candidates},
+        "class_pixels": class_pixels.tolist(),
+        "class_balance": (class_pixels / max(class_pixels.sum(), 1)).round(6).tolist(),
+        "image_stats": {"channels": results[0]["channels"], "dtype": results[0]["dtype"],
+                        "mean": mean.tolist(), "std": std.tolist()},
+        "tiles": records,
+    }
