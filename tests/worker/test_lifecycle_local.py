@@ -1,0 +1,160 @@
+"""The run state machine with the local launcher, driven in this process (launch, reconcile passes, cancel)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from tests.worker.conftest import file_seqs, get_run, make_run, stored_seqs, wait_for
+from worker import control
+from worker.reconcile import reconcile
+
+
+def _drive(run_id: int, until: set[str], timeout: float = 60.0):
+    """Reconcile passes, as beat would make them, until the run reaches one of `until`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reconcile()
+        run = get_run(run_id)
+        if run.status in until:
+            return run
+        time.sleep(0.2)
+    run = get_run(run_id)
+    raise AssertionError(f"run {run_id} is {run.status} ({run.status_reason}), not {sorted(until)}")
+
+
+def test_launch_watch_succeed_with_every_event_stored_once(worker_home):
+    run_id = make_run(epochs=3, fake={"step_s": 0.1})
+    assert control.launch(run_id) == "submitted"
+    assert control.launch(run_id) == "submitted", "a repeated launch task changes nothing"
+    first = get_run(run_id)
+    assert first.pid and first.job_id is None
+    run = _drive(run_id, {"succeeded", "failed"})
+    assert run.status == "succeeded", run.status_reason
+    assert run.pid == first.pid, "the repeated launch did not start a second process"
+    assert stored_seqs(run_id) == file_seqs(run.run_dir) == list(range(1, 9))
+    assert run.log_offset == os.path.getsize(os.path.join(run.run_dir, "events.jsonl"))
+    assert run.progress == 1.0 and run.last_seq == 8
+    # The Redis stream for SSE got each event once, in order.
+    import redis
+
+    from backend.core.streams import run_stream
+
+    entries = redis.Redis.from_url(worker_home["env"]["REDIS_URL"]).xrange(run_stream(run_id))
+    assert [int(f[b"seq"]) for _, f in entries] == list(range(1, 9))
+
+
+def test_a_failing_search_ends_failed_with_its_reason(worker_home):
+    run_id = make_run(epochs=1, fake={"step_s": 0.01, "exit": 4})
+    control.launch(run_id)
+    run = _drive(run_id, {"succeeded", "failed"})
+    assert run.status == "failed"
+    assert "fake failure with exit code 4" in run.status_reason and "failing on purpose" in run.status_reason
+
+
+def test_bad_resources_fail_the_run_with_the_field_named(worker_home):
+    run_id = make_run(epochs=1)
+    from backend.core.db import session_scope
+    from backend.models import Run
+
+    with session_scope() as s:
+        row = s.get(Run, run_id)
+        row.resources = {**row.resources, "slurm": {"partition": "; rm -rf /"}}
+        s.add(row)
+        s.commit()
+    control.launch(run_id)
+    run = get_run(run_id)
+    assert run.status == "failed" and "slurm.partition" in run.status_reason and run.pid is None
+
+
+def test_run_dir_outside_the_runs_root_is_refused(worker_home, tmp_path):
+    run_id = make_run(epochs=1)
+    from backend.core.db import session_scope
+    from backend.models import Run
+
+    with session_scope() as s:
+        row = s.get(Run, run_id)
+        row.run_dir = str(tmp_path / "elsewhere")
+        s.add(row)
+        s.commit()
+    control.launch(run_id)
+    run = get_run(run_id)
+    assert run.status == "failed" and "outside the runs root" in run.status_reason
+    assert not (tmp_path / "elsewhere").exists()
+
+
+def test_cancel_a_running_local_run_kills_its_group(worker_home):
+    run_id = make_run(epochs=200, fake={"step_s": 0.1})
+    control.launch(run_id)
+    run = _drive(run_id, {"running"})
+    wait_for(lambda: file_seqs(run.run_dir), 30, what="first event")
+    assert control.cancel(run_id) == "cancelled"
+    run = get_run(run_id)
+    with pytest.raises(ProcessLookupError):
+        os.killpg(run.pid, 0)
+    assert stored_seqs(run_id) == file_seqs(run.run_dir), "events up to the cancel are stored"
+    reconcile()
+    assert get_run(run_id).status == "cancelled", "a cancelled run is not requeued"
+    assert control.cancel(run_id) == "cancelled", "cancel is idempotent"
+
+
+def test_cancel_before_launch_never_starts_it(worker_home):
+    run_id = make_run(epochs=1)
+    assert control.cancel(run_id) == "cancelled"
+    assert control.launch(run_id) == "cancelled"
+    assert get_run(run_id).pid is None
+
+
+def test_killed_mid_search_is_requeued_and_resumes_from_its_checkpoint(worker_home):
+    run_id = make_run(epochs=12, fake={"step_s": 0.15})
+    control.launch(run_id)
+    run = _drive(run_id, {"running"})
+    ckpt = os.path.join(run.run_dir, "checkpoints", "last.json")
+    wait_for(lambda: os.path.exists(ckpt) and json.load(open(ckpt))["step"] >= 3, 30, what="checkpoint at step 3")
+    os.killpg(run.pid, signal.SIGKILL)  # the whole group dies at once, as on a failed node
+    run = _drive(run_id, {"succeeded", "failed"}, timeout=90)
+    assert run.status == "succeeded", run.status_reason
+    assert run.attempt == 2
+    seqs = file_seqs(run.run_dir)
+    assert seqs == list(range(1, len(seqs) + 1)) and stored_seqs(run_id) == seqs, "no event lost or doubled"
+    resumed = [json.loads(l)["payload"] for l in open(os.path.join(run.run_dir, "events.jsonl"))
+               if '"status"' in l and '"running"' in l]
+    assert len(resumed) == 2 and resumed[1]["resumed_from"] >= 3, "the second attempt resumed from the checkpoint"
+
+
+def test_restarts_stop_at_max_restarts(worker_home):
+    run_id = make_run(epochs=200, fake={"step_s": 0.1}, resources={"max_restarts": 1})
+    control.launch(run_id)
+    for attempt in (1, 2):
+        run = _drive(run_id, {"running"})
+        assert run.attempt == attempt
+        wait_for(lambda: len(file_seqs(run.run_dir)) >= 2 * attempt, 30, what="events of this attempt")
+        os.killpg(run.pid, signal.SIGKILL)
+        if attempt == 1:
+            run = _drive(run_id, {"submitted", "running"})
+    run = _drive(run_id, {"failed"})
+    assert "gave up after 1 restarts" in run.status_reason and run.attempt == 2
+
+
+def test_a_silent_run_becomes_stale_and_recovers(worker_home, monkeypatch):
+    run_id = make_run(epochs=2, fake={"step_s": 3.0})
+    control.launch(run_id)
+    _drive(run_id, {"running"})
+    monkeypatch.setenv("NASFORGE_STALE_AFTER_S", "0.5")
+    from worker.settings import get_worker_settings
+
+    get_worker_settings.cache_clear()
+    try:
+        time.sleep(1.0)
+        run = _drive(run_id, {"stale"}, timeout=10)
+        assert "no event or heartbeat" in run.status_reason
+        monkeypatch.setenv("NASFORGE_STALE_AFTER_S", "300")
+        get_worker_settings.cache_clear()
+        assert _drive(run_id, {"running", "succeeded"}).status in ("running", "succeeded"), "shown, not failed"
+    finally:
+        get_worker_settings.cache_clear()
+    assert _drive(run_id, {"succeeded", "failed"}).status == "succeeded"
+
