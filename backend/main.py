@@ -22,7 +22,8 @@ from backend.models import ErrorResponse
 log = logging.getLogger("backend")
 ROOT = Path(__file__).resolve().parent.parent
 _ERRORS = {code: {"model": ErrorResponse, "description": text} for code, text in (
-    (401, "Missing or invalid bearer token."), (403, "The token lacks the scope, or the run, for this."),
+    (400, "The body is not valid JSON."), (401, "Missing or invalid bearer token."),
+    (403, "The token lacks the scope, or the run, for this."),
     (404, "No such resource."), (409, "The resource is in a state that forbids this."),
     (413, "Request body or one event too large."), (422, "Invalid input; the message names the field path."))}
 

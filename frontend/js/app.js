@@ -1,0 +1,74 @@
+// The single-page UI's shell: the token (pasted, or handed over as #token=... by `make run`), and the hash router.
+import { api, getToken, setToken } from "./api.js";
+import { errorBox } from "./dom.js";
+
+const ROUTES = [
+  [/^#\/experiments\/(\d+)$/, "experiment"],
+  [/^#\/runs\/(\d+)$/, "run"],
+  [/^#\/new$/, "new"],
+  [/^#\/compare$/, "compare"],
+  [/^#\/experiments$/, "experiments"],
+];
+
+let cleanup = null;
+
+function takeTokenFromUrl() {
+  const m = /^#token=([^&]+)/.exec(location.hash);
+  if (!m) return;
+  setToken(decodeURIComponent(m[1]));
+  // Out of the address bar and the history at once: the token is a password.
+  history.replaceState(null, "", `${location.pathname}${location.search}#/experiments`);
+}
+
+async function showWho() {
+  const who = document.getElementById("whoami");
+  const out = document.getElementById("sign-out");
+  const input = document.getElementById("token-input");
+  if (!getToken()) { who.textContent = "not signed in"; out.hidden = true; input.hidden = false; return; }
+  try {
+    const me = await api("/api/users/me");
+    who.textContent = `${me.user ? me.user.name : "token"} (${me.scopes.join(", ")})`;
+    out.hidden = false; input.hidden = true;
+  } catch (err) {
+    who.textContent = err.status === 401 ? "token rejected" : "API unreachable";
+    out.hidden = true; input.hidden = false;
+  }
+}
+
+async function route() {
+  takeTokenFromUrl();
+  const hash = location.hash.split("?")[0] || "#/experiments";
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  let page = "experiments", arg = null;
+  for (const [re, name] of ROUTES) {
+    const m = re.exec(hash);
+    if (m) { page = name; arg = m[1] ? Number(m[1]) : null; break; }
+  }
+  if (cleanup) { try { cleanup(); } catch { /* a page that failed to start has nothing to stop */ } cleanup = null; }
+  const root = document.getElementById("page");
+  root.replaceChildren();
+  root.dataset.page = page;
+  for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
+  try {
+    const mod = await import(`./pages/${page}.js`);
+    cleanup = (await mod.render(root, { id: arg, params })) || null;
+  } catch (err) {
+    console.error(err);
+    root.append(errorBox(err));
+  }
+}
+
+document.getElementById("token-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  const input = document.getElementById("token-input");
+  setToken(input.value);
+  input.value = "";
+  showWho();
+  route();
+});
+document.getElementById("sign-out").addEventListener("click", () => { setToken(""); showWho(); route(); });
+window.addEventListener("hashchange", route);
+takeTokenFromUrl();
+showWho();
+route();
+

@@ -1,0 +1,47 @@
+// Small DOM helpers shared by the pages: element builder, status badges, times, Plotly drawing.
+
+export function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+    else if (k === "class") node.className = v;
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined && c !== false) node.append(c instanceof Node ? c : String(c));
+  return node;
+}
+
+export function badge(status) {
+  return el("span", { class: `badge status-${status}`, "data-status": status }, status);
+}
+
+export function ago(iso) {
+  if (!iso) return "";
+  const s = (Date.now() - new Date(iso).getTime()) / 1000;
+  if (s < 60) return `${Math.max(0, Math.round(s))} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return new Date(iso).toLocaleDateString();
+}
+
+export function duration(s) {
+  if (s == null || !Number.isFinite(s)) return "";
+  s = Math.round(s);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
+}
+
+const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+
+// Plotly.react diffs against what is drawn, so redrawing the same div on every update is cheap.
+export function draw(div, fig) {
+  if (!window.Plotly) { div.textContent = "Plotly.js did not load (/vendor/plotly.min.js)"; return; }
+  window.Plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
+  div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
+}
+
+export function errorBox(err) {
+  return el("div", { class: "error", role: "alert" }, err && err.message ? err.message : String(err));
+}

@@ -1,0 +1,372 @@
+// Figure design lives here and only here: pure functions from run state / events to Plotly figure specs
+// ({data, layout}). Pages call them and hand the result to Plotly.react; tests load this module in Chromium.
+import { PARAM_FREE_OPS } from "./runstate.js";
+
+export const MAX_LINE_POINTS = 400;     // per trace; longer histories are thinned so 300+ epochs stay smooth
+export const COLLAPSE_THRESHOLD = 0.5;  // share of edges won by parameter-free ops that counts as collapse
+const FONT = { family: "system-ui, sans-serif", size: 12 };
+const PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00",
+                 "#b82e2e", "#316395", "#994499", "#22aa99", "#aaaa11", "#6633cc", "#e67300", "#8b0707"];
+const OP_COLOURS = {
+  none: "#9e9e9e", skip_connect: "#e53935", max_pool_3x3: "#fb8c00", avg_pool_3x3: "#fdd835",
+  sep_conv_3x3: "#1e88e5", sep_conv_5x5: "#3949ab", dil_conv_3x3: "#43a047", dil_conv_5x5: "#00897b",
+};
+
+export function opColour(op, i = 0) {
+  return OP_COLOURS[op] || PALETTE[i % PALETTE.length];
+}
+
+function baseLayout(title, extra = {}) {
+  return {
+    title: { text: title, font: { size: 14 } }, font: FONT, margin: { l: 60, r: 20, t: 40, b: 45 },
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "#fff", ...extra,
+  };
+}
+
+// Keep at most `maxPoints` of (x, y), evenly spaced, always keeping the last point (the newest epoch).
+export function downsample(xs, ys, maxPoints = MAX_LINE_POINTS) {
+  const n = xs.length;
+  if (n <= maxPoints) return { x: xs.slice(), y: ys.slice() };
+  const x = [], y = [];
+  const stride = (n - 1) / (maxPoints - 1);
+  for (let i = 0; i < maxPoints; i++) {
+    const k = Math.round(i * stride);
+    x.push(xs[k]); y.push(ys[k]);
+  }
+  x[x.length - 1] = xs[n - 1]; y[y.length - 1] = ys[n - 1];
+  return { x, y };
+}
+
+function frameX(state, cell) {
+  // Epoch, refined by step when alpha is logged within epochs (search.events_every_steps).
+  return cell.frameIndex.map((i) => {
+    const f = state.alpha.frames[i];
+    return f.epoch === null ? i : f.epoch + (f.step && f.steps ? f.step / f.steps : 0);
+  });
+}
+
+// Which of a cell's frames to show for global frame `index` (the latest at or before it).
+export function cellFrame(cell, index) {
+  let k = -1;
+  for (let j = 0; j < cell.frameIndex.length && cell.frameIndex[j] <= index; j++) k = j;
+  return k < 0 ? 0 : k;
+}
+
+// ---------------------------------------------------------------------------------------------- alpha
+
+export function alphaHeatmap(cellType, cell, k, opts = {}) {
+  const z = cell.weights[k] || [];
+  const frame = opts.frame;
+  const when = frame ? ` · epoch ${frame.epoch ?? "?"}${frame.step != null ? `, step ${frame.step}` : ""}` : "";
+  return {
+    data: [{
+      type: "heatmap", z, x: cell.ops, y: cell.edges, zmin: 0, zmax: 1, colorscale: "Viridis",
+      text: z.map((row) => row.map((v) => v.toFixed(2))), texttemplate: opts.compact ? "" : "%{text}",
+      hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "weight" }, thickness: 10 },
+    }],
+    layout: baseLayout(opts.title || `${cellType} cell: alpha${when}`, {
+      xaxis: { tickangle: -35, automargin: true }, yaxis: { autorange: "reversed", title: { text: "edge" }, automargin: true },
+      margin: { l: 60, r: 10, t: 40, b: 90 },
+    }),
+  };
+}
+
+export function entropyLines(state, cellType, opts = {}) {
+  const cell = state.alpha.cells[cellType];
+  const xs = frameX(state, cell);
+  const data = cell.edges.map((edge, e) => {
+    const { x, y } = downsample(xs, cell.entropy.map((row) => row[e]), opts.maxPoints);
+    return { type: "scatter", mode: "lines", name: edge, x, y, line: { width: 1.5, color: PALETTE[e % PALETTE.length] } };
+  });
+  const maxH = Math.log(Math.max(cell.ops.length, 1));
+  return {
+    data,
+    layout: baseLayout(`${cellType} cell: entropy of each edge`, {
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "entropy (nats)" }, range: [0, maxH * 1.05] },
+      showlegend: data.length <= 16, legend: { font: { size: 10 } },
+    }),
+  };
+}
+
+export function paramFreeShareLines(state, opts = {}) {
+  const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
+  const data = Object.entries(state.alpha.cells).map(([ct, cell], i) => {
+    const { x, y } = downsample(frameX(state, cell), cell.share, opts.maxPoints);
+    return { type: "scatter", mode: "lines+markers", name: ct, x, y, marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
+  });
+  return {
+    data,
+    layout: baseLayout("share of parameter-free ops (skip, none, pooling)", {
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "share" }, range: [0, 1.02] },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
+                 line: { color: "#e53935", dash: "dash", width: 1 } }],
+    }),
+  };
+}
+
+// The known DARTS failure: skip_connect / none win most edges. One warning per cell type at or over the threshold.
+export function collapseWarnings(state, opts = {}) {
+  const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
+  const out = [];
+  for (const [ct, cell] of Object.entries(state.alpha.cells)) {
+    const k = cell.share.length - 1;
+    if (k < 0 || cell.share[k] < threshold) continue;
+    const counts = {};
+    for (const row of cell.weights[k]) {
+      let best = 0;
+      for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
+      if (PARAM_FREE_OPS.has(cell.ops[best])) counts[cell.ops[best]] = (counts[cell.ops[best]] || 0) + 1;
+    }
+    const top = Object.entries(counts).sort((a, b) => b[1] - a[1])[0];
+    const frame = state.alpha.frames[cell.frameIndex[k]] || {};
+    out.push({
+      cell: ct, share: cell.share[k], epoch: frame.epoch ?? null, op: top ? top[0] : null,
+      message: `${ct} cell: parameter-free ops hold ${(cell.share[k] * 100).toFixed(0)}% ` +
+        `${top ? `(mostly ${top[0]}) ` : ""}at epoch ${frame.epoch ?? "?"}: the DARTS collapse; ` +
+        "consider PC-DARTS or GAEA, fewer epochs, or early stopping",
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------- metrics
+
+export function lossCurves(metrics, opts = {}) {
+  const rows = metrics.filter((m) => m.epoch != null);
+  const series = [["train_loss", "train loss", "y", "#3366cc"], ["val_loss", "validation loss", "y", "#ff9900"],
+                  ["val_iou", "validation IoU", "y2", "#109618"]];
+  const data = [];
+  for (const [key, name, yaxis, color] of series) {
+    const have = rows.filter((m) => typeof m[key] === "number");
+    if (!have.length) continue;
+    const { x, y } = downsample(have.map((m) => m.epoch), have.map((m) => m[key]), opts.maxPoints);
+    data.push({ type: "scatter", mode: "lines+markers", name, x, y, yaxis, marker: { size: 4 }, line: { color } });
+  }
+  return {
+    data,
+    layout: baseLayout("loss and IoU", {
+      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" }, rangemode: "tozero" },
+      yaxis2: { title: { text: "IoU" }, overlaying: "y", side: "right", range: [0, 1] },
+      legend: { orientation: "h", y: -0.25 }, margin: { l: 60, r: 50, t: 40, b: 70 },
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- genotype
+
+function parseEdge(item, k) {
+  if (item && !Array.isArray(item) && typeof item === "object") {
+    const pair = item.edge || [];
+    return { from: item.from ?? item.src ?? pair[0], to: item.to ?? item.dst ?? pair[1], op: item.op };
+  }
+  if (Array.isArray(item)) {
+    const op = item.find((v) => typeof v === "string");
+    const nums = item.filter((v) => typeof v === "number");
+    // DARTS style (op, from): two inputs per intermediate node, in node order.
+    if (nums.length === 1) return { from: nums[0], to: 2 + Math.floor(k / 2), op };
+    return { from: nums[0], to: nums[1], op };
+  }
+  return null;
+}
+
+// Any of the genotype shapes the engine writes -> {cellType: {edges: [{from, to, op}], concat: [nodes]}}.
+export function normalizeGenotype(g) {
+  if (!g || typeof g !== "object") return {};
+  if (g.genotype && typeof g.genotype === "object" && !g.cells) g = g.genotype;  // a genotype event's payload
+  const src = g.cells && typeof g.cells === "object" ? g.cells : g;
+  const out = {};
+  for (const [ct, c] of Object.entries(src)) {
+    if (ct.endsWith("_concat") || c == null || typeof c !== "object") continue;
+    let edges;
+    if (Array.isArray(c.nodes)) {
+      // nas_core.space.genotypes: nodes[m] = the (op, input) pairs summed into node m + 2.
+      edges = c.nodes.flatMap((pairs, m) => (pairs || []).map((pair) => parseEdge(pair, 0)).map((e) => e && { ...e, to: m + 2 }));
+    } else {
+      const list = Array.isArray(c) ? c : c.edges;
+      if (!Array.isArray(list)) continue;
+      edges = list.map(parseEdge);
+    }
+    edges = edges.filter((e) => e && typeof e.from === "number" && typeof e.to === "number");
+    const maxNode = Math.max(1, ...edges.map((e) => e.to));
+    let concat = Array.isArray(c) ? src[`${ct}_concat`] : c.concat;
+    if (!Array.isArray(concat)) {
+      const used = new Set(edges.map((e) => e.from));
+      concat = [];
+      for (let n = 2; n <= maxNode; n++) if (!used.has(n)) concat.push(n);
+    }
+    out[ct] = { edges, concat: concat.map(Number) };
+  }
+  return out;
+}
+
+const edgeKey = (e) => `${e.from}-${e.to}`;
+
+// Edges of `a` that `b` lacks or labels with another op, per cell type: {ct: Map(key -> op in b or null)}.
+export function genotypeDiff(a, b) {
+  const na = normalizeGenotype(a), nb = normalizeGenotype(b);
+  const out = {};
+  for (const [ct, cell] of Object.entries(na)) {
+    const other = new Map(((nb[ct] || {}).edges || []).map((e) => [edgeKey(e), e.op]));
+    const diff = new Map();
+    for (const e of cell.edges) if (other.get(edgeKey(e)) !== e.op) diff.set(edgeKey(e), other.get(edgeKey(e)) ?? null);
+    out[ct] = diff;
+  }
+  return out;
+}
+
+function nodeLayout(cell) {
+  const depth = new Map([[0, 0], [1, 0]]);
+  const nodes = new Set([0, 1, ...cell.edges.flatMap((e) => [e.from, e.to]), ...cell.concat]);
+  const sorted = [...nodes].sort((x, y) => x - y);
+  for (const n of sorted) {
+    if (n < 2) continue;
+    const preds = cell.edges.filter((e) => e.to === n).map((e) => depth.get(e.from) ?? 0);
+    depth.set(n, 1 + (preds.length ? Math.max(...preds) : 0));
+  }
+  const maxDepth = Math.max(1, ...depth.values());
+  const byDepth = {};
+  for (const n of sorted) (byDepth[depth.get(n)] ||= []).push(n);
+  const pos = new Map();
+  for (const [d, ns] of Object.entries(byDepth)) {
+    ns.forEach((n, i) => pos.set(n, { x: Number(d), y: (ns.length - 1) / 2 - i }));
+  }
+  pos.set("out", { x: maxDepth + 1, y: 0 });
+  return pos;
+}
+
+// The decoded cell as a DAG: inputs c_{k-2}, c_{k-1}, intermediate nodes, output; edges labelled by op.
+// `diff` (from genotypeDiff) marks edges that differ from another run's cell.
+export function cellGraph(cellType, cellGenotype, opts = {}) {
+  const cell = cellGenotype || { edges: [], concat: [] };
+  const diff = opts.diff || new Map();
+  const pos = nodeLayout(cell);
+  const annotations = [];
+  const label = { x: [], y: [], text: [], color: [] };
+  cell.edges.forEach((e, i) => {
+    const a = pos.get(e.from), b = pos.get(e.to);
+    const changed = diff.has(edgeKey(e));
+    const color = changed ? "#d50000" : opColour(e.op, i);
+    annotations.push({ x: b.x, y: b.y, ax: a.x, ay: a.y, xref: "x", yref: "y", axref: "x", ayref: "y", text: "",
+                       showarrow: true, arrowhead: 2, arrowsize: 1, arrowwidth: changed ? 3 : 2, arrowcolor: color,
+                       standoff: 14, startstandoff: 14 });
+    const t = 0.5 + (i % 2 ? 0.08 : -0.08);  // stagger labels of edges that share a span
+    label.x.push(a.x + (b.x - a.x) * t); label.y.push(a.y + (b.y - a.y) * t);
+    const was = changed ? diff.get(edgeKey(e)) : undefined;
+    label.text.push(changed ? `<b>${e.op}</b> ≠ ${was ?? "—"}` : e.op);
+    label.color.push(color);
+  });
+  const out = pos.get("out");
+  for (const n of cell.concat) {
+    const a = pos.get(n);
+    if (!a) continue;
+    annotations.push({ x: out.x, y: out.y, ax: a.x, ay: a.y, xref: "x", yref: "y", axref: "x", ayref: "y", text: "",
+                       showarrow: true, arrowhead: 1, arrowwidth: 1, arrowcolor: "#9e9e9e", standoff: 14, startstandoff: 14 });
+  }
+  const names = (n) => (n === 0 ? "c<sub>k-2</sub>" : n === 1 ? "c<sub>k-1</sub>" : n === "out" ? "out" : String(n));
+  const keys = [...pos.keys()];
+  return {
+    data: [
+      { type: "scatter", mode: "markers+text", name: "nodes", hoverinfo: "skip", x: keys.map((k) => pos.get(k).x),
+        y: keys.map((k) => pos.get(k).y), text: keys.map(names), textposition: "middle center",
+        marker: { size: 30, color: keys.map((k) => (k === 0 || k === 1 ? "#bbdefb" : k === "out" ? "#c8e6c9" : "#fff3e0")),
+                  line: { width: 1, color: "#555" } } },
+      { type: "scatter", mode: "text", name: "ops", hoverinfo: "text", x: label.x, y: label.y, text: label.text,
+        textfont: { color: label.color, size: 11 } },
+    ],
+    layout: baseLayout(opts.title || `${cellType} cell${opts.epoch != null ? ` · epoch ${opts.epoch}` : ""}`, {
+      annotations, showlegend: false, xaxis: { visible: false }, yaxis: { visible: false },
+      margin: { l: 10, r: 10, t: 40, b: 10 },
+    }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------- evaluation
+
+// {threshold: {precision, recall, ap}} or [{iou_threshold|threshold, precision, recall, ap}] -> sorted list.
+export function prTable(evaluation) {
+  const src = evaluation && (evaluation.pr ?? evaluation.pr_curves ?? evaluation.object_metrics ?? evaluation.ap);
+  if (!src) return [];
+  const rows = Array.isArray(src)
+    ? src.map((r) => ({ threshold: Number(r.iou_threshold ?? r.threshold), ...r }))
+    : Object.entries(src).map(([t, r]) => ({ threshold: Number(t), ...r }));
+  return rows.filter((r) => Array.isArray(r.precision) && Array.isArray(r.recall)).sort((a, b) => a.threshold - b.threshold);
+}
+
+export function prCurves(evaluation) {
+  const data = prTable(evaluation).map((r, i) => ({
+    type: "scatter", mode: "lines", line: { shape: "hv", color: PALETTE[i % PALETTE.length] },
+    name: `IoU ≥ ${r.threshold}${typeof r.ap === "number" ? ` (AP ${r.ap.toFixed(3)})` : ""}`, x: r.recall, y: r.precision,
+  }));
+  return {
+    data,
+    layout: baseLayout("precision-recall at object IoU thresholds", {
+      xaxis: { title: { text: "recall" }, range: [0, 1.02] }, yaxis: { title: { text: "precision" }, range: [0, 1.02] },
+    }),
+  };
+}
+
+// Searched cells' IoU against the random candidates' (a strip over a box): is the search better than chance?
+export function searchedVsRandom(searched, candidates, opts = {}) {
+  const ious = candidates.filter((c) => c.status !== "error" && typeof c.iou === "number").map((c) => c.iou);
+  const data = [{
+    type: "box", name: "random candidates", y: ious, x: ious.map(() => "random"), boxpoints: "all", jitter: 0.5,
+    pointpos: 0, marker: { color: "#757575", size: 6, opacity: 0.7 }, line: { color: "#9e9e9e" }, fillcolor: "rgba(0,0,0,0.03)",
+    hovertemplate: "IoU %{y:.3f}<extra>random</extra>",
+  }];
+  searched.forEach((s, i) => data.push({
+    type: "scatter", mode: "markers", name: s.label, x: ["searched"], y: [s.iou],
+    marker: { symbol: "star", size: 16, color: PALETTE[i % PALETTE.length], line: { width: 1, color: "#000" } },
+    hovertemplate: `${s.label}: IoU %{y:.3f}<extra></extra>`,
+  }));
+  return {
+    data,
+    layout: baseLayout(opts.title || "searched cell vs random candidates (IoU)", {
+      yaxis: { title: { text: opts.metric || "IoU" } }, xaxis: { type: "category", categoryorder: "array",
+      categoryarray: ["random", "searched"] }, showlegend: true,
+    }),
+  };
+}
+
+// Best IoU found so far against the compute spent (cumulative training seconds), one line per strategy.
+export function bestSoFar(series, opts = {}) {
+  const data = series.map((s, i) => {
+    let spent = 0, best = -Infinity;
+    const x = [], y = [];
+    for (const c of s.candidates) {
+      spent += typeof c.train_time_s === "number" ? c.train_time_s : 0;
+      if (typeof c.iou === "number" && c.status !== "error") best = Math.max(best, c.iou);
+      if (best > -Infinity) { x.push(spent); y.push(best); }
+    }
+    const d = downsample(x, y, opts.maxPoints);
+    return { type: "scatter", mode: "lines", line: { shape: "hv", color: PALETTE[i % PALETTE.length] }, name: s.name, ...d };
+  });
+  return {
+    data,
+    layout: baseLayout("best so far vs compute", {
+      xaxis: { title: { text: "training time spent (s)" } }, yaxis: { title: { text: "best IoU" } },
+    }),
+  };
+}
+
+// Side by side: one bar group per metric, one bar per run.
+export function metricBars(runs) {
+  const keys = ["val_iou", "test_iou", "val_loss"];
+  return {
+    data: runs.map((r, i) => ({
+      type: "bar", name: r.label, x: keys, y: keys.map((k) => (typeof r.metrics[k] === "number" ? r.metrics[k] : null)),
+      marker: { color: PALETTE[i % PALETTE.length] },
+    })),
+    layout: baseLayout("final metrics", { barmode: "group", yaxis: { rangemode: "tozero" } }),
+  };
+}
+
+// One metric over epochs for several runs: [{label, points: [[epoch, value], ...]}].
+export function metricLines(runs, name) {
+  return {
+    data: runs.map((r, i) => {
+      const d = downsample(r.points.map((p) => p[0]), r.points.map((p) => p[1]));
+      return { type: "scatter", mode: "lines+markers", name: r.label, ...d, marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
+    }),
+    layout: baseLayout(name.replace(/_/g, " "), { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: name } } }),
+  };
+}

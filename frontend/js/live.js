@@ -1,0 +1,84 @@
+// Following a run live: the stored history first, then the SSE stream (resumed by the browser with
+// Last-Event-ID), with polling as the fallback; redraws are throttled so a burst of events costs one frame.
+import { allEvents, api, streamUrl } from "./api.js";
+
+export const MAX_REDRAWS_PER_S = 5;
+
+// Calls `fn` at most once per `ms`; the last call in a burst always runs (trailing), so nothing is left stale.
+export function throttle(fn, ms = 1000 / MAX_REDRAWS_PER_S) {
+  let last = -Infinity, timer = null;
+  const wrapped = () => {
+    const now = performance.now();
+    if (timer) return;
+    const wait = Math.max(0, last + ms - now);
+    timer = setTimeout(() => { timer = null; last = performance.now(); fn(); }, wait);
+  };
+  wrapped.cancel = () => { clearTimeout(timer); timer = null; };
+  return wrapped;
+}
+
+export class RunFollower {
+  // onEvents(events) gets every event once, in seq order; onEnd(info) when the run has finished.
+  constructor(runId, { onEvents, onEnd, onError }) {
+    Object.assign(this, { runId, onEvents, onEnd: onEnd || (() => {}), onError: onError || (() => {}) });
+    this.lastSeq = 0;
+    this.closed = false;
+    this.source = null;
+    this.poll = null;
+  }
+
+  deliver(events) {
+    const fresh = events.filter((e) => e.seq > this.lastSeq).sort((a, b) => a.seq - b.seq);
+    if (!fresh.length) return;
+    this.lastSeq = fresh[fresh.length - 1].seq;
+    this.onEvents(fresh);
+  }
+
+  async start() {
+    try {
+      this.deliver(await allEvents(this.runId));
+    } catch (err) {
+      this.onError(err);
+    }
+    if (!this.closed) this.open();
+    return this;
+  }
+
+  open() {
+    const src = new EventSource(streamUrl(this.runId, this.lastSeq));
+    this.source = src;
+    src.onmessage = (msg) => {
+      try { this.deliver([JSON.parse(msg.data)]); } catch (err) { this.onError(err); }
+    };
+    src.addEventListener("end", (msg) => {
+      src.close();
+      this.onEnd(JSON.parse(msg.data || "{}"));
+    });
+    src.onerror = () => {
+      // CLOSED means the browser gave up (an HTTP error, not a dropped connection): poll instead.
+      if (src.readyState === EventSource.CLOSED && !this.closed) this.startPolling();
+    };
+  }
+
+  startPolling() {
+    if (this.poll) return;
+    this.poll = setInterval(async () => {
+      try {
+        this.deliver(await allEvents(this.runId, { since: this.lastSeq }));
+        const run = await api(`/api/runs/${this.runId}`);
+        if (["succeeded", "failed", "cancelled"].includes(run.status)) {
+          this.stopPolling();
+          this.onEnd({ status: run.status, last_seq: this.lastSeq });
+        }
+      } catch (err) { this.onError(err); }
+    }, 2000);
+  }
+
+  stopPolling() { clearInterval(this.poll); this.poll = null; }
+
+  close() {
+    this.closed = true;
+    if (this.source) this.source.close();
+    this.stopPolling();
+  }
+}

@@ -1,0 +1,94 @@
+// Compare two to four runs side by side: alpha at the same epoch, decoded cells with their differences marked,
+// final metrics, and each searched cell's IoU against its random baseline (from /api/compare).
+import { api } from "../api.js";
+import { badge, draw, el, errorBox } from "../dom.js";
+import * as fig from "../figures.js";
+import { applyEvent, createRunState, frameAtEpoch } from "../runstate.js";
+
+export async function render(root, { params }) {
+  const ids = (params.get("runs") || "").split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
+  root.append(el("h1", {}, "Compare runs"));
+  const picker = el("form", { class: "toolbar", onsubmit: (ev) => {
+    ev.preventDefault();
+    location.hash = `#/compare?runs=${new FormData(ev.target).get("runs").replace(/\s+/g, "")}`;
+  } }, el("input", { name: "runs", value: ids.join(","), placeholder: "run ids, e.g. 3,4", "aria-label": "run ids" }),
+  el("button", { type: "submit" }, "Compare"));
+  root.append(picker);
+  if (ids.length < 2 || ids.length > 4) {
+    root.append(el("p", { class: "muted" }, "Give two to four run ids, or pick runs on an experiment's page."));
+    return;
+  }
+  let cmp;
+  try {
+    cmp = await api("/api/compare", { query: { runs: ids } });
+  } catch (err) {
+    root.append(errorBox(err));
+    return;
+  }
+  const runs = cmp.runs.map((r) => {
+    const state = createRunState();
+    for (const a of r.alpha) applyEvent(state, { seq: a.seq, kind: "alpha", payload: a });
+    const genotype = r.genotype && r.genotype.genotype ? r.genotype.genotype : r.genotype;
+    return { ...r, state, genotype, label: `run ${r.run.id} (${r.run.method})` };
+  });
+  const maxEpoch = Math.max(0, ...runs.flatMap((r) => r.state.alpha.frames.map((f) => f.epoch ?? 0)));
+  const slider = el("input", { type: "range", min: 0, max: maxEpoch, value: maxEpoch, step: 1, id: "compare-epoch", "aria-label": "epoch" });
+  const label = el("span", { class: "muted" });
+  const cols = `repeat(${runs.length}, minmax(0, 1fr))`;
+  const heads = el("div", { class: "side", style: `grid-template-columns: ${cols}` }, runs.map((r) => el("div", { class: "run-head" },
+    el("h3", {}, el("a", { href: `#/runs/${r.run.id}` }, r.label)), badge(r.run.status),
+    el("div", { class: "muted" }, r.iou != null ? `IoU ${r.iou.toFixed(3)}` : "no IoU yet",
+      r.baseline_iou_mean != null ? ` · random ${r.baseline_iou_mean.toFixed(3)}` : "",
+      r.iou_vs_baseline != null ? ` · Δ ${r.iou_vs_baseline >= 0 ? "+" : ""}${r.iou_vs_baseline.toFixed(3)}` : ""))));
+  const alphaGrid = el("div", { class: "side", id: "compare-alpha", style: `grid-template-columns: ${cols}` });
+  const cellGrid = el("div", { class: "side", id: "compare-cells", style: `grid-template-columns: ${cols}` });
+  const diffList = el("ul", { class: "diff", id: "genotype-diff" }, cmp.genotype_diff.slice(0, 50).map((d) =>
+    el("li", {}, el("code", {}, d.path), ": ", d.values.map((v, i) => `${runs[i].label} ${JSON.stringify(v)}`).join(" · "))));
+  const bottom = el("div", { class: "grid" });
+  root.append(heads, el("div", { class: "toolbar" }, el("span", {}, "alpha at epoch"), slider, label), alphaGrid,
+    el("h2", {}, "Decoded cells"), el("p", { class: "muted" }, "Edges in red differ from the first run's cell."), cellGrid,
+    cmp.genotype_diff.length ? el("details", {}, el("summary", {}, `${cmp.genotype_diff.length} genotype differences`), diffList) : "",
+    el("h2", {}, "Metrics"), bottom);
+
+  const slot = (parent, key) => {
+    let d = parent.querySelector(`[data-fig="${key}"]`);
+    if (!d) { d = el("div", { class: "fig", "data-fig": key }); parent.append(d); }
+    return d;
+  };
+  const column = (grid, i) => grid.children[i] || grid.appendChild(el("div", { class: "col" }));
+  const drawAlpha = () => {
+    const epoch = Number(slider.value);
+    label.textContent = String(epoch);
+    runs.forEach((r, i) => {
+      const col = column(alphaGrid, i);
+      const frame = frameAtEpoch(r.state, epoch);
+      if (frame < 0) { col.textContent = "no alpha at this epoch"; return; }
+      for (const [ct, cell] of Object.entries(r.state.alpha.cells)) {
+        const k = fig.cellFrame(cell, frame);
+        draw(slot(col, `alpha-${ct}`), fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2,
+          title: `${r.label}: ${ct}, epoch ${r.state.alpha.frames[cell.frameIndex[k]].epoch}` }));
+      }
+    });
+  };
+  slider.addEventListener("input", drawAlpha);
+  drawAlpha();
+
+  const first = runs[0].genotype;
+  runs.forEach((r, i) => {
+    const col = column(cellGrid, i);
+    const norm = fig.normalizeGenotype(r.genotype);
+    if (!Object.keys(norm).length) { col.append(el("p", { class: "muted" }, "no genotype yet")); return; }
+    // The first run is marked against the second, every other run against the first.
+    const diff = fig.genotypeDiff(r.genotype, i === 0 ? runs[1].genotype : first);
+    for (const [ct, cell] of Object.entries(norm)) {
+      draw(slot(col, `cell-${ct}`), fig.cellGraph(ct, cell, { diff: diff[ct], title: `${r.label}: ${ct} cell` }));
+    }
+  });
+
+  draw(slot(bottom, "metrics"), fig.metricBars(runs.map((r) => ({ label: r.label, metrics: r.final_metrics }))));
+  const searched = runs.filter((r) => r.iou != null && r.run.kind !== "baseline").map((r) => ({ label: r.label, iou: r.iou }));
+  const random = runs.flatMap((r) => r.baseline_iou.map((iou) => ({ iou })));
+  if (searched.length || random.length) draw(slot(bottom, "vs-random"), fig.searchedVsRandom(searched, random));
+  const withIou = runs.filter((r) => r.metrics.val_iou).map((r) => ({ label: r.label, points: r.metrics.val_iou }));
+  if (withIou.length) draw(slot(bottom, "val-iou"), fig.metricLines(withIou, "val_iou"));
+}

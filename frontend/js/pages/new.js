@@ -1,0 +1,54 @@
+// New experiment and launch: the form built from the schema; the API's validation errors land next to their field.
+import { api, ApiError } from "../api.js";
+import { el, errorBox } from "../dom.js";
+import { SchemaForm } from "../form.js";
+
+export async function render(root, { params }) {
+  let schema, initial;
+  try {
+    schema = await api("/api/schema/experiment");
+    const from = Number(params.get("clone")) || null;
+    initial = from ? (await api(`/api/experiments/${from}`)).config : { ...schema.default, name: "" };
+  } catch (err) {
+    root.append(errorBox(err));
+    return;
+  }
+  const form = new SchemaForm(schema, initial);
+  const general = el("div", { class: "form-error", role: "alert" });
+  const submit = el("button", { type: "submit", class: "primary" }, "Create and launch");
+  const createOnly = el("button", { type: "button" }, "Create only");
+  // novalidate: the API is the one validator, so the browser must not block a submit the API would explain.
+  const node = el("form", { novalidate: true, id: "experiment-form" }, form.root, general,
+                  el("div", { class: "toolbar sticky" }, submit, createOnly));
+
+  async function save(andLaunch) {
+    general.textContent = "";
+    form.clearErrors();
+    submit.disabled = createOnly.disabled = true;
+    try {
+      const exp = await api("/api/experiments", { method: "POST", body: form.value });
+      if (!andLaunch) { location.hash = `#/experiments/${exp.id}`; return; }
+      try {
+        const res = await api(`/api/experiments/${exp.id}/runs`, { method: "POST", body: {} });
+        location.hash = `#/runs/${res.run.id}`;
+      } catch (err) {
+        general.replaceChildren(`Experiment #${exp.id} was created, but the launch failed: ${err.message} `,
+                                el("a", { href: `#/experiments/${exp.id}` }, "open it"));
+      }
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 422) {
+        form.showErrors(err.fields, general);
+        if (!general.textContent) general.textContent = "Fix the fields marked in red.";
+      } else {
+        general.replaceChildren(errorBox(err));
+      }
+    } finally {
+      submit.disabled = createOnly.disabled = false;
+    }
+  }
+  node.addEventListener("submit", (ev) => { ev.preventDefault(); save(true); });
+  createOnly.addEventListener("click", () => save(false));
+  root.append(el("h1", {}, "New experiment"),
+    el("p", { class: "muted" }, "Every field is the experiment file's field; defaults are the schema's. The search starts as soon as it is created."),
+    node);
+}

@@ -1,0 +1,207 @@
+// Run: status and progress, then the search as it happens: alpha heatmaps with an epoch slider, entropy, the
+// parameter-free share with the collapse warning, loss and IoU, the decoded cell, and the evaluation.
+import { allEvents, api } from "../api.js";
+import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
+import * as fig from "../figures.js";
+import { RunFollower, throttle } from "../live.js";
+import { applyEvents, createRunState, latestGenotype } from "../runstate.js";
+
+const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const TABS = [["alpha", "Alpha"], ["training", "Loss and IoU"], ["cell", "Cell graph"], ["evaluation", "Evaluation"], ["log", "Log"]];
+
+export async function render(root, { id }) {
+  let run;
+  try {
+    run = await api(`/api/runs/${id}`);
+  } catch (err) {
+    root.append(errorBox(err));
+    return;
+  }
+  const state = createRunState();
+  const ui = layout(root, run);
+  let tab = "alpha", live = true, frame = -1, playing = null, baselineCandidates = null;
+
+  const header = () => {
+    ui.status.replaceChildren(badge(run.status), run.status_reason ? el("span", { class: "reason" }, ` ${run.status_reason}`) : "",
+      run.job_id ? el("span", { class: "muted" }, ` · SLURM job ${run.job_id}`) : "",
+      run.attempt > 1 ? el("span", { class: "muted" }, ` · attempt ${run.attempt}`) : "",
+      el("span", { class: "muted" }, ` · ${run.launcher} · created ${ago(run.created_at)}`));
+    const p = state.progress || {};
+    const fraction = typeof p.fraction === "number" ? p.fraction : run.progress || 0;
+    ui.bar.value = fraction;
+    ui.progressText.textContent = [p.stage, p.epoch != null && p.epochs ? `epoch ${p.epoch}/${p.epochs}` : "",
+      `${Math.round(fraction * 100)}%`, p.eta_s != null && !TERMINAL.has(run.status) ? `ETA ${duration(p.eta_s)}` : ""]
+      .filter(Boolean).join(" · ");
+    ui.cancel.hidden = TERMINAL.has(run.status);
+    ui.retry.hidden = !["failed", "cancelled", "stale", "preempted"].includes(run.status);
+    const warnings = fig.collapseWarnings(state);
+    ui.warnings.replaceChildren(...warnings.map((w) => el("div", { class: "warning", role: "alert", "data-cell": w.cell }, `⚠ ${w.message}`)));
+  };
+
+  // Scrubbing redraws only the heatmaps; the history lines change only when events arrive.
+  const drawAlpha = (lines = true) => {
+    const n = state.alpha.frames.length;
+    ui.slider.max = String(Math.max(0, n - 1));
+    if (live || frame < 0) frame = n - 1;
+    ui.slider.value = String(frame);
+    const f = state.alpha.frames[frame];
+    ui.frameLabel.textContent = n ? `epoch ${f.epoch ?? "?"}${f.step != null ? ` step ${f.step}` : ""} (${frame + 1}/${n})` : "no alpha yet";
+    for (const [ct, cell] of Object.entries(state.alpha.cells)) {
+      const k = fig.cellFrame(cell, frame);
+      draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]] }));
+      if (lines) draw(ui.slot(ui.entropy, `entropy-${ct}`), fig.entropyLines(state, ct));
+    }
+    if (n && lines) draw(ui.slot(ui.share, "share"), fig.paramFreeShareLines(state));
+  };
+
+  const drawCell = () => {
+    const gs = state.genotypes;
+    const g = latestGenotype(state);
+    ui.cellNote.textContent = g ? `decoded at epoch ${gs[gs.length - 1].epoch ?? "?"} (redrawn each epoch)` : "no genotype yet: it is decoded at the end of each epoch";
+    for (const [ct, cell] of Object.entries(fig.normalizeGenotype(g))) {
+      draw(ui.slot(ui.cells, `cell-${ct}`), fig.cellGraph(ct, cell, { epoch: gs[gs.length - 1].epoch }));
+    }
+  };
+
+  const drawEvaluation = async () => {
+    const parts = [];
+    if (fig.prTable(state.evaluation).length) parts.push(["pr", fig.prCurves(state.evaluation)]);
+    if (run.baselines && run.baselines.length && baselineCandidates === null) {
+      baselineCandidates = [];
+      const lists = await Promise.all(run.baselines.map((b) => allEvents(b, { kind: "candidate" }).catch(() => [])));
+      baselineCandidates = lists.flat().map((e) => e.payload).filter((p) => p.final !== false);
+    }
+    const random = run.method === "random" ? state.candidates : baselineCandidates || [];
+    const searchedIou = state.evaluation?.test_iou ?? [...state.metrics].reverse().find((m) => typeof m.val_iou === "number")?.val_iou;
+    const searched = run.kind === "search" && !["random", "evolution", "reinforce"].includes(run.method) && typeof searchedIou === "number"
+      ? [{ label: `run ${run.id} (${run.method})`, iou: searchedIou }] : [];
+    if (random.length || searched.length) parts.push(["strip", fig.searchedVsRandom(searched, random)]);
+    const series = [];
+    if (state.candidates.length) series.push({ name: `run ${run.id} (${run.method})`, candidates: state.candidates });
+    if (baselineCandidates && baselineCandidates.length) series.push({ name: "random baseline", candidates: baselineCandidates });
+    if (series.length) parts.push(["best", fig.bestSoFar(series)]);
+    ui.evalNote.textContent = parts.length ? (state.evaluation?.test_iou != null ? `test IoU ${state.evaluation.test_iou.toFixed(3)}` : "")
+      : "no evaluation yet: it follows the search (precision-recall at the IoU thresholds, searched vs random)";
+    for (const [key, spec] of parts) draw(ui.slot(ui.evaluation, `eval-${key}`), spec);
+    samples(ui.samples, state.evaluation);
+  };
+
+  const drawTab = () => {
+    if (tab === "alpha") drawAlpha();
+    else if (tab === "training") { if (state.metrics.length) draw(ui.slot(ui.training, "loss"), fig.lossCurves(state.metrics)); }
+    else if (tab === "cell") drawCell();
+    else if (tab === "evaluation") drawEvaluation().catch((err) => ui.evalNote.replaceChildren(errorBox(err)));
+    else if (tab === "log") ui.log.textContent = state.logs.map((l) => l.message ?? JSON.stringify(l)).join("\n");
+  };
+  const redraw = throttle(() => { header(); drawTab(); });
+  ui.root.dataset.redraws = "0";
+  const countedRedraw = () => { ui.root.dataset.redraws = String(Number(ui.root.dataset.redraws) + 1); redraw(); };
+
+  ui.tabs.addEventListener("click", (ev) => {
+    const b = ev.target.closest("button[data-tab]");
+    if (!b) return;
+    tab = b.dataset.tab;
+    for (const x of ui.tabs.children) x.classList.toggle("active", x === b);
+    for (const [k] of TABS) ui.panels[k].hidden = k !== tab;
+    drawTab();
+  });
+  ui.slider.addEventListener("input", () => { live = false; ui.live.checked = false; frame = Number(ui.slider.value); drawAlpha(false); });
+  ui.live.addEventListener("change", () => { live = ui.live.checked; drawAlpha(); });
+  ui.play.addEventListener("click", () => {
+    if (playing) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; return; }
+    live = false; ui.live.checked = false;
+    if (frame >= state.alpha.frames.length - 1) frame = -1;
+    ui.play.textContent = "❚❚ pause";
+    playing = setInterval(() => {
+      if (frame >= state.alpha.frames.length - 1) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; return; }
+      frame += 1;
+      drawAlpha(false);
+    }, 1000 / 5);
+  });
+  ui.cancel.addEventListener("click", async () => {
+    try { run = await api(`/api/runs/${id}/cancel`, { method: "POST" }); header(); } catch (err) { ui.message.replaceChildren(errorBox(err)); }
+  });
+  ui.retry.addEventListener("click", async () => {
+    try { run = await api(`/api/runs/${id}/retry`, { method: "POST" }); header(); } catch (err) { ui.message.replaceChildren(errorBox(err)); }
+  });
+
+  const follower = new RunFollower(id, {
+    onEvents: (events) => { applyEvents(state, events); ui.root.dataset.lastSeq = String(state.lastSeq); countedRedraw(); },
+    onEnd: () => refresh(),
+    onError: (err) => ui.message.replaceChildren(errorBox(err)),
+  });
+  // The database status (queued, pending with the SLURM reason) moves without events: poll it while active.
+  const refresh = async () => {
+    try { run = await api(`/api/runs/${id}`); header(); } catch { /* the next tick retries */ }
+  };
+  const poll = setInterval(() => { if (!TERMINAL.has(run.status)) refresh(); }, 3000);
+  header();
+  follower.start();
+  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); };
+}
+
+function layout(root, run) {
+  const panel = (k) => el("section", { class: "panel", "data-panel": k, hidden: k !== "alpha" });
+  const panels = Object.fromEntries(TABS.map(([k]) => [k, panel(k)]));
+  const ui = {
+    root,
+    status: el("div", { class: "status", id: "run-status" }),
+    bar: el("progress", { max: 1, value: 0, id: "run-progress" }),
+    progressText: el("span", { class: "muted", id: "run-progress-text" }),
+    warnings: el("div", { class: "warnings", id: "collapse-warnings" }),
+    message: el("div", {}),
+    cancel: el("button", {}, "Cancel"),
+    retry: el("button", {}, "Retry"),
+    tabs: el("div", { class: "tabs", role: "tablist" }, TABS.map(([k, label], i) =>
+      el("button", { type: "button", "data-tab": k, class: i === 0 ? "active" : "" }, label))),
+    panels,
+    slider: el("input", { type: "range", min: 0, max: 0, value: 0, step: 1, id: "epoch-slider", "aria-label": "epoch" }),
+    play: el("button", { type: "button", id: "play" }, "▶ play"),
+    live: el("input", { type: "checkbox", checked: true, id: "follow-live" }),
+    frameLabel: el("span", { class: "muted", id: "frame-label" }),
+    heatmaps: el("div", { class: "grid", id: "heatmaps" }),
+    entropy: el("div", { class: "grid", id: "entropy" }),
+    share: el("div", { class: "grid one" }),
+    training: el("div", { class: "grid one", id: "training" }),
+    cells: el("div", { class: "grid", id: "cells" }),
+    cellNote: el("p", { class: "muted" }),
+    evaluation: el("div", { class: "grid", id: "evaluation" }),
+    evalNote: el("p", { class: "muted" }),
+    samples: el("div", { class: "samples" }),
+    log: el("pre", { class: "log" }),
+    slot(parent, key) {
+      let d = parent.querySelector(`[data-fig="${key}"]`);
+      if (!d) { d = el("div", { class: "fig", "data-fig": key, id: key }); parent.append(d); }
+      return d;
+    },
+  };
+  panels.alpha.append(el("div", { class: "toolbar" }, ui.play, ui.slider, ui.frameLabel,
+    el("label", { class: "check" }, ui.live, "follow live")), ui.heatmaps,
+    el("h3", {}, "Per-edge entropy"), ui.entropy, el("h3", {}, "Parameter-free ops"), ui.share);
+  panels.training.append(ui.training);
+  panels.cell.append(ui.cellNote, ui.cells);
+  panels.evaluation.append(ui.evalNote, ui.evaluation, ui.samples);
+  panels.log.append(ui.log);
+  root.append(
+    el("h1", {}, `Run ${run.id}`, el("span", { class: "muted" }, ` · ${run.kind} · ${run.method} · `),
+       el("a", { href: `#/experiments/${run.experiment_id}` }, `experiment ${run.experiment_id}`),
+       run.baseline_of ? el("span", {}, " · baseline of ", el("a", { href: `#/runs/${run.baseline_of}` }, `run ${run.baseline_of}`)) : ""),
+    el("div", { class: "toolbar" }, ui.status, ui.cancel, ui.retry),
+    el("div", { class: "toolbar" }, ui.bar, ui.progressText),
+    run.baselines && run.baselines.length ? el("p", { class: "muted" }, "random baselines: ",
+      ...run.baselines.map((b) => el("a", { href: `#/runs/${b}`, class: "chip" }, `run ${b}`)),
+      el("a", { href: `#/compare?runs=${[run.id, ...run.baselines.slice(0, 3)].join(",")}`, class: "chip" }, "compare")) : "",
+    ui.warnings, ui.message, ui.tabs, ...Object.values(panels));
+  return ui;
+}
+
+// Sample predictions overlaid on their tiles, when the evaluation carries them as images.
+function samples(box, evaluation) {
+  const list = evaluation && Array.isArray(evaluation.samples) ? evaluation.samples : [];
+  const isImage = (s) => typeof s === "string" && /^data:image\//.test(s);
+  box.replaceChildren(...list.slice(0, 12).filter((s) => isImage(s.image)).map((s) => el("figure", { class: "sample" },
+    el("div", { class: "stack" }, el("img", { src: s.image, alt: "tile" }),
+      isImage(s.prediction) ? el("img", { src: s.prediction, class: "overlay pred", alt: "prediction" }) : "",
+      isImage(s.mask) ? el("img", { src: s.mask, class: "overlay mask", alt: "ground truth" }) : ""),
+    el("figcaption", {}, s.caption || (typeof s.iou === "number" ? `IoU ${s.iou.toFixed(2)}` : "")))));
+}

@@ -1,0 +1,116 @@
+// A run's state folded from its event log (docs/events.md): alpha history per cell type, metrics, genotypes,
+// candidates, evaluation. Pure data, no DOM, so the figures and the tests read the same object.
+
+export const PARAM_FREE_OPS = new Set(["none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "identity"]);
+
+export function createRunState() {
+  return {
+    lastSeq: 0,
+    status: null,        // last status payload
+    progress: null,      // last progress payload
+    alpha: { frames: [], cells: {} },   // frames[i] = {epoch, step, seq}; cells[ct] = {ops, edges, weights[], entropy[], share[]}
+    metrics: [],         // metric payloads in order
+    genotypes: [],       // {epoch, genotype}
+    candidates: [],      // final candidate payloads
+    evaluation: null,
+    logs: [],
+  };
+}
+
+// Softmax per row unless the rows already are distributions: events may carry logits or weights.
+export function rowWeights(alpha) {
+  const isDist = alpha.every((row) => row.every((v) => v >= 0) && Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-3);
+  if (isDist) return alpha.map((row) => row.slice());
+  return alpha.map((row) => {
+    const m = Math.max(...row);
+    const e = row.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  });
+}
+
+export function rowEntropy(weights) {
+  return weights.map((row) => -row.reduce((a, p) => (p > 0 ? a + p * Math.log(p) : a), 0));
+}
+
+// Share of edges whose strongest op is parameter-free: what the DARTS collapse looks like in alpha.
+export function paramFreeArgmaxShare(weights, ops) {
+  if (!weights.length) return 0;
+  let n = 0;
+  for (const row of weights) {
+    let best = 0;
+    for (let k = 1; k < row.length; k++) if (row[k] > row[best]) best = k;
+    if (PARAM_FREE_OPS.has(ops[best])) n += 1;
+  }
+  return n / weights.length;
+}
+
+function edgeLabel(e) {
+  if (Array.isArray(e)) return `${e[0]}→${e[1]}`;
+  const m = typeof e === "string" && /^\(?\s*(\d+)\s*,\s*(\d+)\s*\)?$/.exec(e);  // the engine writes "(0, 2)"
+  if (m) return `${m[1]}→${m[2]}`;
+  if (e && typeof e === "object") return `${e.from ?? e[0]}→${e.to ?? e[1]}`;
+  return String(e);
+}
+
+function applyAlpha(state, ev) {
+  const p = ev.payload || {};
+  const cells = p.cells || {};
+  const frame = { epoch: p.epoch ?? null, step: p.step ?? null, seq: ev.seq };
+  const index = state.alpha.frames.length;
+  state.alpha.frames.push(frame);
+  for (const [ct, c] of Object.entries(cells)) {
+    if (!Array.isArray(c.alpha) || !c.alpha.length) continue;
+    let cell = state.alpha.cells[ct];
+    if (!cell) {
+      cell = state.alpha.cells[ct] = { ops: [], edges: [], weights: [], entropy: [], share: [], frameIndex: [] };
+    }
+    const weights = rowWeights(c.alpha);
+    cell.ops = c.ops || cell.ops || weights[0].map((_, k) => `op${k}`);
+    cell.edges = (c.edges || cell.edges || weights.map((_, k) => k)).map(edgeLabel);
+    cell.weights.push(weights);
+    cell.entropy.push(Array.isArray(c.entropy) && c.entropy.length === weights.length ? c.entropy : rowEntropy(weights));
+    const given = p.param_free_share && p.param_free_share[ct];
+    cell.share.push(typeof given === "number" ? given : paramFreeArgmaxShare(weights, cell.ops));
+    cell.frameIndex.push(index);
+  }
+}
+
+// Fold one event into the state; returns its kind, or null when it was already seen (SSE replays overlap).
+export function applyEvent(state, ev) {
+  if (!ev || typeof ev.seq !== "number" || ev.seq <= state.lastSeq) return null;
+  state.lastSeq = ev.seq;
+  const p = ev.payload || {};
+  switch (ev.kind) {
+    case "alpha": applyAlpha(state, ev); break;
+    case "metric": state.metrics.push({ ...p, seq: ev.seq }); break;
+    case "genotype": state.genotypes.push({ epoch: p.epoch ?? null, genotype: p.genotype || p }); break;
+    case "candidate": if (p.final !== false) state.candidates.push(p); break;
+    case "evaluation": state.evaluation = p; break;
+    case "status": state.status = p; break;
+    case "progress": state.progress = p; break;
+    case "log": state.logs.push(p); if (state.logs.length > 200) state.logs.shift(); break;
+    default: break;
+  }
+  return ev.kind;
+}
+
+export function applyEvents(state, events) {
+  const kinds = new Set();
+  for (const ev of events) {
+    const k = applyEvent(state, ev);
+    if (k) kinds.add(k);
+  }
+  return kinds;
+}
+
+export function latestGenotype(state) {
+  return state.genotypes.length ? state.genotypes[state.genotypes.length - 1].genotype : null;
+}
+
+// Index of the alpha frame of `epoch` (the last one within it), or the latest frame at or before it.
+export function frameAtEpoch(state, epoch) {
+  let found = -1;
+  state.alpha.frames.forEach((f, i) => { if (f.epoch !== null && f.epoch <= epoch) found = i; });
+  return found;
+}

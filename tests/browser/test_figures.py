@@ -1,0 +1,230 @@
+"""The figure module (frontend/js/figures.js) and the run-state fold, loaded in the real browser: specs built from
+events are checked against values computed here in numpy, and the specs are drawn by Plotly and screenshotted."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import shot
+
+pytestmark = pytest.mark.browser
+
+OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
+EDGES = [f"({i}, {j})" for j in range(2, 6) for i in range(j)]  # the engine's edge names, DARTS topology, 14 edges
+
+
+def alpha_event(seq: int, epoch: int, logits: dict[str, np.ndarray], share: dict[str, float] | None = None) -> dict:
+    cells = {ct: {"alpha": a.tolist(), "beta": None, "edges": EDGES, "ops": OPS} for ct, a in logits.items()}
+    payload = {"epoch": epoch, "step": epoch * 10, "cells": cells}
+    if share is not None:
+        payload["param_free_share"] = share
+    return {"seq": seq, "time": 0, "kind": "alpha", "payload": payload}
+
+
+def softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def figures(browser, static_ui):
+    """One page with Plotly and the figure modules loaded (Plotly is 5 MB: parsed once for the module);
+    `call(js, arg)` runs `js` with {fig, rs, live} in scope."""
+    context = browser.new_context(viewport={"width": 1000, "height": 600})
+    page = context.new_page()
+    page.goto(f"{static_ui}/css/app.css")  # any same-origin document will do; the app shell would call the API
+    page.set_content('<html><head><script src="/vendor/plotly.min.js"></script></head><body><div id="plot" '
+                     'style="width:900px;height:500px"></div></body></html>')
+    page.wait_for_function("() => window.Plotly !== undefined")
+    page.evaluate("""async () => {
+        window.fig = await import('/js/figures.js');
+        window.rs = await import('/js/runstate.js');
+        window.live = await import('/js/live.js');
+    }""")
+
+    def call(js: str, arg=None):
+        return page.evaluate(f"(arg) => {{ const {{fig, rs, live}} = window; {js} }}", arg)
+
+    call.page = page
+    yield call
+    context.close()
+
+
+def test_plotly_is_served_from_the_python_package(page, static_ui):
+    import plotly
+
+    resp = page.request.get(f"{static_ui}/vendor/plotly.min.js")
+    assert resp.status == 200
+    assert resp.headers["content-type"].startswith("text/javascript")
+    version = resp.body()[:200].decode()
+    assert "plotly.js v" in version, version
+    # The same bytes as the installed package's bundle, not a copy in the repo.
+    from backend.frontend import plotly_js_path
+
+    assert len(resp.body()) == plotly_js_path().stat().st_size
+    assert str(plotly_js_path()).startswith(str(__import__("pathlib").Path(plotly.__file__).parent))
+
+
+def test_heatmap_is_the_softmax_of_alpha_with_edges_as_rows(figures, artifacts_dir):
+    rng = np.random.default_rng(0)
+    logits = {"normal": rng.normal(size=(14, 8)), "down": rng.normal(size=(14, 8)) * 3}
+    spec = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]);
+        const spec = fig.alphaHeatmap('down', s.alpha.cells.down, 0, {frame: s.alpha.frames[0]});
+        Plotly.newPlot('plot', spec.data, spec.layout); return spec;""", alpha_event(1, 0, logits))
+    hm = spec["data"][0]
+    assert hm["type"] == "heatmap"
+    assert hm["x"] == OPS
+    assert hm["y"][0] == "0→2" and hm["y"][-1] == "4→5" and len(hm["y"]) == 14
+    np.testing.assert_allclose(np.array(hm["z"]), softmax(logits["down"]), atol=1e-9)
+    assert (hm["zmin"], hm["zmax"]) == (0, 1)
+    assert "epoch 0" in spec["layout"]["title"]["text"]
+    figures.page.wait_for_selector("#plot .heatmaplayer")
+    shot(figures.page, artifacts_dir, "figure-heatmap")
+
+
+def test_weights_that_are_already_distributions_are_kept(figures):
+    w = softmax(np.arange(14 * 8, dtype=float).reshape(14, 8) / 50)
+    z = figures("const s = rs.createRunState(); rs.applyEvents(s, [arg]); return s.alpha.cells.normal.weights[0];",
+                alpha_event(1, 0, {"normal": w}))
+    np.testing.assert_allclose(np.array(z), w, atol=1e-12)
+
+
+def test_collapse_warning_when_skip_wins_most_edges(figures):
+    healthy = np.zeros((14, 8)); healthy[:, 4] = 3.0          # sep_conv_3x3 wins everywhere
+    collapsed = np.zeros((14, 8)); collapsed[:10, 3] = 3.0; collapsed[10:, 5] = 3.0  # skip wins 10 of 14 edges
+    events = [alpha_event(1, 0, {"normal": healthy, "up": healthy}), alpha_event(2, 1, {"normal": collapsed, "up": healthy})]
+    out = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg[0]]);
+        const before = fig.collapseWarnings(s); rs.applyEvents(s, [arg[1]]);
+        return {before, after: fig.collapseWarnings(s), share: s.alpha.cells.normal.share,
+                lines: fig.paramFreeShareLines(s)};""", events)
+    assert out["before"] == []
+    assert [w["cell"] for w in out["after"]] == ["normal"]
+    w = out["after"][0]
+    assert w["op"] == "skip_connect" and w["epoch"] == 1
+    assert math.isclose(w["share"], 10 / 14)
+    assert "skip_connect" in w["message"] and "collapse" in w["message"]
+    assert out["share"] == [0, pytest.approx(10 / 14)]
+    # The engine's own share (from the decoded cell) is used when the event carries it.
+    given = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]); return fig.collapseWarnings(s);""",
+                    alpha_event(1, 0, {"normal": healthy}, share={"normal": 0.75}))
+    assert [g["share"] for g in given] == [0.75]
+    assert {t["name"] for t in out["lines"]["data"]} == {"normal", "up"}
+
+
+def test_300_epochs_of_history_are_thinned_but_keep_the_newest(figures):
+    rng = np.random.default_rng(1)
+    events = [alpha_event(i + 1, i, {"normal": rng.normal(size=(14, 8)), "down": rng.normal(size=(14, 8)),
+                                     "up": rng.normal(size=(14, 8))}) for i in range(300)]
+    out = figures("""const s = rs.createRunState(); rs.applyEvents(s, arg.events);
+        const ent = fig.entropyLines(s, 'up'); const few = fig.entropyLines(s, 'up', {maxPoints: 50});
+        return {n: s.alpha.frames.length, full: ent.data[3], few: few.data[3], traces: ent.data.length,
+                last: s.alpha.cells.up.entropy[299][3]};""", {"events": events})
+    assert out["n"] == 300 and out["traces"] == 14
+    assert len(out["full"]["x"]) == 300  # under the cap: every epoch
+    assert len(out["few"]["x"]) == 50
+    assert out["few"]["x"][0] == 0 and out["few"]["x"][-1] == 299
+    p = softmax(np.array(events[-1]["payload"]["cells"]["up"]["alpha"]))
+    assert out["few"]["y"][-1] == pytest.approx(float(-(p[3] * np.log(p[3])).sum()))
+    assert out["last"] == pytest.approx(out["few"]["y"][-1])
+
+
+def test_replayed_events_are_folded_once(figures):
+    ev = [alpha_event(1, 0, {"normal": np.zeros((14, 8))}), {"seq": 2, "kind": "metric", "time": 0,
+          "payload": {"epoch": 0, "train_loss": 1.0, "val_loss": 1.2, "val_iou": 0.3}}]
+    out = figures("""const s = rs.createRunState(); rs.applyEvents(s, arg); rs.applyEvents(s, arg);
+        return {frames: s.alpha.frames.length, metrics: s.metrics.length, lastSeq: s.lastSeq,
+                loss: fig.lossCurves(s.metrics)};""", ev)
+    assert (out["frames"], out["metrics"], out["lastSeq"]) == (1, 1, 2)
+    names = {t["name"]: t for t in out["loss"]["data"]}
+    assert names["validation IoU"]["yaxis"] == "y2" and names["validation IoU"]["y"] == [0.3]
+    assert names["train loss"]["y"] == [1.0]
+
+
+GENOTYPE = {"cells": {
+    "normal": {"nodes": [[["sep_conv_3x3", 0], ["skip_connect", 1]], [["dil_conv_3x3", 0], ["sep_conv_5x5", 2]]], "concat": [2, 3]},
+    "down": {"nodes": [[["max_pool_3x3", 0], ["sep_conv_3x3", 1]], [["avg_pool_3x3", 1], ["skip_connect", 2]]], "concat": [2, 3]},
+}}
+
+
+def test_cell_graph_labels_every_chosen_edge_with_its_op(figures, artifacts_dir):
+    other = json.loads(json.dumps(GENOTYPE))
+    other["cells"]["normal"]["nodes"][1][1] = ["none", 2]  # one op differs
+    out = figures("""const cells = fig.normalizeGenotype(arg.g);
+        const diff = fig.genotypeDiff(arg.g, arg.other);
+        const spec = fig.cellGraph('normal', cells.normal, {diff: diff.normal, epoch: 4});
+        Plotly.newPlot('plot', spec.data, spec.layout);
+        return {cells, spec, diff: Object.fromEntries(Object.entries(diff).map(([k, m]) => [k, [...m.entries()]])),
+                event: fig.normalizeGenotype({epoch: 4, genotype: arg.g})};""", {"g": GENOTYPE, "other": other})
+    assert out["cells"]["normal"]["edges"] == [
+        {"from": 0, "to": 2, "op": "sep_conv_3x3"}, {"from": 1, "to": 2, "op": "skip_connect"},
+        {"from": 0, "to": 3, "op": "dil_conv_3x3"}, {"from": 2, "to": 3, "op": "sep_conv_5x5"}]
+    assert out["event"] == out["cells"]  # a genotype event's payload reads the same
+    assert out["diff"] == {"normal": [["2-3", "none"]], "down": []}
+    spec = out["spec"]
+    labels = next(t for t in spec["data"] if t["name"] == "ops")["text"]
+    assert labels[:3] == ["sep_conv_3x3", "skip_connect", "dil_conv_3x3"]
+    assert "sep_conv_5x5" in labels[3] and "none" in labels[3]  # the changed edge names both ops
+    arrows = spec["layout"]["annotations"]
+    assert len(arrows) == 4 + 2  # four edges, two into the output concat
+    assert sum(a["arrowcolor"] == "#d50000" for a in arrows) == 1
+    nodes = next(t for t in spec["data"] if t["name"] == "nodes")
+    assert len(nodes["x"]) == 5  # c_{k-2}, c_{k-1}, 2, 3, out
+    assert "epoch 4" in spec["layout"]["title"]["text"]
+    figures.page.wait_for_selector("#plot .annotation")
+    shot(figures.page, artifacts_dir, "figure-cell-graph")
+
+
+def test_darts_style_genotype_is_read_too(figures):
+    darts = {"normal": [["sep_conv_3x3", 0], ["sep_conv_3x3", 1], ["skip_connect", 0], ["sep_conv_3x3", 2]], "normal_concat": [2, 3]}
+    cells = figures("return fig.normalizeGenotype(arg);", darts)
+    assert [(e["from"], e["to"]) for e in cells["normal"]["edges"]] == [(0, 2), (1, 2), (0, 3), (2, 3)]
+    assert cells["normal"]["concat"] == [2, 3]
+
+
+def test_pr_curves_one_per_threshold_with_ap(figures):
+    ev = {"test_iou": 0.61, "pr": {"0.75": {"precision": [1, 0.5], "recall": [0.2, 0.4], "ap": 0.3},
+                                   "0.5": {"precision": [1, 0.8, 0.6], "recall": [0.3, 0.6, 0.9], "ap": 0.71}}}
+    spec = figures("return fig.prCurves(arg);", ev)
+    assert [t["name"] for t in spec["data"]] == ["IoU ≥ 0.5 (AP 0.710)", "IoU ≥ 0.75 (AP 0.300)"]
+    assert spec["data"][0]["x"] == [0.3, 0.6, 0.9] and spec["data"][0]["y"] == [1, 0.8, 0.6]
+
+
+def test_searched_against_random_and_best_so_far(figures, artifacts_dir):
+    rng = np.random.default_rng(2)
+    cands = [{"iou": float(v), "train_time_s": float(t), "status": "ok"} for v, t in zip(rng.uniform(0.2, 0.6, 20), rng.uniform(1, 3, 20))]
+    cands.append({"iou": None, "train_time_s": 1.0, "status": "error"})
+    out = figures("""const strip = fig.searchedVsRandom([{label: 'run 1 (darts)', iou: 0.7}], arg);
+        const best = fig.bestSoFar([{name: 'random', candidates: arg}]);
+        Plotly.newPlot('plot', strip.data, strip.layout); return {strip, best};""", cands)
+    box, star = out["strip"]["data"]
+    assert box["type"] == "box" and box["boxpoints"] == "all" and len(box["y"]) == 20
+    assert star["y"] == [0.7] and star["x"] == ["searched"]
+    line = out["best"]["data"][0]
+    # A failed candidate spent compute but found nothing: the line moves right, not up.
+    ious = [c["iou"] for c in cands[:20]]
+    best = list(np.maximum.accumulate(ious))
+    assert line["y"] == pytest.approx(best + best[-1:])
+    assert line["x"] == pytest.approx(list(np.cumsum([c["train_time_s"] for c in cands])))
+    figures.page.wait_for_selector("#plot .boxlayer")
+    shot(figures.page, artifacts_dir, "figure-searched-vs-random")
+
+
+def test_throttle_runs_at_most_five_times_a_second_and_always_the_last(figures):
+    out = figures.page.evaluate("""async () => {
+        let calls = 0, seen = null, value = 0;
+        const t = window.live.throttle(() => { calls += 1; seen = value; });
+        for (let i = 0; i < 100; i++) { value = i; t(); }          // a burst: one redraw, with the newest value
+        await new Promise((r) => setTimeout(r, 300));
+        const burst = {calls, seen};
+        calls = 0;
+        const t0 = performance.now();
+        while (performance.now() - t0 < 1000) { value += 1; t(); await new Promise((r) => setTimeout(r, 20)); }
+        await new Promise((r) => setTimeout(r, 300));
+        return {burst, spread: calls, final: seen === value, max: window.live.MAX_REDRAWS_PER_S};
+    }""")
+    assert out["burst"] == {"calls": 1, "seen": 99}
+    assert 2 <= out["spread"] <= out["max"] + 1  # ~50 calls over a second, at most one per 200 ms (+ the trailing one)
+    assert out["final"]
