@@ -127,7 +127,7 @@ class SlurmLauncher(Launcher):
         code, _, sig = job.get("ExitCode", "0:0").partition(":")
         exit_code = int(code) if code.isdigit() else None
         if raw in _AS_PENDING:
-            return JobState("PENDING", reason=reason or raw, restarts=restarts)
+            return JobState("PENDING", reason=reason or ("" if raw == "PENDING" else raw), restarts=restarts)
         if raw in _AS_RUNNING:
             return JobState("RUNNING", restarts=restarts)
         if raw in _AS_FAILED:

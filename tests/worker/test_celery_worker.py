@@ -1,0 +1,49 @@
+"""The real Celery worker process: tasks sent by name as the backend sends them, and a worker killed with -9."""
+from __future__ import annotations
+
+import os
+import signal
+
+import redis
+from celery import Celery
+
+from backend.core.streams import run_stream
+from tests.worker.conftest import file_seqs, get_run, make_run, stored_seqs, wait_for, wait_status
+
+
+def _send(redis_url: str, name: str, run_id: int) -> None:
+    # As backend/core/bridge.py does: by name, never importing worker/.
+    client = Celery("nasforge-test", broker=redis_url)
+    client.send_task(name, args=[run_id])
+    client.close()
+
+
+def test_launch_task_runs_to_succeeded(worker_home, celery_worker):
+    celery_worker(worker_home["env"])
+    run_id = make_run(epochs=3, fake={"step_s": 0.1})
+    _send(worker_home["env"]["REDIS_URL"], "nasforge.launch_run", run_id)
+    run = wait_status(run_id, {"succeeded", "failed"}, timeout=90)
+    assert run.status == "succeeded", run.status_reason
+    assert stored_seqs(run_id) == file_seqs(run.run_dir) == list(range(1, 9))
+
+
+def test_worker_killed_mid_run_a_new_worker_resumes_watching(worker_home, celery_worker):
+    env = worker_home["env"]
+    first = celery_worker(env)
+    run_id = make_run(epochs=30, fake={"step_s": 0.15})
+    _send(env["REDIS_URL"], "nasforge.launch_run", run_id)
+    wait_for(lambda: len(stored_seqs(run_id)) >= 6, 90, what="the first worker storing events")
+    os.killpg(first.proc.pid, signal.SIGKILL)  # the worker and its pool, with no chance to clean up
+    first.proc.wait(10)
+    stored_when_killed = len(stored_seqs(run_id))
+    run = get_run(run_id)
+    assert run.status == "running"
+    os.kill(run.pid, 0)  # the run's own process group outlives the worker
+    celery_worker(env)
+    run = wait_status(run_id, {"succeeded", "failed"}, timeout=120)
+    assert run.status == "succeeded", run.status_reason
+    seqs = file_seqs(run.run_dir)
+    assert len(seqs) == 62 and len(stored_seqs(run_id)) > stored_when_killed
+    assert stored_seqs(run_id) == seqs == list(range(1, 63)), "no event lost or stored twice"
+    entries = redis.Redis.from_url(env["REDIS_URL"]).xrange(run_stream(run_id))
+    assert [int(f[b"seq"]) for _, f in entries] == seqs, "each event published once to the SSE stream"
