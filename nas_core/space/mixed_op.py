@@ -1,0 +1,171 @@
+"""The supernet's MixedOps, computed per source node: all edges leaving one node share its input, so they are
+evaluated together. Pools and identity are computed once for all of them; convolutions of several edges run as
+one grouped convolution; `none` is skipped (it adds exactly zero). Each edge's weights can still be read out as
+the state dict of the stand-alone op (`edge_state_dict`), which is how a discrete network inherits them.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_core.space.ops import OPS, UP, op_spec
+
+# Ops with a batched form: the keys of the stand-alone op's state dict that hold per-edge parameters, and the
+# BatchNorm prefixes; see _Batched.
+_SEP = ({"op.1.weight": "dw1", "op.2.weight": "pw1", "op.5.weight": "dw2", "op.6.weight": "pw2"}, {"op.3": "bn1", "op.7": "bn2"})
+_DIL = ({"op.1.weight": "dw1", "op.2.weight": "pw1"}, {"op.3": "bn1"})
+_CONV = ({"op.1.weight": "w"}, {"op.2": "bn1"})
+_FR = ({"conv_1.weight": "w1", "conv_2.weight": "w2"}, {"bn": "bn1"})
+
+
+def _batched_kind(op: str, stride: int) -> str | None:
+    if op.startswith("sep_conv_"):
+        return "sep"
+    if op.startswith("dil_conv_"):
+        return "dil"
+    if op == "conv_3x3":
+        return "conv"
+    if op == "skip_connect" and stride == 2:
+        return "fr"
+    return None
+
+
+class _Batched(nn.Module):
+    """E copies of one op as one module: per-edge tensors concatenated along the output channels."""
+
+    def __init__(self, kind: str, protos: list[nn.Module]):
+        super().__init__()
+        self.kind, self.E = kind, len(protos)
+        self._params, self._bns = {"sep": _SEP, "dil": _DIL, "conv": _CONV, "fr": _FR}[kind]
+        sds = [p.state_dict() for p in protos]
+        for key, name in self._params.items():
+            self.register_parameter(name, nn.Parameter(torch.cat([sd[key] for sd in sds]).clone()))
+        for prefix, name in self._bns.items():
+            setattr(self, name, nn.BatchNorm2d(self.E * sds[0][prefix + ".running_mean"].numel(), affine=False))
+        # Convolution geometry from the prototype (kernel, stride, padding, dilation).
+        first = protos[0]
+        if kind in ("sep", "dil", "conv"):
+            conv = first.op[1]
+            self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        """r: the ReLU'd input (N, C, H, W), shared by every op that starts with a ReLU."""
+        E, n = self.E, r.shape[0]
+        if self.kind in ("sep", "dil"):
+            EC = self.dw1.shape[0]
+            y = F.conv2d(r.repeat(1, E, 1, 1), self.dw1, None, self.stride, self.padding, self.dilation, EC)
+            y = self.bn1(F.conv2d(y, self.pw1, None, 1, 0, 1, E))
+            if self.kind == "sep":
+                y = F.conv2d(F.relu(y), self.dw2, None, 1, self.padding, 1, EC)
+                y = self.bn2(F.conv2d(y, self.pw2, None, 1, 0, 1, E))
+        elif self.kind == "conv":
+            y = self.bn1(F.conv2d(r, self.w, None, self.stride, self.padding, self.dilation))
+        else:
+            y1 = F.conv2d(r, self.w1, None, 2)
+            y2 = F.conv2d(r[:, :, 1:, 1:], self.w2, None, 2)
+            h, w = y1.shape[-2:]
+            y = torch.cat([y1.view(n, E, -1, h, w), y2.view(n, E, -1, h, w)], 2).view(n, -1, h, w)
+            y = self.bn1(y)
+        return y.view(n, E, -1, *y.shape[-2:])
+
+    def edge_state_dict(self, k: int) -> dict[str, torch.Tensor]:
+        out = {}
+        for key, name in self._params.items():
+            t = getattr(self, name)
+            rows = t.shape[0] // self.E
+            out[key] = t[k * rows:(k + 1) * rows]
+        for prefix, name in self._bns.items():
+            bn = getattr(self, name)
+            rows = bn.running_mean.numel() // self.E
+            out[prefix + ".running_mean"] = bn.running_mean[k * rows:(k + 1) * rows]
+            out[prefix + ".running_var"] = bn.running_var[k * rows:(k + 1) * rows]
+            out[prefix + ".num_batches_tracked"] = bn.num_batches_tracked
+        return out
+
+
+def channel_shuffle(x: torch.Tensor, groups: int, dim: int = 1) -> torch.Tensor:
+    """PC-DARTS's shuffle: interleave the `groups` channel blocks so that the next edge sees other channels."""
+    shape = x.shape
+    c = shape[dim]
+    x = x.reshape(*shape[:dim], groups, c // groups, *shape[dim + 1:]).transpose(dim, dim + 1)
+    return x.reshape(shape)
+
+
+class EdgeGroup(nn.Module):
+    """The MixedOps of the E edges leaving one node: forward(x, w[E, ops], beta[E] or None) -> (N, E, C, H', W')."""
+
+    def __init__(self, ops: list[str], C: int, stride: int, n_edges: int, op_params: dict, pc_k: int = 1):
+        super().__init__()
+        self.ops, self.C, self.stride, self.E, self.pc_k = list(ops), C, stride, n_edges, pc_k
+        self.Cp = C // pc_k
+        self.kinds: dict[str, str] = {}
+        self.shared, self.batched, self.each = nn.ModuleDict(), nn.ModuleDict(), nn.ModuleDict()
+        self._interp: dict[str, bool] = {}
+        for op in self.ops:
+            if op == "none":
+                self.kinds[op] = "none"
+                continue
+            spec, params = op_spec(op), dict(op_params.get(op, {}))
+            interp = stride == UP and spec.up == "interp"
+            s = 1 if interp else stride  # interp ops run at stride 1 on the (shared) upsampled input
+            self._interp[op] = interp
+            kind = _batched_kind(op, s)
+            if spec.pool or (op == "skip_connect" and s == 1):
+                # Same input, no parameters: one result serves every edge (the BN after a pool sees identical
+                # batches on every edge, so one BN is the same as E).
+                m = OPS[op](self.Cp, s, False, **params)
+                self.shared[op] = nn.Sequential(m, nn.BatchNorm2d(self.Cp, affine=False)) if spec.pool else m
+                self.kinds[op] = "shared"
+            elif kind is not None:
+                self.batched[op] = _Batched(kind, [OPS[op](self.Cp, s, False, **params) for _ in range(n_edges)])
+                self.kinds[op] = "batched"
+            else:
+                self.each[op] = nn.ModuleList(OPS[op](self.Cp, stride, False, **params) for _ in range(n_edges))
+                self.kinds[op] = "each"
+        self._needs_up = any(self._interp.get(op) and k in ("shared", "batched") for op, k in self.kinds.items())
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor | None = None) -> torch.Tensor:
+        E = self.E
+        xp = x[:, : self.Cp] if self.pc_k > 1 else x
+        x_up = F.interpolate(xp, scale_factor=2, mode="bilinear", align_corners=False) if self._needs_up else None
+        relu = {}
+        acc = None
+        for col, op in enumerate(self.ops):
+            kind = self.kinds[op]
+            if kind == "none":
+                continue
+            xin = x_up if self._interp.get(op) and kind != "each" else xp
+            if kind == "shared":
+                y = self.shared[op](xin).unsqueeze(1)
+            elif kind == "batched":
+                key = id(xin)
+                if key not in relu:
+                    relu[key] = F.relu(xin)
+                y = self.batched[op](relu[key])
+            else:
+                y = torch.stack([m(xin) for m in self.each[op]], 1)
+            term = y * w[:, col].view(1, E, 1, 1, 1)
+            acc = term if acc is None else acc + term
+        if self.pc_k > 1:
+            rest = x[:, self.Cp:]
+            if self.stride == 2:
+                rest = F.max_pool2d(rest, 2, 2)
+            elif self.stride == UP:
+                rest = F.interpolate(rest, scale_factor=2, mode="bilinear", align_corners=False)
+            n, _, h, wd = rest.shape
+            acc = torch.cat([acc.expand(n, E, -1, h, wd), rest.unsqueeze(1).expand(n, E, -1, h, wd)], 2)
+            acc = channel_shuffle(acc, self.pc_k, dim=2)
+        if beta is not None:
+            acc = acc * beta.view(1, E, 1, 1, 1)
+        return acc
+
+    def edge_state_dict(self, op: str, k: int) -> dict[str, torch.Tensor]:
+        """Edge k's weights for `op`, keyed as the stand-alone OPS[op](C, stride, affine) module's state dict."""
+        kind = self.kinds[op]
+        if kind in ("none", "shared"):
+            return {}
+        if kind == "each":
+            return dict(self.each[op][k].state_dict())
+        sd = self.batched[op].edge_state_dict(k)
+        return {("op." + key if self._interp[op] else key): v for key, v in sd.items()}
