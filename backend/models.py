@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from nas_core.config import ExperimentConfig
@@ -26,8 +27,26 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC both ways: SQLite hands back naive datetimes, which would leave the API's `date-time`s
+    without an offset."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None:
+            value = (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.timezone.utc)
+        return value
+
+
 def _ts(**kw: Any) -> Any:
-    return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), **kw))
+    return Field(default_factory=utcnow, sa_column=Column(UTCDateTime(), **kw))
 
 
 def _json(nullable: bool = False) -> Any:
@@ -95,9 +114,9 @@ class Run(SQLModel, table=True):
     log_offset: int = Field(default=0, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False))
     last_seq: int = 0
     created_at: dt.datetime = _ts(nullable=False)
-    started_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    finished_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
-    last_event_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    started_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    finished_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_event_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class Event(SQLModel, table=True):

@@ -16,7 +16,8 @@ from backend.core.db import dispose_engine, get_engine
 from backend.core.security import create_admin_token, create_user, issue_token
 from backend.main import create_app
 
-# Redis databases 8-15 are ours (the platform fixture uses 0): each test flushes the one it gets.
+# Redis databases 8-15 are ours (the platform fixture uses 0): each test flushes the one it gets; 7 holds the
+# stub worker's queue for the whole session.
 _REDIS_DBS = itertools.cycle(range(8, 16))
 
 
@@ -97,3 +98,27 @@ def redis_client(redis_db_url):
     c = redis_lib.Redis.from_url(redis_db_url)
     yield c
     c.close()
+
+
+@pytest.fixture(scope="session")
+def worker_redis_url(redis_url, services_dir):
+    """REDIS_URL of a real Celery worker process (tests/backend/_stub_worker.py) that answers pings and tasks."""
+    import sys
+    import time
+
+    from celery import Celery
+
+    from deploy.local import ROOT, Stack
+
+    url = redis_url.rsplit("/", 1)[0] + "/7"
+    redis_lib.Redis.from_url(url).flushdb()
+    with Stack(services_dir / "backend-stub-worker") as stack:
+        stack._spawn("stub-worker", [sys.executable, "-m", "celery", "-A", "tests.backend._stub_worker", "worker",
+                                     "--pool", "solo", "--loglevel", "WARNING", "--hostname", "stub@%h",
+                                     "--without-gossip", "--without-mingle"], env={"REDIS_URL": url}, cwd=ROOT)
+        probe = Celery("probe", broker=url)
+        deadline = time.monotonic() + 60
+        while not probe.control.ping(timeout=0.5):
+            assert time.monotonic() < deadline, f"stub Celery worker did not answer; see {stack.workdir}/logs"
+        probe.close()
+        yield url
