@@ -15,7 +15,7 @@ _EXPORTS = {
     "make_loader": "nas_core.data.loader",
     "ShardSampler": "nas_core.data.loader",
     "split_by_scene": "nas_core.data.splits",
-    "prepare": "nas_core.data.prepare",
+    "prepare_dataset": "nas_core.data.prepare",
     "PrepareSpec": "nas_core.data.spec",
     "load_spec": "nas_core.data.spec",
     "load_manifest": "nas_core.data.manifest",
@@ -27,5 +27,6 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
+        # `prepare_dataset` is `nas_core.data.prepare.prepare` (the package attribute `prepare` is the module).
+        return getattr(importlib.import_module(_EXPORTS[name]), "prepare" if name == "prepare_dataset" else name)
     raise AttributeError(f"module 'nas_core.data' has no attribute {name!r}")

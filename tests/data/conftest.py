@@ -24,3 +24,14 @@ def isbi() -> Path:
     if not (root / "images").is_dir():
         pytest.skip(f"ISBI membrane pairs not found at {root} (set NASFORGE_SHARED_DATA to the shared data folder)")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    # On a shared 2-core machine, intra-op threads that wait on each other make tiny convolutions 20x slower.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

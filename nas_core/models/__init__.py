@@ -1,0 +1,1 @@
+"""Hand-designed segmentation networks used as references for searched ones."""

@@ -1,0 +1,87 @@
+"""Training and evaluation loop helpers shared by the retrain stage and the baselines: loss, one epoch, evaluate."""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_core.metrics import ObjectAccumulator, confusion_matrix, dice, pixel_accuracy, pixel_iou
+
+
+def _logits(out):
+    # A network with an auxiliary head returns (logits, aux); only the main logits are trained and scored here.
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0) -> torch.Tensor:
+    """Cross-entropy plus soft Dice over the foreground classes.
+
+    Objects cover a few percent of a satellite tile; Dice keeps the small class from being traded away for
+    background accuracy, which cross-entropy alone does early in training.
+    """
+    ce = F.cross_entropy(logits, target)
+    if dice_weight <= 0:
+        return ce
+    probs = logits.softmax(1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
+    inter = (probs * onehot).sum((0, 2, 3))
+    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    soft_dice = (2 * inter + 1) / (denom + 1)
+    return ce + dice_weight * (1 - soft_dice.mean())
+
+
+def train_epoch(model: nn.Module, loader, optimizer, device, grad_clip: float | None = None, scheduler=None,
+                max_steps: int | None = None, deadline: float | None = None) -> dict:
+    """One pass over `loader`; stops early at `max_steps` batches or the monotonic `deadline`."""
+    import time
+
+    model.train()
+    total, steps = 0.0, 0
+    for images, masks in loader:
+        if max_steps is not None and steps >= max_steps:
+            break
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        loss = segmentation_loss(_logits(model(images)), masks)
+        loss.backward()
+        if grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += float(loss.detach())
+        steps += 1
+        if not math.isfinite(total):
+            raise FloatingPointError("training loss is not finite; lower the learning rate")
+    return {"loss": total / max(steps, 1), "steps": steps}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, num_classes: int, device,
+             iou_thresholds: Iterable[float] = (0.25, 0.5, 0.75)) -> dict:
+    """Pixel metrics and, per foreground class, object PR curves and AP at each IoU threshold."""
+    model.eval()
+    thresholds = tuple(float(t) for t in iou_thresholds)
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    objects = {c: ObjectAccumulator(thresholds) for c in range(1, num_classes)}
+    for images, masks in loader:
+        probs = _logits(model(images.to(device))).float().softmax(1).cpu()
+        pred = probs.argmax(1)
+        cm += confusion_matrix(pred, masks, num_classes)
+        for b in range(pred.shape[0]):
+            for c, acc in objects.items():
+                acc.add(pred[b] == c, probs[b, c], masks[b] == c)
+    per_class = {c: acc.result() for c, acc in objects.items()}
+    ap = {}
+    for t in thresholds:
+        vals = [per_class[c][t]["ap"] for c in per_class if not math.isnan(per_class[c][t]["ap"])]
+        ap[t] = float(np.mean(vals)) if vals else float("nan")
+    iou, dsc = pixel_iou(cm), dice(cm)
+    return {"confusion": cm, "iou": iou["per_class"], "miou": iou["mean"], "dice": dsc["per_class"],
+            "mdice": dsc["mean"], "accuracy": pixel_accuracy(cm), "ap": ap, "objects": per_class}
