@@ -63,8 +63,9 @@ def alpha_payload(supernet, epoch: int, step: int, genotype_dict: dict[str, Any]
 
 
 def cell_weights(supernet) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]]:
-    """{cell type: (alpha as used, beta as used or None)} from `supernet.arch_weights()`, which may give per cell
-    a tensor, an (alpha, beta) pair or a {"alpha", "beta"} mapping."""
+    """{cell type: (alpha as used, beta as used or None)}: `arch_weights()` per cell (a tensor, an (alpha, beta)
+    pair or a {"alpha", "beta"} mapping), beta from `normalized_betas()` (softmax over each node's inputs)."""
+    betas = supernet.normalized_betas() if getattr(supernet, "edge_norm", False) else {}
     out = {}
     for cell, w in supernet.arch_weights().items():
         if isinstance(w, dict):
@@ -72,7 +73,7 @@ def cell_weights(supernet) -> dict[str, tuple[torch.Tensor, torch.Tensor | None]
         elif isinstance(w, (tuple, list)):
             out[cell] = (w[0], w[1] if len(w) > 1 else None)
         else:
-            out[cell] = (w, None)
+            out[cell] = (w, betas.get(cell))
     return out
 
 

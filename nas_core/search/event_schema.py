@@ -1,0 +1,116 @@
+"""The JSON Schema of the event log (docs/events.md): the envelope of every event and the payloads a search
+writes, so a test, the backend or a user can check a run's `events.jsonl` line by line."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from nas_core.events import EVENT_KINDS
+
+_NUM = {"type": "number"}
+_NUM_OR_NULL = {"type": ["number", "null"]}
+_INT = {"type": "integer", "minimum": 0}
+_STAGE = {"enum": ["search", "decode", "retrain", "evaluate", None]}
+
+_CELL_ALPHA = {
+    "type": "object",
+    "required": ["alpha", "beta", "edges", "ops", "entropy"],
+    "properties": {
+        "alpha": {"type": "array", "minItems": 1, "items": {"type": "array", "minItems": 1, "items": _NUM}},
+        "beta": {"oneOf": [{"type": "null"}, {"type": "array", "items": _NUM}]},
+        "edges": {"type": "array", "items": {"type": "string"}},
+        "ops": {"type": "array", "items": {"type": "string"}},
+        "entropy": {"type": "array", "items": {"type": "number", "minimum": 0}},
+    },
+}
+
+_GENOTYPE = {
+    "type": "object",
+    "required": ["cells"],
+    "properties": {"cells": {"type": "object", "minProperties": 1, "additionalProperties": {
+        "type": "object", "required": ["nodes", "concat"],
+        "properties": {
+            "nodes": {"type": "array", "items": {"type": "array", "minItems": 1, "items": {
+                "type": "array", "prefixItems": [{"type": "string"}, _INT], "minItems": 2, "maxItems": 2}}},
+            "concat": {"type": "array", "minItems": 1, "items": _INT},
+        }}}},
+}
+
+_PAYLOADS: dict[str, dict[str, Any]] = {
+    "alpha": {
+        "type": "object", "required": ["epoch", "step", "cells", "param_free_share"],
+        "properties": {
+            "epoch": _INT, "step": _INT,
+            "cells": {"type": "object", "minProperties": 1, "additionalProperties": _CELL_ALPHA},
+            "param_free_share": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
+        },
+    },
+    "metric": {
+        "type": "object", "required": ["epoch", "train_loss"],
+        "properties": {"epoch": _INT, "stage": _STAGE, "train_loss": _NUM_OR_NULL, "val_loss": _NUM_OR_NULL,
+                       "val_iou": _NUM_OR_NULL},
+        # The search's per-epoch metric carries its validation numbers; the retrain's carries the training loss.
+        "if": {"properties": {"stage": {"const": "search"}}, "required": ["stage"]},
+        "then": {"required": ["epoch", "step", "train_loss", "val_loss", "val_iou"]},
+    },
+    "genotype": {
+        "type": "object", "required": ["epoch", "genotype"],
+        "properties": {"epoch": {"type": "integer", "minimum": -1}, "stage": _STAGE, "genotype": _GENOTYPE},
+    },
+    "progress": {
+        "type": "object", "required": ["stage", "epoch", "epochs", "fraction", "eta_s"],
+        "properties": {"stage": {"type": "string"}, "epoch": _INT, "epochs": {"type": "integer", "minimum": 1},
+                       "fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                       "eta_s": {"type": ["number", "null"], "minimum": 0}},
+    },
+    "status": {
+        "type": "object", "required": ["state"],
+        "properties": {"state": {"enum": ["running", "succeeded", "failed"]}, "stage": _STAGE,
+                       "error": {"type": "string"}},
+        "if": {"properties": {"state": {"const": "failed"}}},
+        "then": {"required": ["state", "error"]},
+    },
+    "heartbeat": {"type": "object"},
+    "evaluation": {"type": "object"},
+    "log": {"type": "object"},
+    "candidate": {"type": "object"},
+}
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "nasforge event",
+    "type": "object",
+    "required": ["seq", "time", "kind", "payload"],
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1},
+        "time": {"type": "number"},
+        "kind": {"enum": list(EVENT_KINDS)},
+        "payload": {"type": "object"},
+    },
+    "allOf": [
+        {"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
+         "then": {"properties": {"payload": schema}}}
+        for kind, schema in _PAYLOADS.items()
+    ],
+}
+
+
+def validate_events(events: Iterable[dict[str, Any]]) -> int:
+    """Check each event against EVENT_SCHEMA and that seq runs 1, 2, 3...; returns the count.
+
+    Raises ValueError naming the first bad event's seq and what is wrong with it.
+    """
+    # jsonschema_rs comes with schemathesis (the dev extra); a search run itself never needs it.
+    import jsonschema_rs
+
+    validator = jsonschema_rs.Draft202012Validator(EVENT_SCHEMA)
+    n = 0
+    for event in events:
+        n += 1
+        errors = list(validator.iter_errors(event))
+        if errors:
+            e = errors[0]
+            where = "/".join(str(p) for p in e.instance_path) or "(event)"
+            raise ValueError(f"event seq {event.get('seq')} ({event.get('kind')}): {where}: {e.message}")
+        if event["seq"] != n:
+            raise ValueError(f"event {n} of the log has seq {event['seq']}: a gap or a repeat")
+    return n
