@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from sqlmodel import Session, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
 from backend import crud
 from backend.models import Run, RunPublic
@@ -24,7 +24,7 @@ class CompareRun(SQLModel):
     final_metrics: dict[str, float]
     iou: float | None
     baseline_runs: list[int]
-    baseline_iou: list[float]
+    baseline_iou: list[float | None] = Field(description="Final IoU of each baseline run (None until it has one).")
     baseline_iou_mean: float | None
     iou_vs_baseline: float | None
 
@@ -101,10 +101,11 @@ def compare_runs(session: Session, run_ids: list[int]) -> Comparison:
     for run_id in run_ids:
         run = crud.get_run(session, run_id)
         s = _summary(session, run)
-        bases = crud.list_runs(session, baseline_of=run.id, limit=100)[0]
-        base_iou = [v for v in (_summary(session, b)["iou"] for b in bases) if v is not None]
-        mean = statistics.fmean(base_iou) if base_iou else None
-        out.append(CompareRun(run=RunPublic.model_validate(run), baseline_runs=sorted(b.id for b in bases), baseline_iou=base_iou,
+        bases = sorted(crud.list_runs(session, baseline_of=run.id, limit=100)[0], key=lambda b: b.id)
+        base_iou = [_summary(session, b)["iou"] for b in bases]
+        known = [v for v in base_iou if v is not None]
+        mean = statistics.fmean(known) if known else None
+        out.append(CompareRun(run=RunPublic.model_validate(run), baseline_runs=[b.id for b in bases], baseline_iou=base_iou,
                               baseline_iou_mean=mean, iou_vs_baseline=(s["iou"] - mean) if s["iou"] is not None and mean is not None else None,
                               **s))
     return Comparison(runs=out, genotype_diff=genotype_diff([r.genotype for r in out]))

@@ -3,6 +3,7 @@ PostgreSQL server of tests/conftest.py), a Redis database of the session's real 
 from __future__ import annotations
 
 import itertools
+import time
 import uuid
 
 import psycopg
@@ -25,6 +26,18 @@ def _plain_pg(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
+def _connect(url: str, timeout: float = 30.0) -> psycopg.Connection:
+    # The server listens before it accepts sessions ("the database system is starting up"): wait for that.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return psycopg.connect(_plain_pg(url), autocommit=True)
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request, tmp_path):
     if request.param == "sqlite":
@@ -34,12 +47,12 @@ def db_url(request, tmp_path):
         return
     base = request.getfixturevalue("postgres_url")
     name = "t_" + uuid.uuid4().hex[:12]
-    with psycopg.connect(_plain_pg(base), autocommit=True) as conn:
+    with _connect(base) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     url = base.rsplit("/", 1)[0] + "/" + name
     yield url
     dispose_engine(url)
-    with psycopg.connect(_plain_pg(base), autocommit=True) as conn:
+    with _connect(base) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
@@ -104,7 +117,6 @@ def redis_client(redis_db_url):
 def worker_redis_url(redis_url, services_dir):
     """REDIS_URL of a real Celery worker process (tests/backend/_stub_worker.py) that answers pings and tasks."""
     import sys
-    import time
 
     from celery import Celery
 
