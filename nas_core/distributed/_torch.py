@@ -24,9 +24,7 @@ class TorchEngine(Engine):
             dist.init_process_group(backend, rank=place.rank, world_size=place.world_size,
                                     timeout=dt.timedelta(seconds=timeout_s))
 
-    def allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.world_size == 1:
-            return tensor
+    def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return _AllReduceSum.apply(tensor)
 
     def _allreduce_flat(self, tensor: torch.Tensor) -> torch.Tensor:

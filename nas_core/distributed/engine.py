@@ -20,6 +20,29 @@ class Engine:
 
     def __init__(self, place: Placement | None = None):
         self.place = place or Placement()
+        self.heartbeats = None
+
+    def watch(self, directory, timeout_s: float = 60.0) -> None:
+        """Record this rank's progress under `directory`; a collective that waits longer than `timeout_s`
+        ends the process with an error naming the rank that fell behind (whatever the engine's own timeouts)."""
+        if self.world_size > 1:
+            from nas_core.distributed.watchdog import Heartbeats, Watchdog
+
+            self.heartbeats = Heartbeats(directory, self.rank, self.world_size)
+            self.watchdog = Watchdog(self.heartbeats, timeout_s)
+
+    def step_done(self, step: int) -> None:
+        if self.heartbeats is not None:
+            self.heartbeats.beat(step)
+
+    def _collective(self, fn, *args):
+        if self.heartbeats is None:
+            return fn(*args)
+        with self.watchdog.waiting():
+            try:
+                return fn(*args)
+            except RuntimeError as exc:
+                raise self.heartbeats.failure(exc) from exc
 
     @property
     def rank(self) -> int:
@@ -35,6 +58,11 @@ class Engine:
 
     def allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Differentiable sum over ranks (SyncBatchNorm's statistics go through it)."""
+        if self.world_size == 1:
+            return tensor
+        return self._collective(self._allreduce_sum, tensor)
+
+    def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
 
     def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
@@ -45,7 +73,7 @@ class Engine:
             return
         # One flat buffer, one collective: fewer, larger messages than one per tensor.
         flat = torch.cat([g.reshape(-1) for g in grads])
-        flat = self._allreduce_flat(flat) / self.world_size
+        flat = self._collective(self._allreduce_flat, flat) / self.world_size
         offset = 0
         for g in grads:
             n = g.numel()
@@ -59,7 +87,7 @@ class Engine:
         if self.world_size == 1:
             return float(value)
         t = torch.tensor([float(value)], dtype=torch.float64)
-        return float(self._allreduce_flat(t)[0]) / self.world_size
+        return float(self._collective(self._allreduce_flat, t)[0]) / self.world_size
 
     def barrier(self) -> None:
         pass

@@ -7,10 +7,19 @@ from torch import nn
 
 from nas_core.distributed import convert_sync_batchnorm, create_engine
 
+import os
+import signal
+import time
+from pathlib import Path
+
 engine_name, out = sys.argv[1], sys.argv[2]
+# Optional failure injection: "kill:RANK:STEP" (SIGKILL itself) or "stall:RANK:STEP" (hang).
+fault = sys.argv[3].split(":") if len(sys.argv) > 3 else None
 torch.manual_seed(0)
 torch.use_deterministic_algorithms(True)
-engine = create_engine(engine_name, timeout_s=30)
+timeout = float(os.environ.get("TOY_TIMEOUT_S", "30"))
+engine = create_engine(engine_name, timeout_s=timeout)
+engine.watch(Path(out).parent / "ranks", timeout)
 
 
 class Net(nn.Module):
@@ -33,6 +42,10 @@ engine.broadcast_(params + list(net.buffers()))
 opt = torch.optim.SGD(params, lr=0.1, momentum=0.9)
 gen = torch.Generator().manual_seed(1)
 for step in range(4):
+    if fault and engine.rank == int(fault[1]) and step == int(fault[2]):
+        if fault[0] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(3600)
     x = torch.randn(8, 3, 8, 8, generator=gen)
     y = torch.randint(0, 2, (8, 8, 8), generator=gen)
     loss = nn.functional.cross_entropy(net(engine.shard(x)), engine.shard(y))
@@ -41,6 +54,7 @@ for step in range(4):
     engine.average_gradients(params)
     opt.step()
     mean_loss = engine.mean(loss.item())
+    engine.step_done(step)
 if engine.is_main:
     torch.save({"state": net.state_dict(), "loss": mean_loss, "world": engine.world_size}, out)
 engine.shutdown()

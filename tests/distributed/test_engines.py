@@ -52,3 +52,24 @@ def test_two_ranks_equal_one_process_on_the_full_batch(engine, tmp_path):
     # The runs moved the parameters: equality is not two untouched initialisations.
     assert one["state"]["alpha"].abs().max() > 1e-4
     assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("fault", ["kill", "stall"])
+@pytest.mark.parametrize("engine", ["ddp", "horovod"])
+def test_a_dead_or_stalled_rank_fails_the_run_and_is_named(engine, fault, tmp_path):
+    _require(engine)
+    import time
+
+    cmd = _launch(engine, tmp_path / "two.pt") + [f"{fault}:1:2"]
+    start = time.monotonic()
+    out = subprocess.run(cmd, cwd=tmp_path, env={**ENV, "TOY_TIMEOUT_S": "10"}, capture_output=True, text=True,
+                         timeout=120)
+    elapsed = time.monotonic() - start
+    assert out.returncode != 0
+    assert elapsed < 60, f"took {elapsed:.0f} s to notice"
+    text = (out.stdout + out.stderr).lower()
+    # Our RankFailure says "rank 1: ..."; torchrun says "rank: 1"; horovodrun names gloo processes by rank.
+    import re
+
+    assert re.search(r"rank 1\b|rank: 1\b|ranks: 1\b|process 1 exit", text), text[-3000:]
+    assert not (tmp_path / "two.pt").exists()
