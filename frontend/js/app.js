@@ -24,14 +24,16 @@ async function showWho() {
   const who = document.getElementById("whoami");
   const out = document.getElementById("sign-out");
   const input = document.getElementById("token-input");
-  if (!getToken()) { who.textContent = "not signed in"; out.hidden = true; input.hidden = false; return; }
+  const signIn = document.querySelector("#token-form button[type=submit]");
+  const show = (signedIn) => { out.hidden = !signedIn; input.hidden = signedIn; signIn.hidden = signedIn; };
+  if (!getToken()) { who.textContent = "not signed in"; show(false); return; }
   try {
     const me = await api("/api/users/me");
     who.textContent = `${me.user ? me.user.name : "token"} (${me.scopes.join(", ")})`;
-    out.hidden = false; input.hidden = true;
+    show(true);
   } catch (err) {
     who.textContent = err.status === 401 ? "token rejected" : "API unreachable";
-    out.hidden = true; input.hidden = false;
+    show(false);
   }
 }
 

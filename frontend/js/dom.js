@@ -35,10 +35,19 @@ export function duration(s) {
 
 const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
+// Plotly sizes a plot once, to its box at that moment; grids reflow as plots are added, so follow the box.
+const resizer = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+  for (const e of entries) {
+    if (e.target.data && e.contentRect.width > 0) window.Plotly.Plots.resize(e.target).catch(() => {});
+  }
+});
+
 // Plotly.react diffs against what is drawn, so redrawing the same div on every update is cheap.
 export function draw(div, fig) {
   if (!window.Plotly) { div.textContent = "Plotly.js did not load (/vendor/plotly.min.js)"; return; }
+  const first = !div.data;
   window.Plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
+  if (first && resizer) resizer.observe(div);
   div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
 }
 

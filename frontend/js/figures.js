@@ -1,6 +1,5 @@
 // Figure design lives here and only here: pure functions from run state / events to Plotly figure specs
 // ({data, layout}). Pages call them and hand the result to Plotly.react; tests load this module in Chromium.
-import { PARAM_FREE_OPS } from "./runstate.js";
 
 export const MAX_LINE_POINTS = 400;     // per trace; longer histories are thinned so 300+ epochs stay smooth
 export const COLLAPSE_THRESHOLD = 0.5;  // share of edges won by parameter-free ops that counts as collapse
@@ -37,6 +36,12 @@ export function downsample(xs, ys, maxPoints = MAX_LINE_POINTS) {
   return { x, y };
 }
 
+// Whole epochs on the x axis while there are few of them (Plotly would tick 0, 0.5, 1).
+function epochAxis(xs) {
+  const span = xs.length ? Math.max(...xs) - Math.min(...xs) : 0;
+  return span <= 10 ? { title: { text: "epoch" }, dtick: 1 } : { title: { text: "epoch" } };
+}
+
 function frameX(state, cell) {
   // Epoch, refined by step when alpha is logged within epochs (search.events_every_steps).
   return cell.frameIndex.map((i) => {
@@ -65,8 +70,9 @@ export function alphaHeatmap(cellType, cell, k, opts = {}) {
       hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "weight" }, thickness: 10 },
     }],
     layout: baseLayout(opts.title || `${cellType} cell: alpha${when}`, {
-      xaxis: { tickangle: -35, automargin: true }, yaxis: { autorange: "reversed", title: { text: "edge" }, automargin: true },
-      margin: { l: 60, r: 10, t: 40, b: 90 },
+      xaxis: { tickangle: -35, automargin: true },
+      yaxis: { autorange: "reversed", title: { text: "edge" }, automargin: true, dtick: 1 },
+      margin: { l: 60, r: 10, t: 40, b: 90 }, height: Math.max(320, 150 + 18 * z.length),
     }),
   };
 }
@@ -82,7 +88,7 @@ export function entropyLines(state, cellType, opts = {}) {
   return {
     data,
     layout: baseLayout(`${cellType} cell: entropy of each edge`, {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "entropy (nats)" }, range: [0, maxH * 1.05] },
+      xaxis: epochAxis(xs), yaxis: { title: { text: "entropy (nats)" }, range: [0, maxH * 1.05] },
       showlegend: data.length <= 16, legend: { font: { size: 10 } },
     }),
   };
@@ -90,40 +96,49 @@ export function entropyLines(state, cellType, opts = {}) {
 
 export function paramFreeShareLines(state, opts = {}) {
   const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
+  let xs = [];
   const data = Object.entries(state.alpha.cells).map(([ct, cell], i) => {
-    const { x, y } = downsample(frameX(state, cell), cell.share, opts.maxPoints);
+    xs = frameX(state, cell);
+    const { x, y } = downsample(xs, cell.share, opts.maxPoints);
     return { type: "scatter", mode: "lines+markers", name: ct, x, y, marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
   });
   return {
     data,
     layout: baseLayout("share of parameter-free ops (skip, none, pooling)", {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "share" }, range: [0, 1.02] },
+      xaxis: epochAxis(xs), yaxis: { title: { text: "share" }, range: [0, 1.02] },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
                  line: { color: "#e53935", dash: "dash", width: 1 } }],
     }),
   };
 }
 
-// The known DARTS failure: skip_connect / none win most edges. One warning per cell type at or over the threshold.
+// The known DARTS failure: skip_connect and none take over the edges. Warned per cell type when they win at
+// least `threshold` of the edges in the newest alpha. Pools are left out here: near-uniform early alpha gives
+// them half the edges by chance, which is noise, not collapse (the share line above still shows them).
+export const COLLAPSE_OPS = new Set(["skip_connect", "none"]);
+
 export function collapseWarnings(state, opts = {}) {
   const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
   const out = [];
   for (const [ct, cell] of Object.entries(state.alpha.cells)) {
-    const k = cell.share.length - 1;
-    if (k < 0 || cell.share[k] < threshold) continue;
+    const k = cell.weights.length - 1;
+    if (k < 0) continue;
     const counts = {};
     for (const row of cell.weights[k]) {
       let best = 0;
       for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
-      if (PARAM_FREE_OPS.has(cell.ops[best])) counts[cell.ops[best]] = (counts[cell.ops[best]] || 0) + 1;
+      if (COLLAPSE_OPS.has(cell.ops[best])) counts[cell.ops[best]] = (counts[cell.ops[best]] || 0) + 1;
     }
+    const won = Object.values(counts).reduce((a, b) => a + b, 0);
+    const share = won / cell.weights[k].length;
+    if (share < threshold) continue;
     const top = Object.entries(counts).sort((a, b) => b[1] - a[1])[0];
     const frame = state.alpha.frames[cell.frameIndex[k]] || {};
     out.push({
-      cell: ct, share: cell.share[k], epoch: frame.epoch ?? null, op: top ? top[0] : null,
-      message: `${ct} cell: parameter-free ops hold ${(cell.share[k] * 100).toFixed(0)}% ` +
-        `${top ? `(mostly ${top[0]}) ` : ""}at epoch ${frame.epoch ?? "?"}: the DARTS collapse; ` +
-        "consider PC-DARTS or GAEA, fewer epochs, or early stopping",
+      cell: ct, share, epoch: frame.epoch ?? null, op: top[0],
+      message: `${ct} cell: ${Object.keys(counts).join(" and ")} win ${won} of ${cell.weights[k].length} edges ` +
+        `${Object.keys(counts).length > 1 ? `(mostly ${top[0]}) ` : ""}at epoch ${frame.epoch ?? "?"}: the known DARTS collapse; ` +
+        "consider PC-DARTS or GAEA, a warm-up, fewer epochs or early stopping",
     });
   }
   return out;
@@ -145,7 +160,7 @@ export function lossCurves(metrics, opts = {}) {
   return {
     data,
     layout: baseLayout("loss and IoU", {
-      xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: "loss" }, rangemode: "tozero" },
+      xaxis: epochAxis(rows.map((m) => m.epoch)), yaxis: { title: { text: "loss" }, rangemode: "tozero" },
       yaxis2: { title: { text: "IoU" }, overlaying: "y", side: "right", range: [0, 1] },
       legend: { orientation: "h", y: -0.25 }, margin: { l: 60, r: 50, t: 40, b: 70 },
     }),
@@ -254,6 +269,8 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
     const was = changed ? diff.get(edgeKey(e)) : undefined;
     label.text.push(changed ? `<b>${e.op}</b> ≠ ${was ?? "—"}` : e.op);
     label.color.push(color);
+    annotations.push({ x: label.x[i], y: label.y[i], xref: "x", yref: "y", text: label.text[i], showarrow: false,
+                       font: { color, size: 11 }, bgcolor: "rgba(255,255,255,0.85)", borderpad: 1 });
   });
   const out = pos.get("out");
   for (const n of cell.concat) {
@@ -270,8 +287,9 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
         y: keys.map((k) => pos.get(k).y), text: keys.map(names), textposition: "middle center",
         marker: { size: 30, color: keys.map((k) => (k === 0 || k === 1 ? "#bbdefb" : k === "out" ? "#c8e6c9" : "#fff3e0")),
                   line: { width: 1, color: "#555" } } },
-      { type: "scatter", mode: "text", name: "ops", hoverinfo: "text", x: label.x, y: label.y, text: label.text,
-        textfont: { color: label.color, size: 11 } },
+      // Invisible markers under the labels: hover shows the op, and the trace lists the ops in edge order.
+      { type: "scatter", mode: "markers", name: "ops", hoverinfo: "text", x: label.x, y: label.y, text: label.text,
+        marker: { size: 14, opacity: 0 } },
     ],
     layout: baseLayout(opts.title || `${cellType} cell${opts.epoch != null ? ` · epoch ${opts.epoch}` : ""}`, {
       annotations, showlegend: false, xaxis: { visible: false }, yaxis: { visible: false },
@@ -282,25 +300,36 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
 
 // ---------------------------------------------------------------------------------------------- evaluation
 
-// {threshold: {precision, recall, ap}} or [{iou_threshold|threshold, precision, recall, ap}] -> sorted list.
+// The engine's `curves: {class: {threshold: {precision, recall, ap}}}`, or `pr: {threshold: {...}}`, or a list
+// [{iou_threshold|threshold, precision, recall, ap}] -> [{cls, threshold, precision, recall, ap}] sorted.
 export function prTable(evaluation) {
-  const src = evaluation && (evaluation.pr ?? evaluation.pr_curves ?? evaluation.object_metrics ?? evaluation.ap);
-  if (!src) return [];
-  const rows = Array.isArray(src)
-    ? src.map((r) => ({ threshold: Number(r.iou_threshold ?? r.threshold), ...r }))
-    : Object.entries(src).map(([t, r]) => ({ threshold: Number(t), ...r }));
-  return rows.filter((r) => Array.isArray(r.precision) && Array.isArray(r.recall)).sort((a, b) => a.threshold - b.threshold);
+  if (!evaluation) return [];
+  const rows = [];
+  const add = (cls, t, r) => rows.push({ ...r, cls, threshold: Number(t) });
+  if (evaluation.curves && typeof evaluation.curves === "object") {
+    for (const [cls, perT] of Object.entries(evaluation.curves)) for (const [t, r] of Object.entries(perT || {})) add(cls, t, r);
+  } else {
+    const src = evaluation.pr ?? evaluation.pr_curves;
+    if (Array.isArray(src)) src.forEach((r) => add(r.cls ?? null, r.iou_threshold ?? r.threshold, r));
+    else if (src && typeof src === "object") for (const [t, r] of Object.entries(src)) add(null, t, r);
+  }
+  return rows.filter((r) => Array.isArray(r.precision) && Array.isArray(r.recall))
+    .sort((a, b) => String(a.cls).localeCompare(String(b.cls)) || a.threshold - b.threshold);
 }
 
 export function prCurves(evaluation) {
-  const data = prTable(evaluation).map((r, i) => ({
+  const rows = prTable(evaluation);
+  const classes = new Set(rows.map((r) => r.cls));
+  const data = rows.map((r, i) => ({
     type: "scatter", mode: "lines", line: { shape: "hv", color: PALETTE[i % PALETTE.length] },
-    name: `IoU ≥ ${r.threshold}${typeof r.ap === "number" ? ` (AP ${r.ap.toFixed(3)})` : ""}`, x: r.recall, y: r.precision,
+    name: `${classes.size > 1 ? `class ${r.cls}, ` : ""}IoU ≥ ${r.threshold}${typeof r.ap === "number" ? ` (AP ${r.ap.toFixed(3)})` : ""}`,
+    x: r.recall, y: r.precision,
   }));
   return {
     data,
     layout: baseLayout("precision-recall at object IoU thresholds", {
       xaxis: { title: { text: "recall" }, range: [0, 1.02] }, yaxis: { title: { text: "precision" }, range: [0, 1.02] },
+      legend: { orientation: "h", y: -0.25 }, margin: { l: 60, r: 20, t: 40, b: 80 },
     }),
   };
 }
@@ -321,8 +350,9 @@ export function searchedVsRandom(searched, candidates, opts = {}) {
   return {
     data,
     layout: baseLayout(opts.title || "searched cell vs random candidates (IoU)", {
-      yaxis: { title: { text: opts.metric || "IoU" } }, xaxis: { type: "category", categoryorder: "array",
-      categoryarray: ["random", "searched"] }, showlegend: true,
+      yaxis: { title: { text: opts.metric || "IoU" }, range: [0, 1] }, xaxis: { type: "category", categoryorder: "array",
+      categoryarray: ["random", "searched"] }, showlegend: true, legend: { orientation: "h", y: -0.2 },
+      margin: { l: 60, r: 20, t: 40, b: 80 },
     }),
   };
 }

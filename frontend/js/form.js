@@ -93,7 +93,7 @@ export class SchemaForm {
     const id = `f-${path.replace(/\./g, "-")}`;
 
     if (s.type === "object" && s.properties) {
-      const fs = el("fieldset", { "data-path": path, class: "group" }, el("legend", {}, title(key, s)));
+      const fs = el("fieldset", { "data-path": path, class: "group" }, el("legend", {}, key.replace(/_/g, " ")));
       fs.append(error);
       if (help) fs.append(help);
       fs.append(this.objectFields(path, s));

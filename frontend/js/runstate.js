@@ -12,7 +12,8 @@ export function createRunState() {
     metrics: [],         // metric payloads in order
     genotypes: [],       // {epoch, genotype}
     candidates: [],      // final candidate payloads
-    evaluation: null,
+    evaluation: null,    // the newest evaluation payload
+    evaluations: [],     // all of them: the retrain's (validation, with PR curves) and the evaluate stage's (test)
     logs: [],
   };
 }
@@ -86,7 +87,7 @@ export function applyEvent(state, ev) {
     case "metric": state.metrics.push({ ...p, seq: ev.seq }); break;
     case "genotype": state.genotypes.push({ epoch: p.epoch ?? null, genotype: p.genotype || p }); break;
     case "candidate": if (p.final !== false) state.candidates.push(p); break;
-    case "evaluation": state.evaluation = p; break;
+    case "evaluation": state.evaluation = p; state.evaluations.push(p); break;
     case "status": state.status = p; break;
     case "progress": state.progress = p; break;
     case "log": state.logs.push(p); if (state.logs.length > 200) state.logs.shift(); break;
@@ -113,4 +114,22 @@ export function frameAtEpoch(state, epoch) {
   let found = -1;
   state.alpha.frames.forEach((f, i) => { if (f.epoch !== null && f.epoch <= epoch) found = i; });
   return found;
+}
+
+// The searched cell's IoU to set against random candidates (which report validation IoU): the retrained cell's
+// validation mIoU when there is one, else the test mIoU, else the search's last validation IoU.
+export function searchedIou(state) {
+  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const evals = [...state.evaluations].reverse();
+  const val = evals.find((e) => e.split === "val" && e.pixel && num(e.pixel.miou) !== null);
+  if (val) return { iou: val.pixel.miou, source: "retrained, validation mIoU" };
+  const test = evals.find((e) => num(e.miou) !== null || num(e.test_iou) !== null);
+  if (test) return { iou: num(test.miou) ?? test.test_iou, source: "test mIoU" };
+  const m = [...state.metrics].reverse().find((x) => num(x.val_iou) !== null);
+  return m ? { iou: m.val_iou, source: "search, validation IoU" } : null;
+}
+
+// The newest evaluation that carries precision-recall curves.
+export function prEvaluation(state) {
+  return [...state.evaluations].reverse().find((e) => e.curves || e.pr || e.pr_curves) || null;
 }

@@ -105,7 +105,8 @@ def page(browser, request, artifacts_dir):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = context.new_page()
     pg.console_errors = []
-    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+    # Console errors, with the URL when it is a failed load (the console line alone does not name it).
+    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(f"{m.text} {m.location.get('url', '')}"))
     pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
     yield pg
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:

@@ -95,7 +95,8 @@ def test_weights_that_are_already_distributions_are_kept(figures):
 def test_collapse_warning_when_skip_wins_most_edges(figures):
     healthy = np.zeros((14, 8)); healthy[:, 4] = 3.0          # sep_conv_3x3 wins everywhere
     collapsed = np.zeros((14, 8)); collapsed[:10, 3] = 3.0; collapsed[10:, 5] = 3.0  # skip wins 10 of 14 edges
-    events = [alpha_event(1, 0, {"normal": healthy, "up": healthy}), alpha_event(2, 1, {"normal": collapsed, "up": healthy})]
+    pooled = np.zeros((14, 8)); pooled[:, 1] = 3.0             # max pooling everywhere: param-free, but no collapse
+    events = [alpha_event(1, 0, {"normal": healthy, "up": pooled}), alpha_event(2, 1, {"normal": collapsed, "up": pooled})]
     out = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg[0]]);
         const before = fig.collapseWarnings(s); rs.applyEvents(s, [arg[1]]);
         return {before, after: fig.collapseWarnings(s), share: s.alpha.cells.normal.share,
@@ -105,13 +106,19 @@ def test_collapse_warning_when_skip_wins_most_edges(figures):
     w = out["after"][0]
     assert w["op"] == "skip_connect" and w["epoch"] == 1
     assert math.isclose(w["share"], 10 / 14)
-    assert "skip_connect" in w["message"] and "collapse" in w["message"]
+    assert "skip_connect win 10 of 14 edges" in w["message"] and "collapse" in w["message"]
+    # The share line counts every parameter-free op (pools too) ...
     assert out["share"] == [0, pytest.approx(10 / 14)]
-    # The engine's own share (from the decoded cell) is used when the event carries it.
-    given = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]); return fig.collapseWarnings(s);""",
-                    alpha_event(1, 0, {"normal": healthy}, share={"normal": 0.75}))
-    assert [g["share"] for g in given] == [0.75]
-    assert {t["name"] for t in out["lines"]["data"]} == {"normal", "up"}
+    assert {t["name"]: t["y"] for t in out["lines"]["data"]}["up"] == [1, 1]
+    # ... and uses the engine's own share (from the decoded cell) when the event carries it.
+    given = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]);
+        return fig.paramFreeShareLines(s).data[0].y;""", alpha_event(1, 0, {"normal": healthy}, share={"normal": 0.75}))
+    assert given == [0.75]
+    # Half the edges to none is collapse as well.
+    half_none = np.zeros((14, 8)); half_none[:7, 0] = 3.0; half_none[7:, 6] = 3.0
+    nones = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]); return fig.collapseWarnings(s);""",
+                    alpha_event(1, 0, {"down": half_none}))
+    assert [(n["cell"], n["op"]) for n in nones] == [("down", "none")]
 
 
 def test_300_epochs_of_history_are_thinned_but_keep_the_newest(figures):
@@ -167,7 +174,8 @@ def test_cell_graph_labels_every_chosen_edge_with_its_op(figures, artifacts_dir)
     labels = next(t for t in spec["data"] if t["name"] == "ops")["text"]
     assert labels[:3] == ["sep_conv_3x3", "skip_connect", "dil_conv_3x3"]
     assert "sep_conv_5x5" in labels[3] and "none" in labels[3]  # the changed edge names both ops
-    arrows = spec["layout"]["annotations"]
+    assert [a["text"] for a in spec["layout"]["annotations"] if not a["showarrow"]] == labels
+    arrows = [a for a in spec["layout"]["annotations"] if a["showarrow"]]
     assert len(arrows) == 4 + 2  # four edges, two into the output concat
     assert sum(a["arrowcolor"] == "#d50000" for a in arrows) == 1
     nodes = next(t for t in spec["data"] if t["name"] == "nodes")
@@ -190,6 +198,17 @@ def test_pr_curves_one_per_threshold_with_ap(figures):
     spec = figures("return fig.prCurves(arg);", ev)
     assert [t["name"] for t in spec["data"]] == ["IoU ≥ 0.5 (AP 0.710)", "IoU ≥ 0.75 (AP 0.300)"]
     assert spec["data"][0]["x"] == [0.3, 0.6, 0.9] and spec["data"][0]["y"] == [1, 0.8, 0.6]
+    # The retrain stage's shape (nas_core/train/retrain.py): curves per foreground class, then per threshold.
+    engine = {"stage": "retrain", "split": "val", "pixel": {"miou": 0.55}, "ap": {"0.5": 0.71},
+              "curves": {"1": {"0.5": {"ap": 0.71, "precision": [1, 0.6], "recall": [0.5, 0.9], "score": [0.9, 0.2]},
+                               "0.25": {"ap": 0.8, "precision": [1, 0.7], "recall": [0.6, 0.95], "score": [0.9, 0.2]}}}}
+    out = figures("""const s = rs.createRunState();
+        rs.applyEvents(s, [{seq: 1, kind: 'metric', payload: {epoch: 0, train_loss: 1, val_iou: 0.3}},
+                           {seq: 2, kind: 'evaluation', payload: arg},
+                           {seq: 3, kind: 'evaluation', payload: {stage: 'evaluate', split: 'test', miou: 0.5}}]);
+        return {names: fig.prCurves(rs.prEvaluation(s)).data.map(t => t.name), iou: rs.searchedIou(s)};""", engine)
+    assert out["names"] == ["IoU ≥ 0.25 (AP 0.800)", "IoU ≥ 0.5 (AP 0.710)"]
+    assert out["iou"] == {"iou": 0.55, "source": "retrained, validation mIoU"}
 
 
 def test_searched_against_random_and_best_so_far(figures, artifacts_dir):

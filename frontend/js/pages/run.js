@@ -4,7 +4,7 @@ import { allEvents, api } from "../api.js";
 import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
 import * as fig from "../figures.js";
 import { RunFollower, throttle } from "../live.js";
-import { applyEvents, createRunState, latestGenotype } from "../runstate.js";
+import { applyEvents, createRunState, latestGenotype, prEvaluation, searchedIou } from "../runstate.js";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const TABS = [["alpha", "Alpha"], ["training", "Loss and IoU"], ["cell", "Cell graph"], ["evaluation", "Evaluation"], ["log", "Log"]];
@@ -65,22 +65,25 @@ export async function render(root, { id }) {
 
   const drawEvaluation = async () => {
     const parts = [];
-    if (fig.prTable(state.evaluation).length) parts.push(["pr", fig.prCurves(state.evaluation)]);
+    const pr = prEvaluation(state);
+    if (fig.prTable(pr).length) parts.push(["pr", fig.prCurves(pr)]);
     if (run.baselines && run.baselines.length && baselineCandidates === null) {
       baselineCandidates = [];
       const lists = await Promise.all(run.baselines.map((b) => allEvents(b, { kind: "candidate" }).catch(() => [])));
       baselineCandidates = lists.flat().map((e) => e.payload).filter((p) => p.final !== false);
     }
     const random = run.method === "random" ? state.candidates : baselineCandidates || [];
-    const searchedIou = state.evaluation?.test_iou ?? [...state.metrics].reverse().find((m) => typeof m.val_iou === "number")?.val_iou;
-    const searched = run.kind === "search" && !["random", "evolution", "reinforce"].includes(run.method) && typeof searchedIou === "number"
-      ? [{ label: `run ${run.id} (${run.method})`, iou: searchedIou }] : [];
+    const found = searchedIou(state);
+    const searched = run.kind === "search" && !["random", "evolution", "reinforce"].includes(run.method) && found
+      ? [{ label: `run ${run.id} (${run.method}): ${found.source}`, iou: found.iou }] : [];
     if (random.length || searched.length) parts.push(["strip", fig.searchedVsRandom(searched, random)]);
     const series = [];
     if (state.candidates.length) series.push({ name: `run ${run.id} (${run.method})`, candidates: state.candidates });
     if (baselineCandidates && baselineCandidates.length) series.push({ name: "random baseline", candidates: baselineCandidates });
     if (series.length) parts.push(["best", fig.bestSoFar(series)]);
-    ui.evalNote.textContent = parts.length ? (state.evaluation?.test_iou != null ? `test IoU ${state.evaluation.test_iou.toFixed(3)}` : "")
+    const test = [...state.evaluations].reverse().find((e) => e.split === "test" || e.test_iou != null);
+    const testIou = test ? test.miou ?? test.test_iou : null;
+    ui.evalNote.textContent = parts.length ? (typeof testIou === "number" ? `test mIoU ${testIou.toFixed(3)}` : "")
       : "no evaluation yet: it follows the search (precision-recall at the IoU thresholds, searched vs random)";
     for (const [key, spec] of parts) draw(ui.slot(ui.evaluation, `eval-${key}`), spec);
     samples(ui.samples, state.evaluation);

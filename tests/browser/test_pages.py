@@ -1,0 +1,216 @@
+"""The pages in Chromium against the real API: experiments list, the schema form and its field errors, a run's
+live heatmaps, cell graph and evaluation, and the comparison of two runs.
+
+These use `ui_stack` (the API without a worker): the runs stay queued and their events are appended through the
+API's ingest endpoint, exactly as the worker's watcher appends a search's events. That drives the live updates
+deterministically; test_full_flow.py launches a real search through the worker.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from tests.browser.conftest import shot, sign_in
+from tests.browser.test_figures import EDGES, GENOTYPE, OPS, softmax
+
+pytestmark = pytest.mark.browser
+CELLS = ("normal", "down", "up")
+
+
+class Feed:
+    """Events of one run, numbered like a run's log, appended through the ingest endpoint."""
+
+    def __init__(self, api, run_id: int):
+        self.api, self.run_id, self.seq = api, run_id, 0
+
+    def send(self, kind: str, payload: dict) -> int:
+        self.seq += 1
+        self.api.ingest(self.run_id, [{"seq": self.seq, "time": time.time(), "kind": kind, "payload": payload}])
+        return self.seq
+
+    def epoch(self, epoch: int, logits: dict[str, np.ndarray], genotype: dict, val_iou: float, epochs: int = 10) -> None:
+        cells = {ct: {"alpha": softmax(a).tolist(), "beta": None, "edges": EDGES, "ops": OPS,
+                      "entropy": (-(softmax(a) * np.log(softmax(a))).sum(1)).tolist()} for ct, a in logits.items()}
+        self.send("alpha", {"epoch": epoch, "step": 10 * (epoch + 1), "cells": cells})
+        self.send("metric", {"stage": "search", "epoch": epoch, "train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1),
+                             "val_iou": val_iou})
+        self.send("genotype", {"stage": "search", "epoch": epoch, "genotype": genotype})
+        self.send("progress", {"stage": "search", "epoch": epoch + 1, "epochs": epochs, "fraction": (epoch + 1) / epochs,
+                               "eta_s": 12.0 * (epochs - epoch - 1)})
+
+
+def queued_run(api, name: str) -> int:
+    exp = api.experiment(name)
+    return api.launch(exp["id"])["run"]["id"]
+
+
+def plot_z(pg, div_id: str):
+    return pg.evaluate("(id) => { const d = document.getElementById(id); return d && d.data ? d.data[0].z : null; }", div_id)
+
+
+def wait_z(pg, div_id: str, expected: np.ndarray, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    z = None
+    while time.monotonic() < deadline:
+        z = plot_z(pg, div_id)
+        if z is not None and np.allclose(np.array(z), expected, atol=1e-9):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{div_id} never showed the expected alpha; last z: {None if z is None else np.array(z)[:2]}")
+
+
+def test_experiments_list_filters_and_pages(page, ui_api, ui_stack, artifacts_dir):
+    for i in range(30):
+        ui_api.experiment(f"listing-{i:02d}")
+    sign_in(page, ui_stack["url"], ui_api.token, "#/experiments?q=listing-")
+    page.wait_for_selector("table.list tbody tr")
+    assert page.locator("table.list tbody tr").count() == 25
+    assert "1–25 of 30" in page.locator(".pager").inner_text()
+    shot(page, artifacts_dir, "experiments")
+    page.get_by_role("button", name="next ›").click()
+    page.wait_for_function("() => document.querySelectorAll('table.list tbody tr').length === 5")
+    assert "26–30 of 30" in page.locator(".pager").inner_text()
+    page.fill("input[name=q]", "listing-07")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("() => document.querySelectorAll('table.list tbody tr').length === 1")
+    page.get_by_role("link", name="listing-07").click()
+    page.wait_for_selector("dl.facts")
+    assert "darts" in page.locator("dl.facts").inner_text()
+    assert page.console_errors == []
+
+
+def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_dir):
+    before = ui_api("GET", "/api/experiments", params={"limit": 1})["total"]
+    sign_in(page, ui_stack["url"], ui_api.token, "#/new")
+    page.wait_for_selector("#experiment-form [data-path='space.depth'] input")
+    # The form is the schema: defaults filled in, one fieldset per cell type of the macro.
+    assert page.input_value("input[name='search.epochs']") == "10"
+    assert page.locator("fieldset[data-path^='space.cells.']").count() == 3
+    page.select_option("select[name='space.macro']", "darts-classifier")
+    assert sorted(page.eval_on_selector_all("fieldset[data-path^='space.cells.']", "els => els.map(e => e.dataset.path)")) == \
+        ["space.cells.normal", "space.cells.reduce"]
+    page.select_option("select[name='space.macro']", "unet")
+    page.fill("input[name='space.depth']", "9")
+    page.get_by_role("button", name="Create and launch").click()
+    err = page.locator("[data-path='space.depth'] > .field-error")
+    err.wait_for()
+    page.wait_for_function("() => document.querySelector(\"[data-path='space.depth'] > .field-error\").textContent !== ''")
+    assert "6" in err.inner_text()  # pydantic: "Input should be less than or equal to 6"
+    assert page.locator("[data-path='name'] > .field-error").inner_text() != ""  # the name was left empty
+    assert page.locator("[data-path='space.depth']").get_attribute("class").count("invalid") == 1
+    shot(page, artifacts_dir, "new-experiment-invalid")
+    assert ui_api("GET", "/api/experiments", params={"limit": 1})["total"] == before
+    # Fixing the field clears its error.
+    page.fill("input[name='space.depth']", "2")
+    assert page.locator("[data-path='space.depth'] > .field-error").inner_text() == ""
+
+
+def test_run_page_follows_events_live(page, ui_api, ui_stack, artifacts_dir):
+    run_id = queued_run(ui_api, "live-heatmap")
+    feed = Feed(ui_api, run_id)
+    rng = np.random.default_rng(3)
+    sign_in(page, ui_stack["url"], ui_api.token, f"#/runs/{run_id}")
+    page.wait_for_selector("#run-status .badge")
+    assert page.locator("#run-status .badge").inner_text() == "queued"
+
+    e0 = {ct: rng.normal(size=(14, 8)) for ct in CELLS}
+    feed.send("status", {"state": "running"})
+    feed.epoch(0, e0, GENOTYPE, 0.2)
+    wait_z(page, "heatmap-normal", softmax(e0["normal"]))
+    wait_z(page, "heatmap-up", softmax(e0["up"]))
+    page.wait_for_function("() => document.getElementById('frame-label').textContent.startsWith('epoch 0')")
+
+    # The heatmap moves as the next epoch arrives, without a reload.
+    e1 = {ct: a + rng.normal(size=(14, 8)) for ct, a in e0.items()}
+    feed.epoch(1, e1, GENOTYPE, 0.3)
+    wait_z(page, "heatmap-normal", softmax(e1["normal"]))
+    page.wait_for_function("() => document.getElementById('frame-label').textContent.startsWith('epoch 1')")
+    assert "ETA" in page.locator("#run-progress-text").inner_text()
+    assert page.evaluate("document.getElementById('run-progress').value") == pytest.approx(0.2)
+    shot(page, artifacts_dir, "run-alpha")
+
+    # The slider goes back through the history.
+    page.locator("#epoch-slider").fill("0")
+    wait_z(page, "heatmap-normal", softmax(e0["normal"]))
+    assert not page.is_checked("#follow-live")
+
+    # skip_connect taking over the normal cell raises the collapse warning.
+    e2 = dict(e1)
+    e2["normal"] = np.zeros((14, 8)); e2["normal"][:, OPS.index("skip_connect")] = 4.0
+    page.check("#follow-live")
+    feed.epoch(2, e2, GENOTYPE, 0.25)
+    warning = page.locator("#collapse-warnings .warning[data-cell='normal']")
+    warning.wait_for(timeout=20000)
+    assert "skip_connect win 14 of 14 edges" in warning.inner_text()
+    assert page.locator("#collapse-warnings .warning").count() == 1  # random alpha elsewhere is not collapse
+
+    # The decoded cell, redrawn when a new genotype arrives.
+    page.get_by_role("button", name="Cell graph").click()
+    page.wait_for_function("() => document.getElementById('cell-normal') && document.getElementById('cell-normal').data")
+    labels = page.evaluate("document.getElementById('cell-normal').data.find(t => t.name === 'ops').text")
+    assert labels == ["sep_conv_3x3", "skip_connect", "dil_conv_3x3", "sep_conv_5x5"]
+    assert "sep_conv_5x5" in page.locator("#cell-normal").inner_text()  # drawn as SVG text, not only in the spec
+    shot(page, artifacts_dir, "run-cell-graph")
+    changed = {"cells": {**GENOTYPE["cells"], "normal": {"nodes": [[["dil_conv_5x5", 0], ["skip_connect", 1]],
+                                                                   [["dil_conv_3x3", 0], ["sep_conv_5x5", 2]]], "concat": [2, 3]}}}
+    feed.send("genotype", {"stage": "search", "epoch": 3, "genotype": changed})
+    page.wait_for_function("() => document.getElementById('cell-normal').data.find(t => t.name === 'ops').text[0] === 'dil_conv_5x5'",
+                           timeout=20000)
+
+    page.get_by_role("button", name="Loss and IoU").click()
+    page.wait_for_function("() => document.getElementById('loss') && document.getElementById('loss').data")
+    iou = page.evaluate("document.getElementById('loss').data.find(t => t.name === 'validation IoU').y")
+    assert iou == [0.2, 0.3, 0.25]
+
+    # The two evaluations a search ends with (nas_core/train/retrain.py, nas_core/search/stages.py).
+    feed.send("evaluation", {"stage": "retrain", "label": "searched", "split": "val", "pixel": {"miou": 0.42},
+                             "curves": {"1": {"0.5": {"precision": [1.0, 0.7], "recall": [0.4, 0.8], "ap": 0.66},
+                                              "0.75": {"precision": [0.9, 0.5], "recall": [0.2, 0.5], "ap": 0.35}}}})
+    feed.send("evaluation", {"stage": "evaluate", "label": "searched", "split": "test", "miou": 0.4, "ap": {"0.5": 0.6}})
+    page.get_by_role("button", name="Evaluation").click()
+    page.wait_for_function("() => document.getElementById('eval-pr') && document.getElementById('eval-pr').data", timeout=20000)
+    names = page.evaluate("document.getElementById('eval-pr').data.map(t => t.name)")
+    assert names == ["IoU ≥ 0.5 (AP 0.660)", "IoU ≥ 0.75 (AP 0.350)"]
+    assert page.evaluate("document.getElementById('eval-strip').data[1].y") == [0.42]
+    shot(page, artifacts_dir, "run-evaluation")
+    assert page.console_errors == []
+
+
+def test_compare_two_runs(page, ui_api, ui_stack, artifacts_dir):
+    rng = np.random.default_rng(4)
+    other = {"cells": {**GENOTYPE["cells"], "normal": {"nodes": [[["sep_conv_3x3", 0], ["skip_connect", 1]],
+                                                                 [["dil_conv_3x3", 0], ["none", 2]]], "concat": [2, 3]}}}
+    runs, logits = [], []
+    for name, genotype, iou in (("cmp-a", GENOTYPE, 0.5), ("cmp-b", other, 0.4)):
+        run_id = queued_run(ui_api, name)
+        feed = Feed(ui_api, run_id)
+        per_epoch = [{ct: rng.normal(size=(14, 8)) for ct in ("normal", "down")} for _ in range(3)]
+        for e, lg in enumerate(per_epoch):
+            feed.epoch(e, lg, genotype, iou - 0.1 + 0.05 * e)
+        runs.append(run_id)
+        logits.append(per_epoch)
+    sign_in(page, ui_stack["url"], ui_api.token, f"#/compare?runs={runs[0]},{runs[1]}")
+    page.wait_for_selector("#compare-alpha .col [data-fig='alpha-down']")
+    cols = page.locator("#compare-alpha .col")
+    assert cols.count() == 2
+    z = page.evaluate("[...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha-normal']\")].map(d => d.data[0].z)")
+    np.testing.assert_allclose(np.array(z[0]), softmax(logits[0][2]["normal"]), atol=1e-9)
+    np.testing.assert_allclose(np.array(z[1]), softmax(logits[1][2]["normal"]), atol=1e-9)
+    # Both at the same, earlier epoch when the slider moves.
+    page.locator("#compare-epoch").fill("1")
+    page.wait_for_function("() => document.querySelector(\"#compare-alpha .col [data-fig='alpha-normal']\").data[0].z[0][0] !== null")
+    z = page.evaluate("[...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha-normal']\")].map(d => d.data[0].z)")
+    np.testing.assert_allclose(np.array(z[1]), softmax(logits[1][1]["normal"]), atol=1e-9)
+    # The cells differ on edge 2->3: marked in both columns.
+    marked = page.evaluate("""[...document.querySelectorAll("#compare-cells .col [data-fig='cell-normal']")]
+        .map(d => d.layout.annotations.filter(a => a.showarrow && a.arrowcolor === '#d50000').length)""")
+    assert marked == [1, 1]
+    unmarked = page.evaluate("""[...document.querySelectorAll("#compare-cells .col [data-fig='cell-down']")]
+        .map(d => d.layout.annotations.filter(a => a.showarrow && a.arrowcolor === '#d50000').length)""")
+    assert unmarked == [0, 0]
+    bars = page.evaluate("document.querySelector(\"[data-fig='metrics']\").data.map(t => t.y[0])")
+    assert bars == pytest.approx([0.5, 0.4])  # final val_iou of each run
+    shot(page, artifacts_dir, "compare")
+    assert page.console_errors == []
