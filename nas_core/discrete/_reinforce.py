@@ -5,7 +5,8 @@ search really uses this strategy, and then only this small policy on the CPU, ne
 """
 from __future__ import annotations
 
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from nas_core.discrete._base import Genotype, SearchSpace, Strategy
 
@@ -83,8 +84,20 @@ class Reinforce(Strategy):
         self.entropy_weight = entropy_weight
         self.baseline: float | None = None
 
+    @contextmanager
+    def _one_thread(self) -> Iterator[None]:
+        # A policy this small runs 30x slower on several intra-op threads when the cores are busy with
+        # trials; restore the setting so a trial run inline in this process keeps its threads.
+        torch = self._torch
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
     def _ask(self) -> Genotype:
-        with self._torch.no_grad():
+        with self._one_thread(), self._torch.no_grad():
             choices, _, _ = self.policy(generator=self.generator)
         return self.space.decode(choices)
 
@@ -95,17 +108,18 @@ class Reinforce(Strategy):
         self.baseline = value if self.baseline is None else (
             self.baseline_decay * self.baseline + (1 - self.baseline_decay) * value
         )
-        _, log_prob, entropy = self.policy(self.space.encode(genotype))
-        loss = -(value - self.baseline) * log_prob - self.entropy_weight * entropy
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        with self._one_thread():
+            _, log_prob, entropy = self.policy(self.space.encode(genotype))
+            loss = -(value - self.baseline) * log_prob - self.entropy_weight * entropy
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
 
     def probabilities(self) -> list[list[float]]:
         """Per-decision choice probabilities along the greedy path (for inspection and tests)."""
         torch = self._torch
         probs, x, state = [], self.policy.start, None
-        with torch.no_grad():
+        with self._one_thread(), torch.no_grad():
             for i, _ in enumerate(self.policy.decisions):
                 state = self.policy.lstm(x, state)
                 p = torch.softmax(self.policy.heads[i](state[0])[0], dim=-1)
