@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import yaml
 from PIL import Image
 
@@ -74,6 +75,9 @@ def test_isbi_pairs_through_the_cli(isbi, tmp_path):
     # 512 px with 192 px tiles every 160 px: starts 0, 160, 320 -> 9 tiles per image
     assert m["counts"] == {**m["counts"], "scenes": 3, "tiles": 27}
     assert m["num_classes"] == 2 and m["image_stats"]["channels"] == 1
+    pixels = np.concatenate([read_array(out / t["image"]).ravel() / 255.0 for t in m["tiles"]])
+    assert m["image_stats"]["mean"][0] == pytest.approx(pixels.mean(), abs=1e-9)
+    assert m["image_stats"]["std"][0] == pytest.approx(pixels.std(), abs=1e-9)
     names = sorted({t["scene"] for t in m["tiles"]})
     for name in names:
         truth = (np.asarray(Image.open(isbi / "masks" / name)) == 255).astype(np.uint8)
