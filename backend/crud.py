@@ -20,12 +20,12 @@ from backend.models import (
     RUN_STATUSES,
     TERMINAL_STATUSES,
     Event,
-    EventIn,
     Experiment,
     Run,
     utcnow,
 )
 from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
+from nas_core.events import EVENT_KINDS
 
 
 class NotFound(LookupError):
@@ -257,28 +257,51 @@ def cancel_run(session: Session, run: Run, reason: str = "cancelled by user") ->
 _DEFAULT = object()
 
 
+_KINDS = frozenset(EVENT_KINDS)
+_STD = ("seq", "kind", "time", "payload")
+
+
+def _check_event(i: int, ev: Any) -> dict[str, Any]:
+    # Hand-written rather than EventIn.model_validate: this is the hot path of ingest (see bench/event_ingest.py).
+    if not isinstance(ev, dict):
+        raise ValueError(f"events.{i}: an event is a JSON object")
+    seq, kind, t, payload = ev.get("seq"), ev.get("kind"), ev.get("time"), ev.get("payload", {})
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**31 - 1:
+        raise ValueError(f"events.{i}.seq: an integer from 1 to 2^31-1 is required")
+    if kind not in _KINDS:
+        raise ValueError(f"events.{i}.kind: {kind!r} is not one of {', '.join(EVENT_KINDS)}")
+    if t is None:
+        t = utcnow().timestamp()
+    elif not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 <= t <= 1e11:
+        raise ValueError(f"events.{i}.time: seconds since the epoch (a finite number) are required")
+    if payload is None:
+        payload = {}
+    if not isinstance(payload, dict):
+        raise ValueError(f"events.{i}.payload: a JSON object is required")
+    return {**ev, "seq": seq, "kind": kind, "time": float(t), "payload": payload}
+
+
+def _validate(events: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], list[str]]:
+    out, encoded = [], []
+    for i, ev in enumerate(events):
+        d = _check_event(i, ev)
+        try:
+            text = json.dumps(d, separators=(",", ":"), allow_nan=False)
+        except (ValueError, TypeError):
+            check_json_safe(d, f"events.{i}")  # names the offending field
+            raise ValueError(f"events.{i}: not representable as JSON") from None
+        if "\\u0000" in text:
+            check_json_safe(d, f"events.{i}")
+        if len(text) > limit:
+            raise TooLarge(f"events.{i}: {len(text)} bytes of JSON; one event may hold at most {limit}")
+        out.append(d)
+        encoded.append(text)
+    return out, encoded
+
+
 def validate_events(events: list[dict[str, Any]], max_event_bytes: int | None = None) -> list[dict[str, Any]]:
     """Check a batch against the event format; the error names the index and field (`events.3.kind`)."""
-    from pydantic import ValidationError
-
-    limit = max_event_bytes or get_settings().max_event_bytes
-    out = []
-    for i, ev in enumerate(events):
-        try:
-            parsed = EventIn.model_validate(ev)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in ("events", i, *err["loc"]))
-            raise ValueError(f"{loc}: {err['msg']}") from None
-        d = parsed.model_dump()
-        if d["time"] is None:
-            d["time"] = utcnow().timestamp()
-        check_json_safe(d, f"events.{i}")
-        size = len(json.dumps(d, separators=(",", ":")))
-        if size > limit:
-            raise TooLarge(f"events.{i}: {size} bytes of JSON; one event may hold at most {limit}")
-        out.append(d)
-    return out
+    return _validate(events, max_event_bytes or get_settings().max_event_bytes)[0]
 
 
 def _progress_of(payload: dict[str, Any]) -> float | None:
@@ -299,12 +322,14 @@ def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *
     run = session.get(Run, run_id)
     if run is None:
         raise NotFound(f"run {run_id} not found")
-    batch = validate_events(events, max_event_bytes)
+    batch, encoded = _validate(events, max_event_bytes or get_settings().max_event_bytes)
     if not batch:
         return 0
-    std = ("seq", "kind", "time", "payload")
+    text_of = {}
+    for ev, text in zip(batch, encoded):
+        text_of.setdefault(ev["seq"], text)  # a seq repeated inside one batch counts once, the first one wins
     rows = [{"run_id": run_id, "seq": ev["seq"], "kind": ev["kind"], "time": ev["time"], "payload": ev["payload"],
-             "extra": {k: v for k, v in ev.items() if k not in std} or None} for ev in batch]
+             "extra": {k: v for k, v in ev.items() if k not in _STD} or None} for ev in batch]
     dialect = session.get_bind().dialect.name
     insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
     if insert is None:
@@ -312,8 +337,10 @@ def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *
     stmt = insert(Event).on_conflict_do_nothing(index_elements=["run_id", "seq"]).returning(Event.seq)
     stored = set(session.execute(stmt, rows).scalars().all())
     if stored:
-        new = [ev for ev in batch if ev["seq"] in stored]
-        new.sort(key=lambda ev: ev["seq"])
+        first = {}
+        for ev in batch:
+            first.setdefault(ev["seq"], ev)
+        new = sorted((first[q] for q in stored), key=lambda ev: ev["seq"])
         progress = None
         for ev in new:
             p = _progress_of(ev["payload"]) if ev["kind"] in ("progress", "metric") else None
@@ -328,7 +355,8 @@ def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *
     if stored:
         client = streams.get_redis(get_settings().redis_url) if redis is _DEFAULT else redis
         if client is not None:
-            streams.publish_events(client, run_id, run.experiment_id, new, maxlen=get_settings().stream_maxlen)
+            streams.publish_batch(client, run_id, run.experiment_id, [(ev["seq"], text_of[ev["seq"]]) for ev in new],
+                                  maxlen=get_settings().stream_maxlen)
     return len(stored)
 
 

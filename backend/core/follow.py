@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from backend import crud
-from backend.core.streams import experiment_stream, run_stream
+from backend.core.streams import entry_events, experiment_stream, run_stream
 from backend.models import TERMINAL_STATUSES, Run
 
 _PAGE = 1000
@@ -102,15 +102,17 @@ async def follow_run(engine: Engine, client: Any, run_id: int, last: int, *, blo
             gap = False
             for sid, fields in resp[0][1]:
                 pos = sid
-                seq = int(fields[b"seq"])
-                if seq <= last:
-                    continue
-                if seq != last + 1:
-                    gap = True  # an earlier event is in the database only (its publish was lost): fetch it
+                for seq, text in entry_events(fields)[1]:
+                    if seq <= last:
+                        continue
+                    if seq != last + 1:
+                        gap = True  # an earlier event is in the database only (its publish was lost): fetch it
+                        break
+                    yield _sse(text, str(seq))
+                    last = seq
+                    wrote = time.monotonic()
+                if gap:
                     break
-                yield _sse(fields[b"data"].decode(), str(seq))
-                last = seq
-                wrote = time.monotonic()
             if gap:
                 break
         if time.monotonic() - wrote > heartbeat_s:
@@ -154,16 +156,19 @@ async def follow_experiment(engine: Engine, client: Any, experiment_id: int, cur
             gap = False
             for sid, fields in resp[0][1]:
                 pos = sid
-                run_id, seq = int(fields[b"run_id"]), int(fields[b"seq"])
-                done = cursor.get(run_id, 0)
-                if seq <= done:
-                    continue
-                if seq != done + 1:
-                    gap = True
+                run_id, items = entry_events(fields)
+                for seq, text in items:
+                    done = cursor.get(run_id, 0)
+                    if seq <= done:
+                        continue
+                    if seq != done + 1:
+                        gap = True
+                        break
+                    cursor[run_id] = seq
+                    yield _sse(text, format_cursor(cursor))
+                    wrote = time.monotonic()
+                if gap:
                     break
-                cursor[run_id] = seq
-                yield _sse(fields[b"data"].decode(), format_cursor(cursor))
-                wrote = time.monotonic()
             if gap:
                 break
         if time.monotonic() - wrote > heartbeat_s:

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from backend import crud
-from backend.core.streams import experiment_stream, get_redis, run_stream
+from backend.core.streams import entry_events, experiment_stream, get_redis, run_stream
 from backend.core.security import create_ingest_token
 
 
@@ -30,11 +30,12 @@ def test_ingest_is_idempotent_and_publishes_each_event_once(client, session, set
     assert crud.ingest_events(session, run.id, _events(range(1, 8)), redis=r) == 0
     stored = crud.events_since(session, run.id, 0)
     assert [e.seq for e in stored] == list(range(1, 8))
-    assert redis_client.xlen(run_stream(run.id)) == 7
-    assert redis_client.xlen(experiment_stream(run.experiment_id)) == 7
-    seqs = [int(f[b"seq"]) for _, f in redis_client.xrange(run_stream(run.id))]
-    assert seqs == list(range(1, 8))
-    first = json.loads(redis_client.xrange(run_stream(run.id), count=1)[0][1][b"data"])
+    # One stream entry per stored batch (none for the all-duplicate one), each event in exactly one entry.
+    for key in (run_stream(run.id), experiment_stream(run.experiment_id)):
+        entries = [entry_events(f) for _, f in redis_client.xrange(key)]
+        assert [r for r, _ in entries] == [run.id, run.id]
+        assert [q for _, items in entries for q, _ in items] == list(range(1, 8))
+    first = json.loads(entry_events(redis_client.xrange(run_stream(run.id), count=1)[0][1])[1][0][1])
     assert first["run_id"] == run.id and first["seq"] == 1 and first["payload"]["loss"] == 1.0
     session.refresh(run)
     assert run.last_seq == 7 and run.last_event_at is not None
@@ -60,6 +61,10 @@ def test_bad_events_name_index_and_field(client, session, tokens):
         crud.ingest_events(session, run.id, [{"seq": 0, "kind": "log"}], redis=None)
     with pytest.raises(ValueError, match=r"events\.0\.payload\.x: must be a finite number"):
         crud.ingest_events(session, run.id, [{"seq": 1, "kind": "metric", "payload": {"x": float("nan")}}], redis=None)
+    with pytest.raises(ValueError, match=r"events\.0\.payload\.s: must not contain NUL"):
+        crud.ingest_events(session, run.id, [{"seq": 1, "kind": "log", "payload": {"s": "a\x00b"}}], redis=None)
+    with pytest.raises(ValueError, match=r"events\.0\.time"):
+        crud.ingest_events(session, run.id, [{"seq": 1, "kind": "log", "time": "noon"}], redis=None)
     assert crud.events_since(session, run.id) == []  # a bad batch stores nothing
     r = client.post(f"/api/runs/{run.id}/events", json=[*_events([1]), {"seq": 2, "kind": "gossip"}], headers=tokens.write)
     assert r.status_code == 422 and "body.1.kind" in r.json()["message"]
