@@ -37,7 +37,12 @@ class _Scene:
 def _list_images(folder: Path, what: str) -> dict[str, Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: {what} directory does not exist")
-    files = {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+            if p.stem in files:  # tiles and masks are named by stem: two files would overwrite each other
+                raise DataError(f"{p}: another {what[:-1]} has the same stem ({files[p.stem].name}); rename one")
+            files[p.stem] = p
     if not files:
         raise DataError(f"{folder}: no {what} found (looked for {', '.join(IMAGE_SUFFIXES)})")
     return files

@@ -75,6 +75,9 @@ def decode_mask(arr: np.ndarray, path: str | Path, mask_values: dict[int, int] |
     if num_classes is not None and values.max() >= num_classes:
         raise DataError(f"{path}: unknown label value {int(values.max())} for num_classes={num_classes} "
                         f"(values found: {values[:10].tolist()}); set num_classes or source.mask_values")
+    if num_classes is None and values.max() >= 64:
+        raise DataError(f"{path}: mask values {values[:8].tolist()}{'...' if values.size > 8 else ''} look like grey "
+                        "levels, not class indices; map them with source.mask_values (e.g. {0: 0, 128: 1, 255: 2})")
     if values.max() > 255:
         raise DataError(f"{path}: label value {int(values.max())} above 255 is not supported; remap the classes")
     return arr.astype(np.uint8)

@@ -13,7 +13,7 @@ from nas_core.data.prepare import prepare
 
 
 def _folder(tmp_path, n=2, size=32, mask_size=None, value=255):
-    (tmp_path / "img").mkdir()
+    (tmp_path / "img").mkdir(parents=True)
     (tmp_path / "msk").mkdir()
     for i in range(n):
         Image.fromarray(np.full((size, size, 3), 100, np.uint8)).save(tmp_path / "img" / f"s{i}.png")
@@ -70,6 +70,16 @@ def test_unknown_mask_value(tmp_path):
     assert "s0.png" in msg and "[7]" in msg and "mask_values" in msg
     msg = _run(_spec(d, {"kind": "folder", "images": str(d / "img"), "masks": str(d / "msk")}, num_classes=3))
     assert "unknown label value 7" in msg
+    d2 = _folder(tmp_path / "grey", value=128)
+    msg = _run(_spec(d2, {"kind": "folder", "images": str(d2 / "img"), "masks": str(d2 / "msk")}))
+    assert "s0.png" in msg and "grey" in msg and "mask_values" in msg
+
+
+def test_duplicate_stems(tmp_path):
+    d = _folder(tmp_path)
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(d / "img" / "s0.jpg")
+    msg = _run(_spec(d, {"kind": "folder", "images": str(d / "img"), "masks": str(d / "msk")}))
+    assert "same stem" in msg and "s0" in msg
 
 
 def test_empty_dataset(tmp_path):
