@@ -16,10 +16,10 @@ def finished_trials(workdir: Path) -> dict[int, dict]:
     return {int(k): v for k, v in data["finished"]}
 
 
-def starts(state_dir: Path) -> list[tuple[int, int]]:
-    """(trial, attempt) of every execution the synthetic objective began, from its marker files."""
+def starts(state_dir: Path) -> list[tuple[int, int, int]]:
+    """(trial, attempt, pid) of every execution the synthetic objective began, from its marker files."""
     out = []
     for p in Path(state_dir).glob("start-*"):
-        _, trial, attempt, _pid = p.name.split("-")
-        out.append((int(trial), int(attempt)))
+        _, trial, attempt, pid = p.name.split("-")
+        out.append((int(trial), int(attempt), int(pid)))
     return sorted(out)
