@@ -100,3 +100,49 @@ def test_worker_processes_give_the_same_batches():
     a = [b[1] for b in make_loader(ds, 4, True, seed=5, workers=0)]
     b = [b[1] for b in make_loader(ds, 4, True, seed=5, workers=2)]
     assert all(torch.equal(x, y) for x, y in zip(a, b)) and len(a) == len(b)
+
+
+_RANK_SCRIPT = """
+import json, sys
+import torch, torch.distributed as dist
+from nas_core.data import DataConfig, build_datasets, make_loader
+rank, store, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+torch.set_num_threads(1)
+dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=2)
+ds = build_datasets(DataConfig(num_tiles=40, tile_size=16), seed=0)["train_w"]
+loader = make_loader(ds, 3, shuffle=True, seed=0, distributed=True)
+seen = {}
+for epoch in (0, 1):
+    loader.sampler.set_epoch(epoch)
+    seen[epoch] = list(loader.sampler)
+    steps = torch.tensor([len(loader)])
+    dist.all_reduce(steps)  # both ranks must take the same number of steps, or all-reduce would hang
+    seen["steps"] = int(steps)
+json.dump({"seen": seen, "n": len(ds)}, open(out, "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_sampler_under_two_real_ranks(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK_SCRIPT)
+    procs = [subprocess.Popen([sys.executable, str(script), str(r), str(tmp_path / "store"), str(tmp_path / f"{r}.json")])
+             for r in range(2)]
+    try:
+        assert [p.wait(120) for p in procs] == [0, 0]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    res = [json.loads((tmp_path / f"{r}.json").read_text()) for r in range(2)]
+    n = res[0]["n"]
+    for epoch in ("0", "1"):
+        a, b = res[0]["seen"][epoch], res[1]["seen"][epoch]
+        assert len(a) == len(b) and set(a) | set(b) == set(range(n))
+        assert len(set(a) & set(b)) <= (len(a) + len(b)) - n  # only the padding repeats
+    assert res[0]["seen"]["0"] != res[0]["seen"]["1"]
