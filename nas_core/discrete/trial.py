@@ -161,7 +161,8 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
     Params: `salt` (another landscape), `sleep_s` (fixed duration) or `sleep_lognormal` ({"median", "sigma"},
     drawn from the trial seed), `state_dir` (a start marker per execution; faults fire once per trial there),
     and fault lists of trial numbers that fire on attempt 0: `raise_on`, `kill_on` (SIGKILL to itself),
-    `hang_on` (sleeps past any limit), `kill_worker_on` (SIGKILL to the parent, the worker rank).
+    `hang_on` (sleeps past any limit), `kill_worker_on` (SIGKILL to the parent, the worker rank),
+    `stop_worker_on` (SIGSTOP to the parent: a hung worker rank).
     """
     trial, attempt = int(params.get("trial", -1)), int(params.get("attempt", 0))
     state = Path(params["state_dir"]) if params.get("state_dir") else None
@@ -187,6 +188,8 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
     if fires("kill_worker_on"):
         os.kill(os.getppid(), signal.SIGKILL)
         os._exit(1)
+    if fires("stop_worker_on"):  # the worker rank freezes without dying: only its silence tells
+        os.kill(os.getppid(), signal.SIGSTOP)
     if fires("hang_on"):
         time.sleep(3600)
     if "sleep_lognormal" in params:

@@ -1,0 +1,78 @@
+"""The orchestrator under a real `mpirun` (OpenMPI, mpi4py): exactly-once trials, retries, a dead or hung
+worker rank ending the job without a hang, and a restart that redoes only unfinished trials."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import candidate_events, finished_trials, starts
+from nas_core.discrete import SearchJob
+from nas_core.discrete.mpi import have_mpi, mpirun_command
+from nas_core.discrete.orchestrator import OrchestratorError, launch
+
+pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not have_mpi(), reason="needs mpirun (OpenMPI) and mpi4py")]
+
+
+def _job(tmp_path, **params) -> SearchJob:
+    return SearchJob(workdir=str(tmp_path / "search"), method="evolution", trials=16, categorical=[4] * 6,
+                     population=6, tournament=3, objective_params={"state_dir": str(tmp_path / "state"), **params})
+
+
+def test_every_trial_once_and_failed_trials_retried_on_another_rank(tmp_path):
+    job = _job(tmp_path, raise_on=[3], kill_on=[7], sleep_s=0.05)
+    summary = launch(job, 4, timeout=120)
+    assert summary["trials"] == 16 and summary["failed"] == 0 and summary["timing"]["workers"] == 3
+    assert sorted(finished_trials(job.root)) == list(range(16))
+    executed = sorted(t for t, _, _ in starts(tmp_path / "state"))
+    assert executed == sorted(list(range(16)) + [3, 7])  # neither lost nor duplicated
+    events = candidate_events(job.root)
+    assert sorted(e["trial"] for e in events if e["final"]) == list(range(16))
+    for t, status in ((3, "error"), (7, "killed")):
+        first, second = [e for e in events if e["trial"] == t]
+        assert (first["status"], first["final"], second["status"]) == (status, False, "ok")
+        assert first["worker"] != second["worker"] and {first["worker"], second["worker"]} <= {1, 2, 3}
+
+
+def test_killed_worker_rank_ends_the_job_and_restart_redoes_only_unfinished(tmp_path):
+    job = _job(tmp_path, kill_worker_on=[5], sleep_s=0.1)
+    t0 = time.monotonic()
+    with pytest.raises(OrchestratorError, match=r"(?s)after \d+ of 16 trials.*launch again to resume.*rank \d"):
+        launch(job, 4, timeout=90)
+    assert time.monotonic() - t0 < 60  # ended, not hung until the timeout
+    done_before = set(finished_trials(job.root))
+    assert 5 not in done_before and len(done_before) < 16
+    runs_before = set(starts(tmp_path / "state"))
+    summary = launch(job, 4, timeout=120)
+    assert summary["trials"] == 16 and sorted(finished_trials(job.root)) == list(range(16))
+    redone = {t for t, _, _ in set(starts(tmp_path / "state")) - runs_before}
+    assert 5 in redone and not redone & done_before
+    assert sorted(e["trial"] for e in candidate_events(job.root) if e["final"]) == list(range(16))
+
+
+def test_hung_worker_rank_is_named_and_ends_the_job(tmp_path):
+    # SIGSTOP: the rank neither works nor dies, so MPI never notices; only rank 0's silence check can.
+    job = _job(tmp_path, stop_worker_on=[2], sleep_s=0.05).model_copy(update={"silent_worker_s": 2.0})
+    t0 = time.monotonic()
+    with pytest.raises(OrchestratorError, match=r"worker rank \d has been silent .* trial 2"):
+        launch(job, 3, timeout=90)
+    assert time.monotonic() - t0 < 60
+
+
+def test_mpi_ranks_never_import_torch(tmp_path):
+    job = _job(tmp_path)
+    job = job.model_copy(update={"method": "random", "trials": 4})
+    path = job.save()
+    script = textwrap.dedent(f"""
+        import sys
+        from nas_core.discrete.orchestrator import main
+        rc = main([{str(path)!r}])
+        assert "torch" not in sys.modules, "an MPI rank imported torch"
+        sys.exit(rc)
+    """)
+    proc = subprocess.run(mpirun_command(3, [sys.executable, "-c", script]), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(finished_trials(job.root)) == 4
