@@ -37,17 +37,18 @@ export function downsample(xs, ys, maxPoints = MAX_LINE_POINTS) {
 }
 
 // Whole epochs on the x axis while there are few of them (Plotly would tick 0, 0.5, 1).
-function epochAxis(xs) {
+function epochAxis(xs, title = "epoch") {
   const span = xs.length ? Math.max(...xs) - Math.min(...xs) : 0;
-  return span <= 10 ? { title: { text: "epoch" }, dtick: 1 } : { title: { text: "epoch" } };
+  return span <= 10 && title === "epoch" ? { title: { text: title }, dtick: 1 } : { title: { text: title } };
 }
 
+// x of each of a cell's alpha frames: the epoch, or the training step when alpha is also logged within epochs
+// (search.events_every_steps), so that frames of one epoch do not pile up on one x.
 function frameX(state, cell) {
-  // Epoch, refined by step when alpha is logged within epochs (search.events_every_steps).
-  return cell.frameIndex.map((i) => {
-    const f = state.alpha.frames[i];
-    return f.epoch === null ? i : f.epoch + (f.step && f.steps ? f.step / f.steps : 0);
-  });
+  const frames = cell.frameIndex.map((i) => state.alpha.frames[i]);
+  const epochs = new Set(frames.map((f) => f.epoch));
+  const bySteps = frames.length > epochs.size && frames.every((f) => typeof f.step === "number");
+  return { xs: frames.map((f, i) => (bySteps ? f.step : f.epoch ?? i)), title: bySteps ? "step" : "epoch" };
 }
 
 // Which of a cell's frames to show for global frame `index` (the latest at or before it).
@@ -59,14 +60,18 @@ export function cellFrame(cell, index) {
 
 // ---------------------------------------------------------------------------------------------- alpha
 
+// Colour is the weight. Early in a search alpha is near uniform (1/|ops| everywhere), so by default the colour
+// range is the frame's own min..max, which shows which op leads on each edge; opts.scale "fixed" uses 0..1.
 export function alphaHeatmap(cellType, cell, k, opts = {}) {
   const z = cell.weights[k] || [];
+  const flat = z.flat();
+  const [zmin, zmax] = opts.scale === "fixed" || !flat.length ? [0, 1] : [Math.min(...flat), Math.max(...flat)];
   const frame = opts.frame;
   const when = frame ? ` · epoch ${frame.epoch ?? "?"}${frame.step != null ? `, step ${frame.step}` : ""}` : "";
   return {
     data: [{
-      type: "heatmap", z, x: cell.ops, y: cell.edges, zmin: 0, zmax: 1, colorscale: "Viridis",
-      text: z.map((row) => row.map((v) => v.toFixed(2))), texttemplate: opts.compact ? "" : "%{text}",
+      type: "heatmap", z, x: cell.ops, y: cell.edges, zmin, zmax: zmax > zmin ? zmax : zmin + 1e-6, colorscale: "Viridis",
+      text: z.map((row) => row.map((v) => v.toFixed(zmax - zmin < 0.05 ? 3 : 2))), texttemplate: opts.compact ? "" : "%{text}",
       hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "weight" }, thickness: 10 },
     }],
     layout: baseLayout(opts.title || `${cellType} cell: alpha${when}`, {
@@ -79,7 +84,7 @@ export function alphaHeatmap(cellType, cell, k, opts = {}) {
 
 export function entropyLines(state, cellType, opts = {}) {
   const cell = state.alpha.cells[cellType];
-  const xs = frameX(state, cell);
+  const { xs, title } = frameX(state, cell);
   const data = cell.edges.map((edge, e) => {
     const { x, y } = downsample(xs, cell.entropy.map((row) => row[e]), opts.maxPoints);
     return { type: "scatter", mode: "lines", name: edge, x, y, line: { width: 1.5, color: PALETTE[e % PALETTE.length] } };
@@ -88,7 +93,7 @@ export function entropyLines(state, cellType, opts = {}) {
   return {
     data,
     layout: baseLayout(`${cellType} cell: entropy of each edge`, {
-      xaxis: epochAxis(xs), yaxis: { title: { text: "entropy (nats)" }, range: [0, maxH * 1.05] },
+      xaxis: epochAxis(xs, title), yaxis: { title: { text: "entropy (nats)" }, range: [0, maxH * 1.05] },
       showlegend: data.length <= 16, legend: { font: { size: 10 } },
     }),
   };
@@ -96,16 +101,16 @@ export function entropyLines(state, cellType, opts = {}) {
 
 export function paramFreeShareLines(state, opts = {}) {
   const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
-  let xs = [];
+  let axis = { xs: [], title: "epoch" };
   const data = Object.entries(state.alpha.cells).map(([ct, cell], i) => {
-    xs = frameX(state, cell);
-    const { x, y } = downsample(xs, cell.share, opts.maxPoints);
+    axis = frameX(state, cell);
+    const { x, y } = downsample(axis.xs, cell.share, opts.maxPoints);
     return { type: "scatter", mode: "lines+markers", name: ct, x, y, marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
   });
   return {
     data,
     layout: baseLayout("share of parameter-free ops (skip, none, pooling)", {
-      xaxis: epochAxis(xs), yaxis: { title: { text: "share" }, range: [0, 1.02] },
+      xaxis: epochAxis(axis.xs, axis.title), yaxis: { title: { text: "share" }, range: [0, 1.02] },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
                  line: { color: "#e53935", dash: "dash", width: 1 } }],
     }),

@@ -48,7 +48,7 @@ export function paramFreeArgmaxShare(weights, ops) {
 
 function edgeLabel(e) {
   if (Array.isArray(e)) return `${e[0]}→${e[1]}`;
-  const m = typeof e === "string" && /^\(?\s*(\d+)\s*,\s*(\d+)\s*\)?$/.exec(e);  // the engine writes "(0, 2)"
+  const m = typeof e === "string" && /^\D*(\d+)\D+(\d+)\D*$/.exec(e);  // "0->2", "(0, 2)"
   if (m) return `${m[1]}→${m[2]}`;
   if (e && typeof e === "object") return `${e.from ?? e[0]}→${e.to ?? e[1]}`;
   return String(e);

@@ -13,7 +13,7 @@ from tests.browser.conftest import shot
 pytestmark = pytest.mark.browser
 
 OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5"]
-EDGES = [f"({i}, {j})" for j in range(2, 6) for i in range(j)]  # the engine's edge names, DARTS topology, 14 edges
+EDGES = [f"{i}->{j}" for j in range(2, 6) for i in range(j)]  # the engine's edge names, DARTS topology, 14 edges
 
 
 def alpha_event(seq: int, epoch: int, logits: dict[str, np.ndarray], share: dict[str, float] | None = None) -> dict:
@@ -79,7 +79,12 @@ def test_heatmap_is_the_softmax_of_alpha_with_edges_as_rows(figures, artifacts_d
     assert hm["x"] == OPS
     assert hm["y"][0] == "0→2" and hm["y"][-1] == "4→5" and len(hm["y"]) == 14
     np.testing.assert_allclose(np.array(hm["z"]), softmax(logits["down"]), atol=1e-9)
-    assert (hm["zmin"], hm["zmax"]) == (0, 1)
+    # The colour range is the frame's own (near-uniform early alpha would be one colour on 0..1), or 0..1 on request.
+    assert (hm["zmin"], hm["zmax"]) == pytest.approx((softmax(logits["down"]).min(), softmax(logits["down"]).max()))
+    fixed = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]);
+        const h = fig.alphaHeatmap('down', s.alpha.cells.down, 0, {scale: 'fixed'}).data[0]; return [h.zmin, h.zmax];""",
+                    alpha_event(1, 0, logits))
+    assert fixed == [0, 1]
     assert "epoch 0" in spec["layout"]["title"]["text"]
     figures.page.wait_for_selector("#plot .heatmaplayer")
     shot(figures.page, artifacts_dir, "figure-heatmap")
@@ -136,6 +141,19 @@ def test_300_epochs_of_history_are_thinned_but_keep_the_newest(figures):
     p = softmax(np.array(events[-1]["payload"]["cells"]["up"]["alpha"]))
     assert out["few"]["y"][-1] == pytest.approx(float(-(p[3] * np.log(p[3])).sum()))
     assert out["last"] == pytest.approx(out["few"]["y"][-1])
+
+
+def test_alpha_logged_within_epochs_is_drawn_by_step(figures):
+    a = np.zeros((14, 8))
+    events = [alpha_event(1, 0, {"normal": a}), alpha_event(2, 0, {"normal": a}), alpha_event(3, 1, {"normal": a})]
+    for i, ev in enumerate(events):
+        ev["payload"]["step"] = i + 1
+    out = figures("""const s = rs.createRunState(); rs.applyEvents(s, arg);
+        const e = fig.entropyLines(s, 'normal'); return {x: e.data[0].x, title: e.layout.xaxis.title.text};""", events)
+    assert out == {"x": [1, 2, 3], "title": "step"}
+    per_epoch = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg[0], arg[2]]);
+        const e = fig.entropyLines(s, 'normal'); return {x: e.data[0].x, title: e.layout.xaxis.title.text};""", events)
+    assert per_epoch == {"x": [0, 1], "title": "epoch"}
 
 
 def test_replayed_events_are_folded_once(figures):

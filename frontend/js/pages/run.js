@@ -48,7 +48,8 @@ export async function render(root, { id }) {
     ui.frameLabel.textContent = n ? `epoch ${f.epoch ?? "?"}${f.step != null ? ` step ${f.step}` : ""} (${frame + 1}/${n})` : "no alpha yet";
     for (const [ct, cell] of Object.entries(state.alpha.cells)) {
       const k = fig.cellFrame(cell, frame);
-      draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]] }));
+      draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]],
+                                                                               scale: ui.scale.value }));
       if (lines) draw(ui.slot(ui.entropy, `entropy-${ct}`), fig.entropyLines(state, ct));
     }
     if (n && lines) draw(ui.slot(ui.share, "share"), fig.paramFreeShareLines(state));
@@ -110,6 +111,7 @@ export async function render(root, { id }) {
   });
   ui.slider.addEventListener("input", () => { live = false; ui.live.checked = false; frame = Number(ui.slider.value); drawAlpha(false); });
   ui.live.addEventListener("change", () => { live = ui.live.checked; drawAlpha(); });
+  ui.scale.addEventListener("change", () => drawAlpha(false));
   ui.play.addEventListener("click", () => {
     if (playing) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; return; }
     live = false; ui.live.checked = false;
@@ -162,6 +164,8 @@ function layout(root, run) {
     play: el("button", { type: "button", id: "play" }, "▶ play"),
     live: el("input", { type: "checkbox", checked: true, id: "follow-live" }),
     frameLabel: el("span", { class: "muted", id: "frame-label" }),
+    scale: el("select", { id: "colour-scale", "aria-label": "colour scale" },
+      el("option", { value: "frame" }, "colour: this frame's range"), el("option", { value: "fixed" }, "colour: 0 to 1")),
     heatmaps: el("div", { class: "grid", id: "heatmaps" }),
     entropy: el("div", { class: "grid", id: "entropy" }),
     share: el("div", { class: "grid one" }),
@@ -179,7 +183,7 @@ function layout(root, run) {
     },
   };
   panels.alpha.append(el("div", { class: "toolbar" }, ui.play, ui.slider, ui.frameLabel,
-    el("label", { class: "check" }, ui.live, "follow live")), ui.heatmaps,
+    el("label", { class: "check" }, ui.live, "follow live"), ui.scale), ui.heatmaps,
     el("h3", {}, "Per-edge entropy"), ui.entropy, el("h3", {}, "Parameter-free ops"), ui.share);
   panels.training.append(ui.training);
   panels.cell.append(ui.cellNote, ui.cells);
