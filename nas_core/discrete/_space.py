@@ -3,6 +3,7 @@ to the U-Net cell space of `nas_core.space`."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from nas_core.discrete._base import Genotype
 
@@ -39,30 +40,66 @@ class CategoricalSpace:
 
 
 class CellSearchSpace:
-    """The U-Net cell space of `nas_core.space`, seen through the `SearchSpace` protocol."""
+    """The cell space of `nas_core.space` (U-Net or DARTS macro), seen through the `SearchSpace` protocol.
 
-    def __init__(self, space_cfg):
-        try:
-            from nas_core import space as _space_mod
-        except ImportError as exc:  # pragma: no cover - the package always exists; its functions may not yet
-            raise RuntimeError(f"nas_core.space is not available: {exc}") from None
-        if not hasattr(_space_mod, "sample_genotype"):
-            raise RuntimeError("nas_core.space has no sample_genotype yet; use a categorical space (job.categorical)")
+    Decisions, per cell type (sorted) and intermediate node: for each of its min(2, in-degree) inputs, which
+    source (among the sources earlier inputs left free, so inputs stay distinct) and which op (never `none`),
+    the same choices `sample_genotype` makes uniformly.
+    """
+
+    def __init__(self, space_cfg: Any, inputs_per_node: int = 2):
+        from nas_core.space.cell import CellGraph
+
         self.cfg = space_cfg
-        self._mod = _space_mod
+        self.k = inputs_per_node
+        self._layout = []  # (cell type, concat, [(sources, ops) per node])
+        for t in sorted(space_cfg.cells):
+            cell = space_cfg.cells[t]
+            graph = CellGraph.from_config(cell)
+            ops = [o for o in cell.ops if o != "none"]
+            nodes = [([graph.edges[e][0] for e in graph.incoming(j)], ops) for j in graph.intermediate]
+            self._layout.append((t, graph.concat, nodes))
 
     def sample(self, rng: random.Random) -> Genotype:
-        return self._mod.sample_genotype(self.cfg, rng).to_dict()
+        from nas_core.space.sample import sample_genotype
+
+        return sample_genotype(self.cfg, rng, self.k).to_dict()
 
     def mutate(self, genotype: Genotype, rng: random.Random) -> Genotype:
-        g = self._mod.Genotype.from_dict(genotype)
-        return self._mod.mutate_genotype(g, self.cfg, rng).to_dict()
+        from nas_core.space.genotypes import Genotype as SpaceGenotype
+        from nas_core.space.sample import mutate_genotype
+
+        return mutate_genotype(SpaceGenotype.from_dict(genotype), self.cfg, rng).to_dict()
 
     def decisions(self) -> list[int]:
-        raise NotImplementedError
+        sizes = []
+        for _, _, nodes in self._layout:
+            for sources, ops in nodes:
+                for p in range(min(self.k, len(sources))):
+                    sizes += [len(sources) - p, len(ops)]
+        return sizes
 
     def encode(self, genotype: Genotype) -> list[int]:
-        raise NotImplementedError
+        choices = []
+        for t, _, nodes in self._layout:
+            cell = genotype["cells"][t]["nodes"]
+            for m, (sources, ops) in enumerate(nodes):
+                free = list(sources)
+                for op, src in cell[m][: min(self.k, len(sources))]:
+                    choices += [free.index(src), ops.index(op)]
+                    free.remove(src)
+        return choices
 
     def decode(self, choices: list[int]) -> Genotype:
-        raise NotImplementedError
+        it = iter(choices)
+        cells = {}
+        for t, concat, nodes in self._layout:
+            out = []
+            for sources, ops in nodes:
+                free, node = list(sources), []
+                for _ in range(min(self.k, len(sources))):
+                    src = free.pop(next(it))
+                    node.append([ops[next(it)], src])
+                out.append(node)
+            cells[t] = {"nodes": out, "concat": list(concat)}
+        return {"cells": cells}

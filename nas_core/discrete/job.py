@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nas_core.discrete._base import SearchSpace, Strategy
-from nas_core.discrete.trial import SYNTHETIC, check_objective
+from nas_core.discrete.trial import SYNTHETIC, TRAIN, check_objective
 from nas_core.space.config import SpaceConfig
 
 
@@ -92,12 +92,14 @@ class SearchJob(BaseModel):
 
     @classmethod
     def from_experiment(cls, exp: Any, workdir: str | os.PathLike, **overrides: Any) -> "SearchJob":
-        """The discrete part of an `ExperimentConfig` (search.method random/evolution/reinforce)."""
+        """The discrete part of an `ExperimentConfig` (search.method random/evolution/reinforce): each trial
+        trains its candidate for search.trial_epochs on the experiment's data and scores validation IoU."""
         s = exp.search
         if s.method not in ("random", "evolution", "reinforce"):
             raise ValueError(f"search.method: {s.method!r} is a continuous method; a discrete search needs random, evolution or reinforce")
         fields = dict(workdir=str(workdir), method=s.method, trials=s.trials, seed=exp.seed, population=s.population,
                       tournament=min(s.tournament, s.population), space=exp.space, budget={"epochs": s.trial_epochs},
-                      gpus_per_node=exp.launcher.slurm.gpus_per_node)
+                      gpus_per_node=exp.launcher.slurm.gpus_per_node, objective=TRAIN,
+                      objective_params={"experiment": exp.model_dump(mode="json")})
         fields.update(overrides)
         return cls(**fields)

@@ -1,0 +1,32 @@
+"""The real trial function: train one candidate network from scratch within the trial budget and score it
+by validation IoU. Runs only in a trial's child process, where torch may load."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def train_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    """`params["experiment"]` is the experiment (its space, data and retrain lr); `budget` is
+    {"epochs": n} and optionally {"minutes": m} or {"max_steps": s}, whichever ends first."""
+    import torch
+
+    from nas_core.config import parse_experiment
+    from nas_core.data.datasets import build_datasets
+    from nas_core.space import Genotype, build_network, count_parameters
+    from nas_core.train.retrain import train_and_evaluate
+
+    if "experiment" not in params:
+        raise ValueError("objective_params.experiment: the real trainer needs the experiment (space, data)")
+    exp = parse_experiment(params["experiment"], where="objective_params.experiment")
+    torch.manual_seed(seed)
+    model = build_network(Genotype.from_dict(genotype), exp.space, auxiliary=False)
+    # The data split is the experiment's (its seed), not the trial's: every candidate sees the same scenes.
+    datasets = build_datasets(exp.data, exp.seed)
+    minutes = budget.get("minutes")
+    result = train_and_evaluate(
+        model, datasets, int(budget.get("epochs", 1)), exp.retrain.lr, batch_size=exp.data.batch_size, seed=seed,
+        eval_split="val", max_steps=budget.get("max_steps"), time_budget_s=60 * minutes if minutes else None,
+        workers=exp.data.workers, num_classes=exp.space.num_classes, iou_thresholds=exp.retrain.iou_thresholds,
+    )
+    return {"iou": result["miou"], "params_count": count_parameters(model), "train_seconds": result["train_seconds"],
+            "stopped_by": result["stopped_by"]}
