@@ -1,7 +1,8 @@
 """The MPI orchestrator: rank 0 proposes candidates and hands each worker rank its next trial the moment it
 reports (point-to-point, no barrier); worker ranks run each trial in a child process.
 
-Run as `mpirun ... python -m nas_core.discrete.orchestrator WORKDIR/job.json` (see `launch`, `mpi.py`).
+Run as `mpirun ... python -m nas_core.discrete.orchestrator WORKDIR/job.json` (see `launch`, `nas_core.mpi`), or
+under `srun --kill-on-bad-exit=1` so that one dead rank ends the step.
 This module and the dispatch path never import torch: only a trial's child process loads the framework.
 """
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +19,8 @@ from typing import Any
 
 from nas_core.discrete._scheduler import Scheduler
 from nas_core.discrete.job import SearchJob
-from nas_core.discrete.mpi import mpirun_command
 from nas_core.discrete.trial import run_trial
+from nas_core.mpi import mpirun_command
 
 TAG_READY, TAG_RESULT, TAG_TRIAL, TAG_STOP, TAG_HEARTBEAT = 1, 2, 3, 4, 5
 _POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.01
@@ -128,6 +130,17 @@ def _work(comm: Any, job: SearchJob, local_rank: int) -> int:
         result = run_trial(spec, worker=comm.rank, gpu=gpu, log_dir=job.root / "trials",
                            heartbeat=lambda: comm.send(None, dest=0, tag=TAG_HEARTBEAT), heartbeat_s=beat_s)
         comm.send(result, dest=0, tag=TAG_RESULT)
+
+
+def have_mpi() -> bool:
+    """True where `mpirun` and mpi4py are both present."""
+    if shutil.which("mpirun") is None:
+        return False
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def launch(job: SearchJob, np: int, *, timeout: float | None = None, extra_env: dict[str, str] | None = None) -> dict[str, Any]:

@@ -11,8 +11,8 @@ import pytest
 
 from conftest import candidate_events, finished_trials, starts
 from nas_core.discrete import SearchJob
-from nas_core.discrete.mpi import have_mpi, mpirun_command
-from nas_core.discrete.orchestrator import OrchestratorError, launch
+from nas_core.discrete.orchestrator import OrchestratorError, have_mpi, launch
+from nas_core.mpi import mpirun_command
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not have_mpi(), reason="needs mpirun (OpenMPI) and mpi4py")]
 
