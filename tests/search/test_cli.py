@@ -96,3 +96,18 @@ def test_checkpoint_restores_every_rng_and_refuses_another_experiment(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="unreadable checkpoint"):
         load_checkpoint(path)
+
+
+def test_examples_parse_and_helicopter_ones_are_synthetic():
+    from pathlib import Path
+
+    from nas_core.config import load_experiment
+
+    root = Path(__file__).resolve().parents[2] / "examples"
+    seen = {}
+    for path in sorted(root.glob("*-*.yaml")):
+        cfg = load_experiment(path)
+        seen[path.stem] = (cfg.search.method, cfg.data.source)
+    for m in ("darts", "pcdarts", "gaea"):
+        assert seen[f"{m}-helicopters"] == (m, "synthetic")
+        assert seen[f"{m}-airbus"] == (m, "prepared")
