@@ -248,7 +248,10 @@ function nodeLayout(cell) {
   for (const n of sorted) (byDepth[depth.get(n)] ||= []).push(n);
   const pos = new Map();
   for (const [d, ns] of Object.entries(byDepth)) {
-    ns.forEach((n, i) => pos.set(n, { x: Number(d), y: (ns.length - 1) / 2 - i }));
+    // Inputs one above the other; a chain of single nodes zigzags so its edges do not lie on one line.
+    const zig = Number(d) > 0 && ns.length === 1 ? (Number(d) % 2 ? 0.3 : -0.3) : 0;
+    const gap = Number(d) === 0 ? 2 : 1;
+    ns.forEach((n, i) => pos.set(n, { x: Number(d), y: gap * ((ns.length - 1) / 2 - i) + zig }));
   }
   pos.set("out", { x: maxDepth + 1, y: 0 });
   return pos;
@@ -269,7 +272,8 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
     annotations.push({ x: b.x, y: b.y, ax: a.x, ay: a.y, xref: "x", yref: "y", axref: "x", ayref: "y", text: "",
                        showarrow: true, arrowhead: 2, arrowsize: 1, arrowwidth: changed ? 3 : 2, arrowcolor: color,
                        standoff: 14, startstandoff: 14 });
-    const t = 0.5 + (i % 2 ? 0.08 : -0.08);  // stagger labels of edges that share a span
+    // Nearer the target: edges leaving one source fan out there, and the two into a node come from either side.
+    const t = 0.62;
     label.x.push(a.x + (b.x - a.x) * t); label.y.push(a.y + (b.y - a.y) * t);
     const was = changed ? diff.get(edgeKey(e)) : undefined;
     label.text.push(changed ? `<b>${e.op}</b> ≠ ${was ?? "—"}` : e.op);

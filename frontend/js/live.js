@@ -5,13 +5,16 @@ import { allEvents, api, streamUrl } from "./api.js";
 export const MAX_REDRAWS_PER_S = 5;
 
 // Calls `fn` at most once per `ms`; the last call in a burst always runs (trailing), so nothing is left stale.
+// The gap is counted from the end of the previous run: a slow redraw still leaves the page time to breathe.
 export function throttle(fn, ms = 1000 / MAX_REDRAWS_PER_S) {
   let last = -Infinity, timer = null;
   const wrapped = () => {
-    const now = performance.now();
     if (timer) return;
-    const wait = Math.max(0, last + ms - now);
-    timer = setTimeout(() => { timer = null; last = performance.now(); fn(); }, wait);
+    const wait = Math.max(0, last + ms - performance.now());
+    timer = setTimeout(() => {
+      timer = null;
+      try { fn(); } finally { last = performance.now(); }
+    }, wait);
   };
   wrapped.cancel = () => { clearTimeout(timer); timer = null; };
   return wrapped;

@@ -90,14 +90,18 @@ export async function render(root, { id }) {
     samples(ui.samples, state.evaluation);
   };
 
-  const drawTab = () => {
+  // Which event kinds each tab shows: a heartbeat or a progress event redraws the header only.
+  const NEEDS = { alpha: ["alpha"], training: ["metric"], cell: ["genotype"], evaluation: ["evaluation", "candidate", "metric"], log: ["log"] };
+  const dirty = new Set();
+  const drawTab = (all = true) => {
+    if (!all && !NEEDS[tab].some((k) => dirty.has(k))) return;
     if (tab === "alpha") drawAlpha();
     else if (tab === "training") { if (state.metrics.length) draw(ui.slot(ui.training, "loss"), fig.lossCurves(state.metrics)); }
     else if (tab === "cell") drawCell();
     else if (tab === "evaluation") drawEvaluation().catch((err) => ui.evalNote.replaceChildren(errorBox(err)));
     else if (tab === "log") ui.log.textContent = state.logs.map((l) => l.message ?? JSON.stringify(l)).join("\n");
   };
-  const redraw = throttle(() => { header(); drawTab(); });
+  const redraw = throttle(() => { header(); drawTab(false); dirty.clear(); });
   ui.root.dataset.redraws = "0";
   const countedRedraw = () => { ui.root.dataset.redraws = String(Number(ui.root.dataset.redraws) + 1); redraw(); };
 
@@ -131,7 +135,11 @@ export async function render(root, { id }) {
   });
 
   const follower = new RunFollower(id, {
-    onEvents: (events) => { applyEvents(state, events); ui.root.dataset.lastSeq = String(state.lastSeq); countedRedraw(); },
+    onEvents: (events) => {
+      for (const k of applyEvents(state, events)) dirty.add(k);
+      ui.root.dataset.lastSeq = String(state.lastSeq);
+      countedRedraw();
+    },
     onEnd: () => refresh(),
     onError: (err) => ui.message.replaceChildren(errorBox(err)),
   });

@@ -1,0 +1,95 @@
+"""How the run page's alpha view costs in Chromium as the history grows: fold the events, then time one live
+redraw (three heatmaps, three entropy plots, the parameter-free share) and one slider step (heatmaps only),
+at a short history (the baseline) and at `epochs` of history. The UI redraws at most 5 times a second, so a
+redraw under 200 ms keeps up."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+_JS = """async ({epochs, cellTypes, edges, ops, reps}) => {
+  const fig = await import('/js/figures.js'); const rs = await import('/js/runstate.js');
+  let seed = 1;
+  const rand = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+  const opNames = Array.from({length: ops}, (_, i) => 'op' + i);
+  const edgeNames = Array.from({length: edges}, (_, i) => `${i % 2}->${2 + (i >> 1)}`);
+  const event = (e) => { const cells = {};
+    for (const ct of cellTypes) cells[ct] = {alpha: edgeNames.map(() => opNames.map(() => rand() * 2)), edges: edgeNames, ops: opNames};
+    return {seq: e + 1, kind: 'alpha', payload: {epoch: e, step: e, cells}}; };
+  const box = document.getElementById('plots');
+  const div = (k) => document.getElementById(k) || box.appendChild(Object.assign(document.createElement('div'),
+      {id: k, style: 'width:440px;height:360px;display:inline-block'}));
+  const drawAll = (s, lines) => {
+    const last = s.alpha.frames.length - 1;
+    for (const ct of cellTypes) {
+      const h = fig.alphaHeatmap(ct, s.alpha.cells[ct], fig.cellFrame(s.alpha.cells[ct], last));
+      Plotly.react(div('h-' + ct), h.data, h.layout);
+      if (lines) { const e = fig.entropyLines(s, ct); Plotly.react(div('e-' + ct), e.data, e.layout); }
+    }
+    if (lines) { const p = fig.paramFreeShareLines(s); Plotly.react(div('share'), p.data, p.layout); }
+  };
+  const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v[v.length >> 1]; };
+  const measure = (n) => {
+    box.replaceChildren();
+    const evs = Array.from({length: n + reps}, (_, e) => event(e));
+    const s = rs.createRunState();
+    let t0 = performance.now(); rs.applyEvents(s, evs.slice(0, n)); const fold = performance.now() - t0;
+    drawAll(s, true);  // first draw builds the plots; what follows are updates, as on a live page
+    const live = [], scrub = [];
+    for (let r = 0; r < reps; r++) {
+      t0 = performance.now(); rs.applyEvent(s, evs[n + r]); drawAll(s, true); live.push(performance.now() - t0);
+    }
+    for (let r = 0; r < reps; r++) {
+      const k = Math.floor(rand() * s.alpha.frames.length);
+      t0 = performance.now();
+      for (const ct of cellTypes) { const h = fig.alphaHeatmap(ct, s.alpha.cells[ct], k); Plotly.react(div('h-' + ct), h.data, h.layout); }
+      scrub.push(performance.now() - t0);
+    }
+    return {epochs: n, fold_ms: fold, live_redraw_ms: median(live), scrub_ms: median(scrub)};
+  };
+  return {short: measure(10), long: measure(epochs)};
+}"""
+
+
+def run(quick: bool = False, epochs: int | str = 300, reps: int | str = 15, cells: int | str = 3, edges: int | str = 14,
+        ops: int | str = 8) -> dict:
+    import uvicorn
+    from fastapi import FastAPI
+    from playwright.sync_api import sync_playwright
+
+    from backend.frontend import mount_frontend
+    from deploy.local import free_port, wait_port
+
+    epochs, reps = (30, 3) if quick else (int(epochs), int(reps))
+    cell_types = ["normal", "down", "up", "reduce"][: int(cells)]
+    app = FastAPI()
+    mount_frontend(app)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_port(port, timeout=30, what="the static UI server")
+        chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)
+        if chromium is None:
+            raise RuntimeError("Chromium not found: install the Debian package chromium (scripts/install-system.sh)")
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/css/app.css")
+            page.set_content('<script src="/vendor/plotly.min.js"></script><div id="plots"></div>')
+            page.wait_for_function("() => window.Plotly !== undefined")
+            out = page.evaluate(_JS, {"epochs": epochs, "cellTypes": cell_types, "edges": int(edges), "ops": int(ops), "reps": reps})
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+    short, long = out["short"], out["long"]
+    ratio = long["live_redraw_ms"] / max(short["live_redraw_ms"], 1e-9)
+    return {
+        "figure": (f"{epochs} epochs of alpha ({len(cell_types)} cells x {edges} edges x {ops} ops): live redraw "
+                   f"{long['live_redraw_ms']:.0f} ms ({ratio:.2f}x the 10-epoch baseline), slider step {long['scrub_ms']:.0f} ms, "
+                   f"fold {long['fold_ms']:.0f} ms; budget at 5 redraws/s 200 ms"),
+        "short": short, "long": long, "live_ratio": ratio,
+        "params": {"epochs": epochs, "reps": reps, "cells": cell_types, "edges": int(edges), "ops": int(ops)},
+    }
