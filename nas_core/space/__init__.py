@@ -13,7 +13,7 @@ _EXPORTS = {
     "CellGraph": "cell", "SpaceError": "cell",
     "Genotype": "genotypes", "CellGenotype": "genotypes", "parse_darts_genotype": "genotypes",
     "format_darts_genotype": "genotypes", "genotype_to_graph": "genotypes", "load_genotype": "genotypes",
-    "decode": "decode", "decode_cell": "decode",
+    "decode": "decoding", "decode_cell": "decoding",
     "sample_genotype": "sample", "mutate_genotype": "sample",
     "validate_space": "validate",
     "Supernet": "supernet", "build_supernet": "supernet",

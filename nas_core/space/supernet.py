@@ -8,7 +8,7 @@ from torch import nn
 
 from nas_core.space.cell import CellGraph, SpaceError, edge_stride
 from nas_core.space.config import SpaceConfig
-from nas_core.space.decode import decode
+from nas_core.space.decoding import decode
 from nas_core.space.genotypes import Genotype
 from nas_core.space.macro import CellSlot, MacroNetwork, preprocess
 from nas_core.space.mixed_op import EdgeGroup
