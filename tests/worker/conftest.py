@@ -142,3 +142,13 @@ def wait_status(run_id: int, statuses, timeout: float = 60.0):
         run = holder.get("run")
         raise AssertionError(f"{exc}; run is {run.status if run else '?'} ({run.status_reason if run else ''})") from None
     return holder["run"]
+
+
+def published_seqs(redis_url: str, run_id: int) -> list[int]:
+    """Every seq published to the run's Redis stream (the SSE fast path), in stream order."""
+    import redis
+
+    from backend.core.streams import entry_events, run_stream
+
+    entries = redis.Redis.from_url(redis_url).xrange(run_stream(run_id))
+    return [seq for _, fields in entries for seq, _ in entry_events(fields)[1]]

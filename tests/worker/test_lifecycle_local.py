@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.worker.conftest import file_seqs, get_run, make_run, stored_seqs, wait_for
+from tests.worker.conftest import file_seqs, get_run, make_run, published_seqs, stored_seqs, wait_for
 from worker import control
 from worker.reconcile import reconcile
 
@@ -39,12 +39,7 @@ def test_launch_watch_succeed_with_every_event_stored_once(worker_home):
     assert run.log_offset == os.path.getsize(os.path.join(run.run_dir, "events.jsonl"))
     assert run.progress == 1.0 and run.last_seq == 8
     # The Redis stream for SSE got each event once, in order.
-    import redis
-
-    from backend.core.streams import run_stream
-
-    entries = redis.Redis.from_url(worker_home["env"]["REDIS_URL"]).xrange(run_stream(run_id))
-    assert [int(f[b"seq"]) for _, f in entries] == list(range(1, 9))
+    assert published_seqs(worker_home["env"]["REDIS_URL"], run_id) == list(range(1, 9))
 
 
 def test_a_failing_search_ends_failed_with_its_reason(worker_home):
