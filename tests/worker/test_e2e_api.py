@@ -38,7 +38,9 @@ def api(worker_home, tmp_path):
         pytest.skip(f"{NASFORGE} not installed (pip install -e .)")
 
     def start(extra: dict | None = None):
-        env = {**worker_home["env"], "NASFORGE_SEARCH_COMMAND": json.dumps([NASFORGE]), **(extra or {})}
+        # One torch thread per run: the test machine has two cores and the API and worker run beside it.
+        env = {**worker_home["env"], "NASFORGE_SEARCH_COMMAND": json.dumps([NASFORGE]), "OMP_NUM_THREADS": "1",
+               **(extra or {})}
         port = free_port()
         stack.worker(env)
         stack.api(env, port)
