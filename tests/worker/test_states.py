@@ -1,0 +1,111 @@
+"""Scheduler states the dev cluster cannot produce quickly (a time limit is at least a minute, PREEMPTED needs a
+preemption policy and two jobs, a purged job needs MinJobAge), fed to the reconciler by a stub launcher.
+Everything else is real: the database, Redis, the run directory and the search's own event log."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend import crud
+from backend.core.db import session_scope
+from nas_core.events import EventLog
+from tests.worker.conftest import get_run, make_run
+from worker import reconcile as reconcile_mod
+from worker.launchers import JobState, Launcher
+
+
+class StubScheduler(Launcher):
+    kind = "slurm"
+
+    def __init__(self, states: list[JobState]):
+        self.states = list(states)
+        self.submitted: list[bool] = []
+        self.cancelled: list[str] = []
+
+    def submit(self, spec):
+        self.submitted.append(spec.resume)
+        return str(100 + len(self.submitted))
+
+    def find(self, spec):
+        return None
+
+    def state(self, handle, spec):
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def cancel(self, handle, spec):
+        self.cancelled.append(handle)
+
+
+@pytest.fixture
+def stub(monkeypatch, worker_home):
+    def install(*states: JobState) -> StubScheduler:
+        sched = StubScheduler(list(states))
+        monkeypatch.setattr(reconcile_mod, "create_launcher", lambda kind: sched)
+        monkeypatch.setattr("worker.control.create_launcher", lambda kind: sched)
+        return sched
+
+    return install
+
+
+def _submitted_run(sched: StubScheduler, max_restarts: int = 2, events: list[tuple[str, dict]] = ()) -> int:
+    from worker import control
+
+    run_id = make_run(launcher="slurm", resources={"max_restarts": max_restarts})
+    control.launch(run_id)
+    run = get_run(run_id)
+    with EventLog(Path(run.run_dir) / "events.jsonl") as log:
+        for kind, payload in events:
+            log.append(kind, payload)
+    return run_id
+
+
+def _sync(run_id: int) -> str:
+    with session_scope() as s:
+        return reconcile_mod.sync_run(s, crud.get_run(s, run_id))
+
+
+def test_timeout_fails_the_run_naming_the_limit(stub):
+    sched = stub(JobState("TIMEOUT"))
+    run_id = _submitted_run(sched)
+    assert _sync(run_id) == "failed"
+    assert get_run(run_id).status_reason.startswith("TIMEOUT") and "01:00:00" in get_run(run_id).status_reason
+
+
+def test_preempted_job_is_resubmitted_with_resume_up_to_max_restarts(stub):
+    sched = stub(JobState("RUNNING"), JobState("PREEMPTED", reason="preempted by a higher-priority job"))
+    run_id = _submitted_run(sched, max_restarts=1, events=[("status", {"state": "running"})])
+    assert _sync(run_id) == "running"
+    assert _sync(run_id) == "submitted"
+    run = get_run(run_id)
+    assert run.attempt == 2 and run.job_id == "102" and sched.submitted == [False, True]
+    assert _sync(run_id) == "failed", "a second preemption exceeds max_restarts=1"
+    assert "gave up after 1 restarts" in get_run(run_id).status_reason and len(sched.submitted) == 2
+
+
+def test_node_fail_requeued_by_slurm_itself_counts_an_attempt(stub):
+    sched = stub(JobState("RUNNING"), JobState("PENDING", reason="BeginTime", restarts=1),
+                 JobState("RUNNING", restarts=1), JobState("COMPLETED", restarts=1))
+    run_id = _submitted_run(sched, events=[("status", {"state": "succeeded"})])
+    assert [_sync(run_id) for _ in range(4)] == ["running", "pending", "running", "succeeded"]
+    run = get_run(run_id)
+    assert run.attempt == 2 and sched.submitted == [False], "SLURM requeued it: no second sbatch"
+
+
+def test_a_job_slurm_forgot_ends_as_its_event_log_says(stub):
+    sched = stub(JobState("LOST", reason="SLURM has no record of job 101"))
+    ok = _submitted_run(sched, events=[("status", {"state": "succeeded"})])
+    assert _sync(ok) == "succeeded"
+    bad = _submitted_run(sched, events=[("status", {"state": "failed", "error": "loss is NaN at step 12"})])
+    assert _sync(bad) == "failed" and "loss is NaN" in get_run(bad).status_reason
+    silent = _submitted_run(sched, events=[("status", {"state": "running"})])
+    assert _sync(silent) == "submitted" and get_run(silent).attempt == 2, "no word from the search: requeued"
+
+
+def test_failed_job_reason_carries_the_exit_code_and_stderr(stub):
+    sched = stub(JobState("FAILED", reason="FAILED: exit code 1", exit_code=1))
+    run_id = _submitted_run(sched)
+    Path(get_run(run_id).run_dir, "stderr.log").write_text("Traceback (most recent call last):\nRuntimeError: CUDA out of memory\n")
+    assert _sync(run_id) == "failed"
+    reason = get_run(run_id).status_reason
+    assert "exit code 1" in reason and "CUDA out of memory" in reason
