@@ -5,9 +5,13 @@ import os
 
 from celery import Celery
 
+from worker.settings import get_worker_settings
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 # How often beat reconciles every active run with its scheduler (and tails its events).
-RECONCILE_S = float(os.environ.get("NASFORGE_RECONCILE_INTERVAL_S", "10"))
+RECONCILE_S = get_worker_settings().reconcile_interval_s
+# How often beat stores new events of live runs (the latency of the SSE streams); cheap when nothing changed.
+WATCH_S = get_worker_settings().watch_interval_s
 
 app = Celery("nasforge", broker=REDIS_URL, include=["worker.tasks"])
 app.conf.update(
@@ -27,6 +31,11 @@ app.conf.update(
             "schedule": RECONCILE_S,
             # A sweep that waited longer than one period is superseded by the next one: drop it.
             "options": {"expires": RECONCILE_S},
+        },
+        "nasforge-tail-active": {
+            "task": "nasforge.tail_active",
+            "schedule": WATCH_S,
+            "options": {"expires": WATCH_S},
         },
     },
 )

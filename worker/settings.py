@@ -16,6 +16,7 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NASFORGE_", extra="ignore")
 
     reconcile_interval_s: float = Field(10.0, gt=0, description="Celery beat period of nasforge.reconcile.")
+    watch_interval_s: float = Field(2.0, gt=0, description="Celery beat period of nasforge.tail_active (event latency).")
     stale_after_s: float = Field(300.0, gt=0, description="A running run with no event this long is marked stale.")
     cancel_grace_s: float = Field(10.0, ge=0, description="SIGTERM, then SIGKILL after this long (local launcher).")
     search_command: str = Field("", description="Command that runs a search, as a JSON list or a shell-like string; "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from backend import crud
 from backend.core.db import session_scope
-from worker import control, reconcile as _reconcile
+from worker import control, reconcile as _reconcile, watcher as _watcher
 from worker.celery_app import app
 
 
@@ -34,6 +34,11 @@ def watch_run(run_id: int) -> str:
 @app.task(name="nasforge.reconcile")
 def reconcile() -> dict[str, int]:
     return _reconcile.reconcile()
+
+
+@app.task(name="nasforge.tail_active")
+def tail_active() -> dict[str, int]:
+    return _watcher.tail_active()
 
 
 @app.task(name="nasforge.ping")

@@ -153,3 +153,23 @@ def test_a_silent_run_becomes_stale_and_recovers(worker_home, monkeypatch):
         get_worker_settings.cache_clear()
     assert _drive(run_id, {"succeeded", "failed"}).status == "succeeded"
 
+
+
+def test_tail_active_stores_new_events_between_sweeps_and_finishes_a_run_at_once(worker_home):
+    from worker.watcher import tail_active
+
+    run_id = make_run(epochs=3, fake={"step_s": 0.3})
+    control.launch(run_id)
+    run = _drive(run_id, {"running"})
+    wait_for(lambda: len(file_seqs(run.run_dir)) >= 3, 30, what="a few events")
+    counts = tail_active()
+    assert counts["runs"] >= 1 and counts["events"] >= 1
+    stored = stored_seqs(run_id)
+    assert stored == list(range(1, len(stored) + 1)) and len(stored) >= 3
+    wait_for(lambda: '"succeeded"' in open(os.path.join(run.run_dir, "events.jsonl")).read(), 30, what="the end")
+    wait_for(lambda: not os.path.exists(f"/proc/{run.pid}") or open(f"/proc/{run.pid}/stat").read().split(") ")[1][0] == "Z",
+             30, what="the runner to exit")
+    tail_active()  # no reconcile sweep: the final status event alone moves the run on
+    run = get_run(run_id)
+    assert run.status == "succeeded", run.status_reason
+    assert stored_seqs(run_id) == file_seqs(run.run_dir) == list(range(1, 9))
