@@ -21,6 +21,7 @@ def run_local(job: SearchJob, workers: int = 1) -> dict[str, Any]:
         if workers == 0:
             while not sched.done:
                 for w, spec in sched.assign([0]):
+                    sched.flush()
                     sched.report(w, run_inline(spec, worker=w))
         else:
             _run_pool(job, sched, workers)
@@ -48,6 +49,7 @@ def _run_pool(job: SearchJob, sched: Scheduler, workers: int) -> None:
             t = threading.Thread(target=work, args=(w, spec), daemon=True, name=f"trial-worker-{w}")
             t.start()
             threads.append(t)
+        sched.flush()
         if sched.done:
             break
         if len(idle) == workers:

@@ -1,5 +1,9 @@
 """The bookkeeping every dispatcher shares (MPI ranks or a local pool): ask the strategy when a worker is
-free, retry a failed trial once on another worker, tell results as they come, log and checkpoint each."""
+free, retry a failed trial once on another worker, tell results as they come, log and checkpoint each.
+
+Dispatchers call `report`, then `assign`, send the trials, and only then `flush`: the checkpoint and event
+writes (each fsynced) stay off the path between a worker's report and its next trial.
+"""
 from __future__ import annotations
 
 import time
@@ -24,23 +28,25 @@ class Scheduler:
         self.strategy = job.build_strategy(seed=job.seed + 1_000_003 * self.checkpoint.resumes)
         self.events_path = job.root / "events.jsonl"
         self.events = EventLog(self.events_path)
+        self._pending: list[dict[str, Any]] = []  # candidate payloads written at the next flush
         self.busy: dict[int, dict[str, Any]] = {}
         self.queue: deque[tuple[dict[str, Any], int | None]] = deque()  # (spec, worker to avoid)
         self.next_number = max(self.checkpoint.issued, default=-1) + 1
-        self.stats = {"busy_s": 0.0, "first_dispatch": None, "last_report": None, "dispatched": {}}
+        self.stats = {"busy_s": 0.0, "first_dispatch": None, "last_report": None}
         self._replay()
 
     def _replay(self) -> None:
         ckpt = self.checkpoint
         for result in ckpt.finished.values():
             self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
-        self.queue.extend((spec, None) for spec in ckpt.unfinished)
+        self.queue.extend((self._spec(rec), None) for rec in ckpt.unfinished)
         # The checkpoint is written before the event, so a kill in between leaves an event to restore.
         logged = {(e["payload"].get("trial"), e["payload"].get("attempt")) for _, e in read_events(self.events_path)
                   if e["kind"] == "candidate" and e["payload"].get("final")}
         for result in ckpt.finished.values():
             if (result["trial"], result["attempt"]) not in logged:
                 self._log_candidate(result, final=True)
+        self.flush()
         self.events.append("status", {"state": "resumed" if ckpt.resumes else "running", "search": "discrete",
                                       "method": self.job.method, "trials": self.job.trials, "workers": len(self.workers),
                                       "finished": len(ckpt.finished), "redo": len(self.queue)})
@@ -61,10 +67,8 @@ class Scheduler:
             if spec is None:
                 continue
             self.busy[worker] = spec
-            now = time.monotonic()
-            self.stats["dispatched"][worker] = now
             if self.stats["first_dispatch"] is None:
-                self.stats["first_dispatch"] = now
+                self.stats["first_dispatch"] = time.monotonic()
             out.append((worker, spec))
         return out
 
@@ -78,20 +82,23 @@ class Scheduler:
             return None
         n = self.next_number
         self.next_number += 1
-        spec = {"trial": n, "attempt": 0, "genotype": self.strategy.ask(), "budget": self.job.budget,
-                "seed": self.job.seed * 1_000_003 + n, "objective": self.job.objective,
-                "params": self.job.objective_params, "time_limit_s": self.job.time_limit_s}
+        spec = self._spec({"trial": n, "attempt": 0, "genotype": self.strategy.ask(), "seed": self.job.seed * 1_000_003 + n})
         self.checkpoint.issue(spec)
         return spec
+
+    def _spec(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A trial spec: the checkpoint's per-trial record plus what every trial of the job shares."""
+        return {**record, "budget": self.job.budget, "objective": self.job.objective,
+                "params": self.job.objective_params, "time_limit_s": self.job.time_limit_s}
 
     def report(self, worker: int, result: dict[str, Any]) -> None:
         spec = self.busy.pop(worker)
         if result["trial"] != spec["trial"] or result["attempt"] != spec["attempt"]:
             raise RuntimeError(f"worker {worker} reported trial {result['trial']}/{result['attempt']}, "
                                f"but was given {spec['trial']}/{spec['attempt']}")
-        now = time.monotonic()
-        self.stats["busy_s"] += now - self.stats["dispatched"].pop(worker)
-        self.stats["last_report"] = now
+        # Busy time as the worker saw it (inside the trial), so dispatch latency counts as idle.
+        self.stats["busy_s"] += max(result.get("finished", 0) - result.get("started", 0), 0)
+        self.stats["last_report"] = time.monotonic()
         final = result["status"] == "ok" or spec["attempt"] + 1 >= self.job.max_attempts
         if final:
             self.checkpoint.finish(result)
@@ -107,15 +114,26 @@ class Scheduler:
         keys = ("trial", "attempt", "genotype", "iou", "train_time_s", "params_count", "proxies", "status", "error", "worker")
         payload = {k: result.get(k) for k in keys}
         payload.update(final=final, method=self.job.method)
-        self.events.append("candidate", payload)
+        self._pending.append(payload)
+
+    def flush(self) -> None:
+        """Persist: the checkpoint first, then the events (a kill in between leaves an event that the
+        resumed run restores, never an event for a trial the checkpoint lacks)."""
+        if self.checkpoint.dirty:
+            self.checkpoint.save()
+        for payload in self._pending:
+            self.events.append("candidate", payload)
+        self._pending.clear()
 
     def fail(self, message: str) -> None:
         """End the search with an error event; the checkpoint keeps what finished for a restart."""
+        self.flush()
         self.events.append("status", {"state": "failed", "error": message, "finished": len(self.checkpoint.finished),
                                       "trials": self.job.trials})
         self.events.close()
 
     def close(self) -> dict[str, Any]:
+        self.flush()
         summary = self.summary()
         self.events.append("status", {"state": "done", **{k: v for k, v in summary.items() if k != "timing"}})
         self.events.close()

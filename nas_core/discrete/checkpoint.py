@@ -1,5 +1,5 @@
 """The orchestrator's checkpoint: which trials were issued and which finished, so a restarted search reuses
-every finished trial and redoes only the unfinished ones. Written atomically after every change."""
+every finished trial and redoes only the unfinished ones. Written atomically (temp file, fsync, rename)."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,8 @@ VERSION = 1
 
 
 class Checkpoint:
-    """`issued` maps trial number to its spec; `finished` maps it to its final result, in finishing order."""
+    """`issued` maps trial number to what varies per trial (attempt, genotype, seed; the rest is the job's);
+    `finished` maps it to its final result, in finishing order. Changes are kept until `save()`."""
 
     def __init__(self, path: str | os.PathLike, fingerprint: str):
         self.path = Path(path)
@@ -19,6 +20,7 @@ class Checkpoint:
         self.issued: dict[int, dict[str, Any]] = {}
         self.finished: dict[int, dict[str, Any]] = {}
         self.resumes = 0
+        self.dirty = False
 
     @classmethod
     def open(cls, path: str | os.PathLike, fingerprint: str) -> "Checkpoint":
@@ -45,12 +47,12 @@ class Checkpoint:
         return [spec for n, spec in sorted(self.issued.items()) if n not in self.finished]
 
     def issue(self, spec: dict[str, Any]) -> None:
-        self.issued[spec["trial"]] = spec
-        self.save()
+        self.issued[spec["trial"]] = {k: spec[k] for k in ("trial", "attempt", "genotype", "seed")}
+        self.dirty = True
 
     def finish(self, result: dict[str, Any]) -> None:
         self.finished[result["trial"]] = result
-        self.save()
+        self.dirty = True
 
     def save(self) -> None:
         data = {"version": VERSION, "fingerprint": self.fingerprint, "resumes": self.resumes,
@@ -63,3 +65,4 @@ class Checkpoint:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
+        self.dirty = False

@@ -23,7 +23,8 @@ from nas_core.discrete.trial import run_trial
 from nas_core.mpi import mpirun_command
 
 TAG_READY, TAG_RESULT, TAG_TRIAL, TAG_STOP, TAG_HEARTBEAT = 1, 2, 3, 4, 5
-_POLL_MIN_S, _POLL_MAX_S = 0.0005, 0.01
+# Rank 0 answers within ~2 ms; an idle worker polls at most every 10 ms (it gets work at once in practice).
+_POLL_MIN_S, _POLL_MAX_S, _ROOT_POLL_MAX_S = 0.0005, 0.01, 0.002
 
 
 class OrchestratorError(RuntimeError):
@@ -83,10 +84,11 @@ def _dispatch(comm: Any, job: SearchJob) -> int:
                     comm.send(spec, dest=w, tag=TAG_TRIAL)
                     idle.remove(w)
                     last_seen[w] = time.monotonic()
+                sched.flush()
             else:
                 _check_silent(sched, last_seen, job)
                 time.sleep(poll)
-                poll = min(2 * poll, _POLL_MAX_S)
+                poll = min(2 * poll, _ROOT_POLL_MAX_S)
     except _WorkerLost as exc:
         message = (f"{exc}; ending the job. {len(sched.checkpoint.finished)} of {job.trials} trials finished are kept "
                    f"in {sched.checkpoint.path}: rerun the same command to resume.")

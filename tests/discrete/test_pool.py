@@ -81,11 +81,15 @@ def test_checkpoint_of_another_search_is_refused(tmp_path):
 
 def test_checkpoint_write_is_atomic_and_reloads(tmp_path):
     ckpt = Checkpoint(tmp_path / "c.json", "abc")
-    ckpt.issue({"trial": 0, "attempt": 0})
-    ckpt.issue({"trial": 1, "attempt": 0})
+    for n in (0, 1):
+        ckpt.issue({"trial": n, "attempt": 0, "genotype": {"choices": [n]}, "seed": n, "params": {"big": "x" * 1000}})
     ckpt.finish({"trial": 1, "attempt": 0, "status": "ok"})
+    assert not (tmp_path / "c.json").exists()  # nothing written until save
+    ckpt.save()
     again = Checkpoint.open(tmp_path / "c.json", "abc")
-    assert again.unfinished == [{"trial": 0, "attempt": 0}] and list(again.finished) == [1] and again.resumes == 1
+    # Only what varies per trial is kept: the job holds the shared parts.
+    assert again.unfinished == [{"trial": 0, "attempt": 0, "genotype": {"choices": [0]}, "seed": 0}]
+    assert list(again.finished) == [1] and again.resumes == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]
 
 
