@@ -16,9 +16,11 @@ FAKE_SEARCH = Path(__file__).resolve().parent / "fake_search.py"
 FAKE_COMMAND = json.dumps([sys.executable, str(FAKE_SEARCH)])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def worker_home(tmp_path_factory, redis_url):
-    """Environment shared by this process and every worker it starts: same database, runs root and Redis."""
+    """Environment shared by this process and every worker it starts: same database, runs root and Redis.
+
+    Module-scoped so the variables it sets in this process never outlive the worker tests."""
     home = tmp_path_factory.mktemp("worker-home")
     env = {
         "NASFORGE_DATA_DIR": str(home),
