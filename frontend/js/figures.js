@@ -249,7 +249,7 @@ function nodeLayout(cell) {
   const pos = new Map();
   for (const [d, ns] of Object.entries(byDepth)) {
     // Inputs one above the other; a chain of single nodes zigzags so its edges do not lie on one line.
-    const zig = Number(d) > 0 && ns.length === 1 ? (Number(d) % 2 ? 0.3 : -0.3) : 0;
+    const zig = Number(d) > 0 && ns.length === 1 ? (Number(d) % 2 ? 0.5 : -0.5) : 0;
     const gap = Number(d) === 0 ? 2 : 1;
     ns.forEach((n, i) => pos.set(n, { x: Number(d), y: gap * ((ns.length - 1) / 2 - i) + zig }));
   }
@@ -379,6 +379,12 @@ export function bestSoFar(series, opts = {}) {
     const d = downsample(x, y, opts.maxPoints);
     return { type: "scatter", mode: "lines", line: { shape: "hv", color: PALETTE[i % PALETTE.length] }, name: s.name, ...d };
   });
+  // The searched cell as a level to beat, across the compute the random searches spent.
+  if (opts.reference && typeof opts.reference.iou === "number") {
+    const xmax = Math.max(0, ...data.map((t) => (t.x.length ? t.x[t.x.length - 1] : 0)));
+    data.push({ type: "scatter", mode: "lines", name: opts.reference.label, x: [0, xmax], y: [opts.reference.iou, opts.reference.iou],
+                line: { dash: "dash", color: "#000", width: 1.5 } });
+  }
   return {
     data,
     layout: baseLayout("best so far vs compute", {
@@ -389,7 +395,7 @@ export function bestSoFar(series, opts = {}) {
 
 // Side by side: one bar group per metric, one bar per run.
 export function metricBars(runs) {
-  const keys = ["val_iou", "test_iou", "val_loss"];
+  const keys = ["val_iou", "miou", "test_iou", "val_loss", "train_loss"].filter((k) => runs.some((r) => typeof r.metrics[k] === "number"));
   return {
     data: runs.map((r, i) => ({
       type: "bar", name: r.label, x: keys, y: keys.map((k) => (typeof r.metrics[k] === "number" ? r.metrics[k] : null)),

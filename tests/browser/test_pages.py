@@ -62,8 +62,9 @@ def wait_z(pg, div_id: str, expected: np.ndarray, timeout: float = 20.0) -> None
 
 
 def test_experiments_list_filters_and_pages(page, ui_api, ui_stack, artifacts_dir):
-    for i in range(30):
-        ui_api.experiment(f"listing-{i:02d}")
+    ids = [ui_api.experiment(f"listing-{i:02d}")["id"] for i in range(30)]
+    for _ in range(60):  # more runs than a page holds: the experiment's run table pages through them
+        ui_api.launch(ids[7])
     sign_in(page, ui_stack["url"], ui_api.token, "#/experiments?q=listing-")
     page.wait_for_selector("table.list tbody tr")
     assert page.locator("table.list tbody tr").count() == 25
@@ -75,9 +76,21 @@ def test_experiments_list_filters_and_pages(page, ui_api, ui_stack, artifacts_di
     page.fill("input[name=q]", "listing-07")
     page.get_by_role("button", name="Filter").click()
     page.wait_for_function("() => document.querySelectorAll('table.list tbody tr').length === 1")
+    row = page.locator("table.list tbody tr")
+    assert row.locator(".badge[data-status='queued']").count() == 1 and "60" in row.locator("td.badges").inner_text()
     page.get_by_role("link", name="listing-07").click()
     page.wait_for_selector("dl.facts")
     assert "darts" in page.locator("dl.facts").inner_text()
+    page.wait_for_selector("tr[data-run]")
+    assert page.locator("tr[data-run]").count() == 50
+    assert "1–50 of 60" in page.locator(".pager").inner_text()
+    shot(page, artifacts_dir, "experiment-runs")
+    # Two picked runs open the comparison.
+    picks = page.locator("input.pick")
+    picks.nth(0).check()
+    picks.nth(1).check()
+    page.get_by_role("button", name="Compare selected").click()
+    page.wait_for_url("**/#/compare?runs=*")
     assert page.console_errors == []
 
 
@@ -92,6 +105,11 @@ def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_di
     assert sorted(page.eval_on_selector_all("fieldset[data-path^='space.cells.']", "els => els.map(e => e.dataset.path)")) == \
         ["space.cells.normal", "space.cells.reduce"]
     page.select_option("select[name='space.macro']", "unet")
+    # SLURM resources appear with the SLURM launcher; a malformed value is refused by the schema's pattern.
+    assert not page.is_visible("fieldset[data-path='launcher.slurm']")
+    page.select_option("select[name='launcher.kind']", "slurm")
+    assert page.is_visible("fieldset[data-path='launcher.slurm']")
+    page.fill("input[name='launcher.slurm.mem']", "16 gigs")
     page.fill("input[name='space.depth']", "9")
     page.get_by_role("button", name="Create and launch").click()
     err = page.locator("[data-path='space.depth'] > .field-error")
@@ -99,6 +117,7 @@ def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_di
     page.wait_for_function("() => document.querySelector(\"[data-path='space.depth'] > .field-error\").textContent !== ''")
     assert "6" in err.inner_text()  # pydantic: "Input should be less than or equal to 6"
     assert page.locator("[data-path='name'] > .field-error").inner_text() != ""  # the name was left empty
+    assert "pattern" in page.locator("[data-path='launcher.slurm.mem'] > .field-error").inner_text()
     assert page.locator("[data-path='space.depth']").get_attribute("class").count("invalid") == 1
     shot(page, artifacts_dir, "new-experiment-invalid")
     assert ui_api("GET", "/api/experiments", params={"limit": 1})["total"] == before
@@ -135,6 +154,11 @@ def test_run_page_follows_events_live(page, ui_api, ui_stack, artifacts_dir):
     page.locator("#epoch-slider").fill("0")
     wait_z(page, "heatmap-normal", softmax(e0["normal"]))
     assert not page.is_checked("#follow-live")
+    # Play runs through the history to the newest frame and stops there.
+    page.locator("#play").click()
+    page.wait_for_function("() => document.getElementById('play').textContent.includes('play')"
+                           " && document.getElementById('frame-label').textContent.startsWith('epoch 1')", timeout=20000)
+    wait_z(page, "heatmap-normal", softmax(e1["normal"]))
 
     # skip_connect taking over the normal cell raises the collapse warning.
     e2 = dict(e1)
@@ -213,4 +237,42 @@ def test_compare_two_runs(page, ui_api, ui_stack, artifacts_dir):
     bars = page.evaluate("document.querySelector(\"[data-fig='metrics']\").data.map(t => t.y[0])")
     assert bars == pytest.approx([0.5, 0.4])  # final val_iou of each run
     shot(page, artifacts_dir, "compare")
+    assert page.console_errors == []
+
+
+def test_searched_cell_against_its_random_baselines(page, ui_api, ui_stack, artifacts_dir):
+    exp = ui_api.experiment("with-baselines", baseline={"random": True, "seeds": 2})
+    launched = ui_api.launch(exp["id"])
+    run_id, baselines = launched["run"]["id"], [b["id"] for b in launched["baselines"]]
+    assert len(baselines) == 2
+    rng = np.random.default_rng(5)
+    ious = {}
+    for b in baselines:
+        feed = Feed(ui_api, b)
+        ious[b] = [round(float(v), 4) for v in rng.uniform(0.2, 0.5, 6)]
+        for trial, iou in enumerate(ious[b]):
+            feed.send("candidate", {"trial": trial, "attempt": 0, "genotype": GENOTYPE, "iou": iou, "train_time_s": 2.0,
+                                    "params_count": 1000, "status": "ok", "final": True, "method": "random"})
+        feed.send("candidate", {"trial": 6, "attempt": 0, "genotype": GENOTYPE, "iou": None, "train_time_s": 1.0,
+                                "status": "error", "error": "out of memory", "final": True, "method": "random"})
+    Feed(ui_api, run_id).send("evaluation", {"stage": "retrain", "split": "val", "pixel": {"miou": 0.61}})
+
+    sign_in(page, ui_stack["url"], ui_api.token, f"#/runs/{run_id}")
+    page.get_by_role("button", name="Evaluation").click()
+    page.wait_for_function("() => document.getElementById('eval-strip') && document.getElementById('eval-strip').data", timeout=20000)
+    strip = page.evaluate("document.getElementById('eval-strip').data.map(t => ({name: t.name, y: t.y}))")
+    assert sorted(strip[0]["y"]) == sorted(ious[baselines[0]] + ious[baselines[1]])  # the failed trials are left out
+    assert strip[1]["y"] == [0.61] and "retrained" in strip[1]["name"]
+    best = page.evaluate("document.getElementById('eval-best').data.map(t => ({name: t.name, y: t.y}))")
+    assert [b["name"] for b in best] == [f"random, run {baselines[0]}", f"random, run {baselines[1]}", strip[1]["name"]]
+    assert [b["y"][-1] for b in best[:2]] == [max(ious[baselines[0]]), max(ious[baselines[1]])]
+    assert best[2]["y"] == [0.61, 0.61]  # the searched cell as the level to beat
+    shot(page, artifacts_dir, "run-vs-random")
+
+    # A baseline run opens on its candidates: no alpha to show.
+    page.evaluate("(r) => { location.hash = r; }", f"#/runs/{baselines[0]}")
+    page.wait_for_function("() => document.getElementById('eval-best') && document.getElementById('eval-best').data", timeout=20000)
+    assert page.locator(".tabs button.active").inner_text() == "Evaluation"
+    own = page.evaluate("document.getElementById('eval-strip').data[0].y")
+    assert sorted(own) == sorted(ious[baselines[0]])
     assert page.console_errors == []

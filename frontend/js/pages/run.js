@@ -19,6 +19,8 @@ export async function render(root, { id }) {
   }
   const state = createRunState();
   const ui = layout(root, run);
+  // A discrete search (random, evolution, REINFORCE) has no alpha: it opens on its candidates.
+  const discrete = ["random", "evolution", "reinforce"].includes(run.method);
   let tab = "alpha", live = true, frame = -1, playing = null, baselineCandidates = null;
 
   const header = () => {
@@ -49,7 +51,7 @@ export async function render(root, { id }) {
     for (const [ct, cell] of Object.entries(state.alpha.cells)) {
       const k = fig.cellFrame(cell, frame);
       draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]],
-                                                                               scale: ui.scale.value }));
+                                                                               scale: ui.scale.value, compact: Boolean(playing) }));
       if (lines) draw(ui.slot(ui.entropy, `entropy-${ct}`), fig.entropyLines(state, ct));
     }
     if (n && lines) draw(ui.slot(ui.share, "share"), fig.paramFreeShareLines(state));
@@ -71,17 +73,18 @@ export async function render(root, { id }) {
     if (run.baselines && run.baselines.length && baselineCandidates === null) {
       baselineCandidates = [];
       const lists = await Promise.all(run.baselines.map((b) => allEvents(b, { kind: "candidate" }).catch(() => [])));
-      baselineCandidates = lists.flat().map((e) => e.payload).filter((p) => p.final !== false);
+      baselineCandidates = lists.map((evs, i) => ({ run: run.baselines[i],
+        candidates: evs.map((e) => e.payload).filter((p) => p.final !== false) }));
     }
-    const random = run.method === "random" ? state.candidates : baselineCandidates || [];
+    const random = run.method === "random" ? state.candidates : (baselineCandidates || []).flatMap((b) => b.candidates);
     const found = searchedIou(state);
     const searched = run.kind === "search" && !["random", "evolution", "reinforce"].includes(run.method) && found
       ? [{ label: `run ${run.id} (${run.method}): ${found.source}`, iou: found.iou }] : [];
     if (random.length || searched.length) parts.push(["strip", fig.searchedVsRandom(searched, random)]);
     const series = [];
     if (state.candidates.length) series.push({ name: `run ${run.id} (${run.method})`, candidates: state.candidates });
-    if (baselineCandidates && baselineCandidates.length) series.push({ name: "random baseline", candidates: baselineCandidates });
-    if (series.length) parts.push(["best", fig.bestSoFar(series)]);
+    for (const b of baselineCandidates || []) if (b.candidates.length) series.push({ name: `random, run ${b.run}`, candidates: b.candidates });
+    if (series.length) parts.push(["best", fig.bestSoFar(series, { reference: searched[0] })]);
     const test = [...state.evaluations].reverse().find((e) => e.split === "test" || e.test_iou != null);
     const testIou = test ? test.miou ?? test.test_iou : null;
     ui.evalNote.textContent = parts.length ? (typeof testIou === "number" ? `test mIoU ${testIou.toFixed(3)}` : "")
@@ -113,16 +116,21 @@ export async function render(root, { id }) {
     for (const [k] of TABS) ui.panels[k].hidden = k !== tab;
     drawTab();
   });
-  ui.slider.addEventListener("input", () => { live = false; ui.live.checked = false; frame = Number(ui.slider.value); drawAlpha(false); });
+  if (discrete) ui.tabs.querySelector("[data-tab=evaluation]").click();
+  // Dragging fires many input events: redraw at the same capped rate as live updates, with the newest position.
+  const scrub = throttle(() => drawAlpha(false));
+  ui.slider.addEventListener("input", () => { live = false; ui.live.checked = false; frame = Number(ui.slider.value); scrub(); });
   ui.live.addEventListener("change", () => { live = ui.live.checked; drawAlpha(); });
   ui.scale.addEventListener("change", () => drawAlpha(false));
   ui.play.addEventListener("click", () => {
-    if (playing) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; return; }
+    if (playing) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; drawAlpha(false); return; }
     live = false; ui.live.checked = false;
     if (frame >= state.alpha.frames.length - 1) frame = -1;
     ui.play.textContent = "❚❚ pause";
     playing = setInterval(() => {
-      if (frame >= state.alpha.frames.length - 1) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; return; }
+      if (frame >= state.alpha.frames.length - 1) {
+        clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; drawAlpha(false); return;
+      }
       frame += 1;
       drawAlpha(false);
     }, 1000 / 5);
@@ -150,7 +158,7 @@ export async function render(root, { id }) {
   const poll = setInterval(() => { if (!TERMINAL.has(run.status)) refresh(); }, 3000);
   header();
   follower.start();
-  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); };
+  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); };
 }
 
 function layout(root, run) {
