@@ -6,6 +6,7 @@ With http=1 the same batches also go through `POST /api/runs/{id}/events` of a l
 """
 from __future__ import annotations
 
+import os
 import random
 import tempfile
 import time
@@ -80,7 +81,8 @@ def run(quick: bool = False, batch: int | str = 500, events: int | str = 200000,
                         resp.raise_for_status()
                     result["http_events_per_s"] = round(_measure(post, runs[1:2], log, batch))
         dispose_engine(settings.db_url)
+    result["load_avg_1m"] = round(os.getloadavg()[0], 1)
     extra = f"; over HTTP {result['http_events_per_s']:,}/s" if http else ""
     result["figure"] = (f"{result['events_per_s']:,} events/s stored+published (SQLite WAL + Redis, batches of {batch}; "
-                        f"goal 5,000){extra}; re-sent duplicates {result['duplicate_events_per_s']:,}/s")
+                        f"goal 5,000){extra}; re-sent duplicates {result['duplicate_events_per_s']:,}/s; load avg {result['load_avg_1m']} on {os.cpu_count()} cores")
     return result

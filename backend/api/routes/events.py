@@ -60,6 +60,7 @@ def stream_run(run_id: Id, request: Request, session: SessionDep, _: StreamReade
         if not last_event_id.strip().isdigit():
             raise HTTPException(422, "Last-Event-ID: a run stream resumes from the seq sent as `id:`")
         since = int(last_event_id)
+    session.close()  # give the connection back now: the stream may stay open for hours
     gen = follow_run(request.app.state.engine, _async_redis(request), run_id, since,
                      block_ms=settings.sse_block_ms, heartbeat_s=settings.sse_heartbeat_s)
     return StreamingResponse(gen, media_type="text/event-stream", headers=_SSE_HEADERS)
@@ -74,6 +75,7 @@ def stream_experiment(experiment_id: Id, request: Request, session: SessionDep, 
         cursor = parse_cursor(last_event_id or "")
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
+    session.close()
     gen = follow_experiment(request.app.state.engine, _async_redis(request), experiment_id, cursor,
                             block_ms=settings.sse_block_ms, heartbeat_s=settings.sse_heartbeat_s)
     return StreamingResponse(gen, media_type="text/event-stream", headers=_SSE_HEADERS)
