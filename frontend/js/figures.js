@@ -39,7 +39,7 @@ export function downsample(xs, ys, maxPoints = MAX_LINE_POINTS) {
 // Whole epochs on the x axis while there are few of them (Plotly would tick 0, 0.5, 1).
 function epochAxis(xs, title = "epoch") {
   const span = xs.length ? Math.max(...xs) - Math.min(...xs) : 0;
-  return span <= 10 && title === "epoch" ? { title: { text: title }, dtick: 1 } : { title: { text: title } };
+  return span <= 10 ? { title: { text: title }, dtick: 1 } : { title: { text: title } };
 }
 
 // x of each of a cell's alpha frames: the epoch, or the training step when alpha is also logged within epochs
@@ -118,9 +118,11 @@ export function paramFreeShareLines(state, opts = {}) {
 }
 
 // The known DARTS failure: skip_connect and none take over the edges. Warned per cell type when they win at
-// least `threshold` of the edges in the newest alpha. Pools are left out here: near-uniform early alpha gives
-// them half the edges by chance, which is noise, not collapse (the share line above still shows them).
+// least `threshold` of the edges in the newest alpha, each with a clear lead: at least DOMINANT_FACTOR times the
+// uniform weight 1/|ops|, since near-uniform early alpha hands out argmaxes by chance. Pools are left out for
+// the same reason (the share line above still counts them).
 export const COLLAPSE_OPS = new Set(["skip_connect", "none"]);
+export const DOMINANT_FACTOR = 1.5;
 
 export function collapseWarnings(state, opts = {}) {
   const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
@@ -132,7 +134,8 @@ export function collapseWarnings(state, opts = {}) {
     for (const row of cell.weights[k]) {
       let best = 0;
       for (let j = 1; j < row.length; j++) if (row[j] > row[best]) best = j;
-      if (COLLAPSE_OPS.has(cell.ops[best])) counts[cell.ops[best]] = (counts[cell.ops[best]] || 0) + 1;
+      const clear = row[best] >= DOMINANT_FACTOR / row.length;
+      if (clear && COLLAPSE_OPS.has(cell.ops[best])) counts[cell.ops[best]] = (counts[cell.ops[best]] || 0) + 1;
     }
     const won = Object.values(counts).reduce((a, b) => a + b, 0);
     const share = won / cell.weights[k].length;

@@ -124,6 +124,11 @@ def test_collapse_warning_when_skip_wins_most_edges(figures):
     nones = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]); return fig.collapseWarnings(s);""",
                     alpha_event(1, 0, {"down": half_none}))
     assert [(n["cell"], n["op"]) for n in nones] == [("down", "none")]
+    # Near-uniform alpha (the first steps of a search) is no collapse, whichever op leads by a hair.
+    early = np.full((14, 8), 1 / 8); early[:, 3] += 0.002; early /= early.sum(1, keepdims=True)
+    calm = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg]); return fig.collapseWarnings(s);""",
+                   alpha_event(1, 0, {"normal": early}))
+    assert calm == []
 
 
 def test_300_epochs_of_history_are_thinned_but_keep_the_newest(figures):
