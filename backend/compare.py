@@ -11,7 +11,8 @@ from sqlmodel import Field, Session, SQLModel
 from backend import crud
 from backend.models import Run, RunPublic
 
-IOU_KEYS = ("iou", "test_iou", "val_iou", "miou", "mean_iou")
+IOU_KEYS = ("val_iou", "miou", "iou")
+_NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
 _MAX_EVENTS = 5000
 
 
@@ -43,7 +44,17 @@ def _numbers(payload: dict[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in payload.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def _iou(final_metrics: dict[str, float]) -> float | None:
+def _scalar(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _final_iou(evaluations: list[dict[str, Any]], final_metrics: dict[str, float]) -> float | None:
+    """The test-split mean IoU of the last evaluation (evaluate stage: `miou`; retrain: `pixel.miou`), else the
+    last validation IoU of the search."""
+    for payload in reversed(evaluations):
+        for value in (payload.get("miou"), (payload.get("pixel") or {}).get("miou"), payload.get("iou")):
+            if _scalar(value) is not None:
+                return _scalar(value)
     for k in IOU_KEYS:
         if k in final_metrics:
             return final_metrics[k]
@@ -53,7 +64,8 @@ def _iou(final_metrics: dict[str, float]) -> float | None:
 def _summary(session: Session, run: Run) -> dict[str, Any]:
     alpha = [dict(e.payload, seq=e.seq) for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "alpha")]
     genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, "genotype")
-    genotype = genotypes[-1].payload if genotypes else None
+    # The genotype event wraps Genotype.to_dict() as payload["genotype"] (nas_core/search/loop.py).
+    genotype = genotypes[-1].payload.get("genotype", genotypes[-1].payload) if genotypes else None
     if genotype is None and run.run_dir:
         path = Path(run.run_dir) / "genotype.json"
         try:
@@ -62,16 +74,18 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
             pass
     metrics: dict[str, list[list[float]]] = {}
     final: dict[str, float] = {}
-    for kind in ("metric", "evaluation"):
-        for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, kind):
-            nums = _numbers(e.payload)
-            x = nums.pop("epoch", float(e.seq))
-            nums.pop("epochs", None)
-            for name, value in nums.items():
+    for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "metric"):
+        nums = _numbers(e.payload)
+        x = nums.pop("epoch", float(e.seq))
+        for name, value in nums.items():
+            if name not in _NOT_METRICS:
                 metrics.setdefault(name, []).append([x, value])
                 final[name] = value
+    evaluations = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "evaluation")]
+    for payload in evaluations:
+        final.update({f"test_{k}": v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})
     return {"alpha": alpha, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype,
-            "metrics": metrics, "final_metrics": final, "iou": _iou(final)}
+            "metrics": metrics, "final_metrics": final, "iou": _final_iou(evaluations, final)}
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

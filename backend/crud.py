@@ -306,7 +306,8 @@ def validate_events(events: list[dict[str, Any]], max_event_bytes: int | None = 
 
 
 def _progress_of(payload: dict[str, Any]) -> float | None:
-    value = payload.get("progress")
+    # `fraction` is what the search writes (nas_core/search/reporting.py); `progress` and epoch/epochs are fallbacks.
+    value = payload.get("fraction", payload.get("progress"))
     if value is None and payload.get("epochs"):
         value = payload.get("epoch", 0) / payload["epochs"] if isinstance(payload.get("epoch"), (int, float)) else None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):

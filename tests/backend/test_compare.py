@@ -10,12 +10,17 @@ def _seed_run(session, exp, method, genotype, ious, baseline_ious=()):
     run, bases = crud.launch(session, exp, method=method, baselines=bool(baseline_ious))
     events = []
     for epoch, iou in enumerate(ious, start=1):
-        events += [{"kind": "alpha", "payload": {"epoch": epoch, "normal": [[0.1 * epoch, 1 - 0.1 * epoch]]}},
-                   {"kind": "metric", "payload": {"epoch": epoch, "epochs": len(ious), "val_iou": iou, "loss": 1 - iou}}]
-    events += [{"kind": "genotype", "payload": genotype}, {"kind": "evaluation", "payload": {"iou": ious[-1] + 0.01}}]
+        # Shaped as nas_core/search writes them (loop.py, reporting.py, stages.py).
+        events += [{"kind": "alpha", "payload": {"epoch": epoch, "step": 10 * epoch, "cells": {"normal": {"alpha": [[0.1 * epoch, 1 - 0.1 * epoch]]}}}},
+                   {"kind": "metric", "payload": {"stage": "search", "epoch": epoch, "step": 10 * epoch, "val_iou": iou,
+                                                  "train_loss": 1 - iou, "arch_updates": True}},
+                   {"kind": "progress", "payload": {"stage": "search", "epoch": epoch, "epochs": len(ious), "fraction": epoch / len(ious)}}]
+    events += [{"kind": "genotype", "payload": {"stage": "search", "epoch": len(ious), "genotype": genotype}},
+               {"kind": "evaluation", "payload": {"stage": "evaluate", "split": "test", "miou": ious[-1] + 0.01,
+                                                  "iou": [0.9, ious[-1]], "tiles": 8}}]
     crud.ingest_events(session, run.id, [dict(e, seq=i) for i, e in enumerate(events, start=1)], redis=None)
     for base, iou in zip(bases, baseline_ious):
-        crud.ingest_events(session, base.id, [{"seq": 1, "kind": "evaluation", "payload": {"iou": iou}}], redis=None)
+        crud.ingest_events(session, base.id, [{"seq": 1, "kind": "evaluation", "payload": {"pixel": {"miou": iou}}}], redis=None)
     return run, bases
 
 
@@ -23,23 +28,26 @@ def test_compare_two_runs(client, session, tokens):
     exp_id = client.post("/api/experiments", json={"name": "c", "baseline": {"random": True, "seeds": 2}},
                          headers=tokens.write).json()["id"]
     exp = crud.get_experiment(session, exp_id)
-    g1 = {"normal": [["sep_conv_3x3", 0], ["skip_connect", 1]], "normal_concat": [2, 3]}
-    g2 = {"normal": [["sep_conv_3x3", 0], ["max_pool_3x3", 1]], "normal_concat": [2, 3]}
+    # Genotype.to_dict(): per cell type, nodes of (op, input) pairs and the concat list.
+    g1 = {"cells": {"normal": {"nodes": [[["sep_conv_3x3", 0], ["skip_connect", 1]]], "concat": [2]}}}
+    g2 = {"cells": {"normal": {"nodes": [[["sep_conv_3x3", 0], ["max_pool_3x3", 1]]], "concat": [2]}}}
     a, bases = _seed_run(session, exp, "darts", g1, [0.5, 0.6, 0.7], baseline_ious=(0.4, 0.5))
     b, _ = _seed_run(session, exp, "gaea", g2, [0.55, 0.65])
     r = client.get("/api/compare", params={"runs": [a.id, b.id]}, headers=tokens.read)
     assert r.status_code == 200, r.text
     ra, rb = r.json()["runs"]
     assert ra["run"]["id"] == a.id and rb["run"]["method"] == "gaea"
-    assert [x["epoch"] for x in ra["alpha"]] == [1, 2, 3] and ra["final_alpha"]["normal"] == [[pytest.approx(0.3), pytest.approx(0.7)]]
-    assert [p[0] for p in ra["metrics"]["val_iou"]] == [1, 2, 3] and ra["final_metrics"]["loss"] == pytest.approx(0.3)
-    assert "epochs" not in ra["metrics"]
-    assert ra["iou"] == pytest.approx(0.71)  # the evaluation's test IoU, preferred to the last validation IoU
+    final_alpha = ra["final_alpha"]["cells"]["normal"]["alpha"]
+    assert [x["epoch"] for x in ra["alpha"]] == [1, 2, 3] and final_alpha == [[pytest.approx(0.3), pytest.approx(0.7)]]
+    assert [p[0] for p in ra["metrics"]["val_iou"]] == [1, 2, 3] and ra["final_metrics"]["train_loss"] == pytest.approx(0.3)
+    assert "step" not in ra["metrics"] and "arch_updates" not in ra["metrics"]
+    assert ra["final_metrics"]["test_miou"] == pytest.approx(0.71) and "test_tiles" not in ra["final_metrics"]
+    assert ra["iou"] == pytest.approx(0.71)  # the evaluation's test mIoU, preferred to the last validation IoU
     assert ra["baseline_runs"] == sorted(x.id for x in bases) and ra["baseline_iou"] == [0.4, 0.5]
     assert ra["iou_vs_baseline"] == pytest.approx(0.71 - 0.45)
     assert rb["baseline_runs"] == [] and rb["iou_vs_baseline"] is None
     # Only the edge whose op differs shows up in the diff, with each run's value.
-    assert r.json()["genotype_diff"] == [{"path": "normal.1", "values": [["skip_connect", 1], ["max_pool_3x3", 1]]}]
+    assert r.json()["genotype_diff"] == [{"path": "cells.normal.nodes.0.1", "values": [["skip_connect", 1], ["max_pool_3x3", 1]]}]
     assert crud.get_run(session, a.id).progress == pytest.approx(1.0)
 
 

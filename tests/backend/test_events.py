@@ -51,6 +51,11 @@ def test_progress_follows_the_events(client, session, tokens):
     crud.ingest_events(session, run.id, [{"seq": 4, "kind": "log", "payload": {"progress": 0.1, "msg": "x"}}], redis=None)
     session.refresh(run)
     assert run.progress == pytest.approx(0.6)  # a log line is not a progress report
+    # What the search writes (nas_core/search/reporting.py): `fraction` wins over epoch/epochs.
+    crud.ingest_events(session, run.id, [{"seq": 5, "kind": "progress", "payload": {"stage": "search", "epoch": 3, "epochs": 4,
+                                                                                   "fraction": 0.9, "eta_s": 12.0}}], redis=None)
+    session.refresh(run)
+    assert run.progress == pytest.approx(0.9)
 
 
 def test_bad_events_name_index_and_field(client, session, tokens):
