@@ -69,22 +69,27 @@ def _dispatch(comm: Any, job: SearchJob) -> int:
     poll = _POLL_MIN_S
     try:
         while not sched.done or len(heard) < len(workers):
-            if comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+            got = False
+            # Drain every waiting message before dispatching and persisting: workers that report together
+            # get their next trials together, and pay for one checkpoint write, not one each.
+            while comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
                 src, tag = status.Get_source(), status.Get_tag()
                 msg = comm.recv(source=src, tag=tag)
-                poll = _POLL_MIN_S
                 last_seen[src] = time.monotonic()
                 if tag == TAG_HEARTBEAT:
                     continue
+                got = True
                 heard.add(src)
                 if tag == TAG_RESULT:
                     sched.report(src, msg)
                 idle.append(src)
+            if got:
                 for w, spec in sched.assign(idle):
                     comm.send(spec, dest=w, tag=TAG_TRIAL)
                     idle.remove(w)
                     last_seen[w] = time.monotonic()
                 sched.flush()
+                poll = _POLL_MIN_S
             else:
                 _check_silent(sched, last_seen, job)
                 time.sleep(poll)
