@@ -18,8 +18,8 @@ def ensure_admin_token() -> str | None:
         return create_admin_token(session)
 
 
-def seed_demo(base_url: str, token: str) -> None:
+def seed_demo(base_url: str, token: str) -> dict:
     """Create and launch the demo search on synthetic helicopters (backend/demo.py), through the API."""
     from backend.demo import seed_demo as _seed
 
-    _seed(base_url, token)
+    return _seed(base_url, token)

@@ -84,6 +84,9 @@ async def follow_run(engine: Engine, client: Any, run_id: int, last: int, *, blo
                 wrote = time.monotonic()
             if len(evs) < _PAGE:
                 break
+        if status is None:  # the run (its experiment) was deleted meanwhile
+            yield _sse(json.dumps({"run_id": run_id, "status": "deleted", "last_seq": last}), event="end")
+            return
         if end_when_done and status in TERMINAL_STATUSES:
             yield _sse(json.dumps({"run_id": run_id, "status": status, "last_seq": last}), event="end")
             return

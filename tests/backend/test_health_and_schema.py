@@ -54,3 +54,40 @@ def test_migrations_match_the_models(settings):
     assert "ix_event_run_kind_seq" in names
     uniques = {u["name"] for u in inspect(engine).get_unique_constraints("event")}
     assert "uq_event_run_seq" in uniques
+
+
+def test_bootstrap_creates_one_admin_token_and_seeds_the_demo(tmp_path, worker_redis_url, monkeypatch):
+    """What `make run` does on first start (deploy/platform.py): schema, one token printed once, the demo launched."""
+    import threading
+
+    import uvicorn
+
+    from backend.core import bootstrap
+    from backend.core.config import get_settings
+    from backend.core.db import dispose_engine
+    from deploy.local import free_port, wait_port
+
+    monkeypatch.setenv("NASFORGE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("REDIS_URL", worker_redis_url)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        token = bootstrap.ensure_admin_token()
+        assert token and token.startswith("nf_")
+        assert bootstrap.ensure_admin_token() is None  # later starts print nothing
+        s = get_settings()
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(s), host="127.0.0.1", port=port, log_level="warning"))
+        t = threading.Thread(target=server.run, daemon=True)
+        t.start()
+        wait_port(port, timeout=30)
+        try:
+            out = bootstrap.seed_demo(f"http://127.0.0.1:{port}", token)
+        finally:
+            server.should_exit = True
+            t.join(10)
+        assert out["experiment"]["name"] == "demo: darts-helicopters"
+        assert out["run"]["method"] == "darts" and len(out["baselines"]) == 1
+        dispose_engine(s.db_url)
+    finally:
+        get_settings.cache_clear()
