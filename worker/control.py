@@ -35,6 +35,9 @@ def run_lock(run_id: int, wait: float | None = 30.0) -> Iterator[bool]:
                                                      timeout=get_worker_settings().lock_timeout_s,
                                                      blocking=wait != 0, blocking_timeout=wait or None)
     got = lock.acquire()
+    if not got and wait != 0:
+        raise TimeoutError(f"run {run_id} is locked by another worker for more than {wait:.0f} s; the next "
+                           "reconciliation will try again")
     try:
         yield got
     finally:

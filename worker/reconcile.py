@@ -103,7 +103,7 @@ def _apply(session: Session, run: Run, js: JobState, spec, max_restarts: int) ->
     if js.state == "PENDING":
         set_status(session, run, "pending", status_reason=js.reason or "waiting for resources")
     elif js.state == "RUNNING":
-        silent = silent_for(run)
+        silent = silent_for(run, spec.run_dir)
         if run.status in ("submitted", "pending", "preempted"):
             set_status(session, run, "running", status_reason="")
         elif silent > settings.stale_after_s:

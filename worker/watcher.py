@@ -79,13 +79,23 @@ def last_status(session: Session, run_id: int) -> dict[str, Any] | None:
     return ev.payload if ev else None
 
 
-def silent_for(run: Run, now: dt.datetime | None = None) -> float:
-    """Seconds since the run last wrote an event (or started, if it has written none)."""
+def silent_for(run: Run, run_dir: Path | None = None, now: dt.datetime | None = None) -> float:
+    """Seconds since the run last showed life: an event, or any output of its current job.
+
+    The job's own files count too, so a run requeued after a long wait is not called stale before its new
+    attempt has had time to write its first event.
+    """
     now = now or dt.datetime.now(dt.timezone.utc)
     last = run.last_event_at or run.started_at or run.created_at
     if last.tzinfo is None:  # SQLite hands back naive datetimes
         last = last.replace(tzinfo=dt.timezone.utc)
-    return (now - last).total_seconds()
+    stamp = last.timestamp()
+    for name in ("stdout.log", "stderr.log", "launch.json") if run_dir else ():
+        try:
+            stamp = max(stamp, (run_dir / name).stat().st_mtime)
+        except OSError:
+            pass
+    return now.timestamp() - stamp
 
 
 def _read(path: Path, offset: int, limit: int) -> tuple[list[dict[str, Any]], int]:

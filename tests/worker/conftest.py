@@ -14,6 +14,7 @@ from deploy.local import ROOT, Stack
 
 FAKE_SEARCH = Path(__file__).resolve().parent / "fake_search.py"
 FAKE_COMMAND = json.dumps([sys.executable, str(FAKE_SEARCH)])
+_MODULES = 0
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +23,14 @@ def worker_home(tmp_path_factory, redis_url):
 
     Module-scoped so the variables it sets in this process never outlive the worker tests."""
     home = tmp_path_factory.mktemp("worker-home")
+    # A Redis database of its own: run ids restart with each module's database, so must the event streams; and
+    # a worker started elsewhere in the session (the platform fixture) must not take these tasks.
+    global _MODULES
+    _MODULES += 1
+    redis_url = redis_url.rsplit("/", 1)[0] + f"/{8 + _MODULES % 8}"
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
     env = {
         "NASFORGE_DATA_DIR": str(home),
         "REDIS_URL": redis_url,

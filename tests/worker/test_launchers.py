@@ -193,3 +193,17 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] not in "ZX"
+
+
+def test_jobs_do_not_inherit_the_platform_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://nasforge:hunter2@db/nasforge")
+    monkeypatch.setenv("REDIS_URL", "redis://:hunter2@redis:6379/0")
+    monkeypatch.setenv("POSTGRES_PASSWORD", "hunter2")
+    monkeypatch.setenv("NASFORGE_KEEP_ME", "yes")
+    spec = _spec(tmp_path / "r")
+    dump = [sys.executable, "-c", "import json, os; json.dump(dict(os.environ), open('env.json', 'w'))"]
+    pid = LocalLauncher(dump).submit(spec)
+    wait_for(lambda: LocalLauncher([]).state(pid, spec).state == "COMPLETED", 30, what="the env dump")
+    env = json.loads((spec.run_dir / "env.json").read_text())
+    assert env["NASFORGE_KEEP_ME"] == "yes" and env["NASFORGE_RUN_ID"] == "7"
+    assert "hunter2" not in json.dumps(env)

@@ -90,6 +90,17 @@ def _beside_python(name: str, required: bool = True) -> str | None:
     return found
 
 
+# The job runs the user's experiment; it needs none of the platform's credentials (compute nodes never reach
+# the database or Redis), so they are not handed down to it.
+_SECRET_NAMES = {"DATABASE_URL", "NASFORGE_DATABASE_URL", "REDIS_URL", "NASFORGE_REDIS_URL"}
+_SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|CREDENTIAL|PRIVATE_KEY", re.IGNORECASE)
+
+
+def job_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment a job inherits: the worker's, less the platform's credentials."""
+    return {k: v for k, v in env.items() if k not in _SECRET_NAMES and not _SECRET_WORDS.search(k)}
+
+
 _SAFE_TOKEN = re.compile(r"^[A-Za-z0-9_.:\-/]{1,200}$")
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from worker.launchers._base import JobState, Launcher, RunSpec, parallel_argv, search_argv
+from worker.launchers._base import JobState, Launcher, RunSpec, job_env, parallel_argv, search_argv
 
 _RUNNER = "worker.launchers._runner"
 # Signals that mean "stopped from outside" (a reboot, the OOM killer, an operator): the run is requeued
@@ -29,7 +29,7 @@ class LocalLauncher(Launcher):
         run_dir = spec.run_dir
         (run_dir / "exit.json").unlink(missing_ok=True)
         cmd = [sys.executable, "-m", _RUNNER, str(run_dir), "--", *argv]
-        env = {**os.environ, **spec.extra_env, "NASFORGE_RUN_ID": str(spec.run_id)}
+        env = {**job_env(dict(os.environ)), **spec.extra_env, "NASFORGE_RUN_ID": str(spec.run_id)}
         # The worker's repo root must be importable for the runner, whatever the run directory is.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_repo_root(), env.get("PYTHONPATH", "")]))
         with open(run_dir / "stdout.log", "ab") as out, open(run_dir / "stderr.log", "ab") as err:

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nas_core.config import SlurmConfig
-from worker.launchers._base import JobState, Launcher, RunSpec, check_token, search_argv
+from worker.launchers._base import JobState, Launcher, RunSpec, check_token, job_env, search_argv
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "slurm" / "job.sbatch"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -100,7 +100,8 @@ class SlurmLauncher(Launcher):
         argv = [self.tool("sbatch"), "--parsable", f"--job-name={spec.job_name}", f"--chdir={spec.run_dir}",
                 f"--output={spec.run_dir / 'stdout.log'}", f"--error={spec.run_dir / 'stderr.log'}",
                 "--open-mode=append", "--requeue", str(script)]
-        out = self._run(argv)
+        # sbatch hands its environment to the job (--export=ALL): without the platform's credentials.
+        out = self._run(argv, env=job_env(self.env))
         if out.returncode != 0:
             raise RuntimeError(f"sbatch refused run {spec.run_id}: {out.stderr.strip() or out.stdout.strip()}")
         job_id = out.stdout.strip().split(";")[0]
@@ -156,8 +157,8 @@ class SlurmLauncher(Launcher):
         if out.returncode != 0 and "Invalid job id" not in out.stderr and "already completing" not in out.stderr:
             raise RuntimeError(f"scancel {handle} failed: {out.stderr.strip()}")
 
-    def _run(self, argv: list[str]) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, env=self.env, capture_output=True, text=True, timeout=self.timeout_s)
+    def _run(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, env=env or self.env, capture_output=True, text=True, timeout=self.timeout_s)
 
 
 def _merged(defaults: SlurmConfig, asked: SlurmConfig) -> SlurmConfig:
