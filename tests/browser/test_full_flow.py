@@ -77,14 +77,18 @@ def test_form_launches_a_tiny_search_and_the_heatmap_moves(page, platform, artif
 
 
 def test_demo_seed_creates_and_launches_once(ui_stack, ui_api):
-    from backend.demo import DEMO_CONFIG, DEMO_NAME, seed_demo
+    import httpx
+
+    from backend.demo import DEMO_SEARCH, seed_demo
 
     first = seed_demo(ui_stack["url"], ui_api.token)
-    assert first["experiment"]["name"] == DEMO_NAME
+    assert first["experiment"]["name"] == "demo: darts-helicopters"
     assert first["run"]["experiment_id"] == first["experiment"]["id"] and first["run"]["method"] == "darts"
+    assert [b["method"] for b in first["baselines"]] == ["random"]
     stored = ui_api("GET", f"/api/experiments/{first['experiment']['id']}")
-    assert stored["config"]["search"]["events_every_steps"] == DEMO_CONFIG["search"]["events_every_steps"]
+    # Alpha after every step: the heatmap moves from the first steps, not only after a whole epoch.
+    assert stored["config"]["search"]["events_every_steps"] == DEMO_SEARCH["events_every_steps"] == 1
     again = seed_demo(ui_stack["url"], ui_api.token)
     assert again["run"] is None and again["experiment"]["id"] == first["experiment"]["id"]
-    with pytest.raises(RuntimeError, match="HTTP 401"):
+    with pytest.raises(httpx.HTTPStatusError, match="401"):
         seed_demo(ui_stack["url"], "nf_1_not-a-token")
