@@ -210,12 +210,14 @@ def _moments(tile: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _write_scene(args) -> dict:
     """Cut one scene's kept tiles into `tmp`; returns the tile records and the statistics they add."""
     spec, scene, classes, tiles, tmp = args
-    mask, _ = _scene_mask(spec, scene, classes)
     if spec.source.kind == "synthetic":
         from nas_core.data.synthetic import _tile
 
-        img = (_tile(spec.seed, scene.index, spec.source.size)[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)
+        img, mask = _tile(spec.seed, scene.index, spec.source.size)  # one draw gives both
+        img = _resize_image((img.transpose(1, 2, 0) * 255).round().astype(np.uint8), spec.scale)
+        mask = _resize_mask(mask.astype(np.uint8), spec.scale)
     else:
+        mask, _ = _scene_mask(spec, scene, classes)
         img = _resize_image(read_image(scene.image), spec.scale)
     if img.shape[:2] != mask.shape:
         raise DataError(f"{scene.image}: image is {img.shape[1]}x{img.shape[0]} but its mask is {mask.shape[1]}x{mask.shape[0]}")

@@ -93,3 +93,13 @@ def test_parallel_workers_give_the_same_dataset(tmp_path):
     a = load_manifest(prepare(_spec(tmp_path / "a"), progress=False))
     b = load_manifest(prepare(_spec(tmp_path / "b", workers=2), progress=False))
     assert [t["sha256"] for t in a["tiles"]] == [t["sha256"] for t in b["tiles"]]
+
+
+def test_scale_resizes_image_and_mask_together(tmp_path):
+    out = prepare(_spec(tmp_path / "ds", n=2, scale=0.5, tile_size=16), progress=False)
+    m = load_manifest(out, verify=True)
+    assert m["counts"]["tiles"] == 2 * 4  # 64 px scenes at half size: 32 px, four 16 px tiles each
+    from nas_core.data import PreparedTiles
+
+    x, y = PreparedTiles(out)[0]
+    assert x.shape == (3, 16, 16) and y.shape == (16, 16)
