@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 
 log = logging.getLogger(__name__)
 _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
+_down_until: dict[int, float] = {}
+_RETRY_AFTER_S = 5.0
 
 
 def run_stream(run_id: int) -> str:
@@ -39,6 +42,9 @@ def publish_batch(client: redis.Redis, run_id: int, experiment_id: int, events: 
     """
     if not events:
         return True
+    key = id(client)
+    if _down_until.get(key, 0) > time.monotonic():
+        return False  # Redis failed a moment ago: do not make every ingest wait for the connect timeout
     prefix = '{"run_id":%d,' % run_id
     fields = {"run_id": run_id, "seqs": ",".join(str(q) for q, _ in events),
               "data": "\n".join(prefix + text[1:] for _, text in events)}
@@ -49,7 +55,9 @@ def publish_batch(client: redis.Redis, run_id: int, experiment_id: int, events: 
         pipe.execute()
         return True
     except redis.RedisError as exc:
-        log.warning("could not publish events of run %s to Redis: %s", run_id, exc)
+        _down_until[key] = time.monotonic() + _RETRY_AFTER_S
+        log.warning("could not publish events of run %s to Redis (retrying in %.0f s; readers fall back to the "
+                    "database): %s", run_id, _RETRY_AFTER_S, exc)
         return False
 
 

@@ -72,7 +72,11 @@ def test_bad_events_name_index_and_field(client, session, tokens):
         crud.ingest_events(session, run.id, [{"seq": 1, "kind": "log", "time": "noon"}], redis=None)
     assert crud.events_since(session, run.id) == []  # a bad batch stores nothing
     r = client.post(f"/api/runs/{run.id}/events", json=[*_events([1]), {"seq": 2, "kind": "gossip"}], headers=tokens.write)
-    assert r.status_code == 422 and "body.1.kind" in r.json()["message"]
+    assert r.status_code == 422 and "events.1.kind" in r.json()["message"]
+    r = client.post(f"/api/runs/{run.id}/events", json={"seq": 1}, headers=tokens.write)
+    assert r.status_code == 422 and "array" in r.json()["detail"]
+    r = client.post(f"/api/runs/{run.id}/events", content=b"[{", headers={**tokens.write, "Content-Type": "application/json"})
+    assert r.status_code == 400
 
 
 def test_api_ingest_with_tokens_and_read_since(client, session, tokens):
@@ -108,3 +112,19 @@ def test_oversized_bodies_and_events_get_413(client, session, tokens, settings):
             yield b" " * 65536
     r = client.post(f"/api/runs/{run.id}/events", content=chunks(), headers={**tokens.write, "Content-Type": "application/json"})
     assert r.status_code == 413
+
+
+def test_ingest_stores_even_when_redis_is_down(client, session, tokens):
+    """The database is the record: with Redis unreachable the batch is stored, and later publishes are skipped
+    for a few seconds instead of each waiting on the connect timeout."""
+    import redis as redis_lib
+
+    from deploy.local import free_port
+
+    run = _run(client, session, tokens.write)
+    dead = redis_lib.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    assert crud.ingest_events(session, run.id, _events([1, 2]), redis=dead) == 2
+    t0 = time.monotonic()
+    assert crud.ingest_events(session, run.id, _events([3]), redis=dead) == 1
+    assert time.monotonic() - t0 < 0.5
+    assert [e.seq for e in crud.events_since(session, run.id)] == [1, 2, 3]
