@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import tempfile
 import time
 from collections import defaultdict
@@ -26,7 +27,7 @@ def run(quick: bool = False, workers: int | str = 16, trials: int | str = 768, m
     if quick:
         workers, trials, median = 4, 16, 0.2
     out = {"workers": workers, "trials": trials, "median_s": median, "sigma": sigma,
-           "expected_trial_s": median * math.exp(sigma ** 2 / 2)}
+           "expected_trial_s": median * math.exp(sigma ** 2 / 2), "load_avg_before": os.getloadavg()[0]}
     with tempfile.TemporaryDirectory(prefix="bench-orchestrator-") as tmp:
         for mode in ("async", "barrier"):
             job = SearchJob(workdir=str(Path(tmp) / mode), method="random", trials=trials, categorical=[8] * 8,
@@ -37,11 +38,13 @@ def run(quick: bool = False, workers: int | str = 16, trials: int | str = 768, m
             timing["wall_s"] = time.monotonic() - t0
             timing.update(_timelines(job.root / "checkpoint.json"))
             out[mode] = timing
+    out["load_avg_after"] = os.getloadavg()[0]  # the machine is shared: say how busy it was
     a, b = out["async"], out["barrier"]
     out["makespan_ratio"] = a["makespan_s"] / b["makespan_s"]
     out["figure"] = (f"{workers} ranks, {trials} log-normal trials: busy {a['busy_fraction']:.1%} async "
                      f"({a['busy_before_drain']:.1%} before the final drain) vs {b['busy_fraction']:.1%} barrier; "
-                     f"makespan {a['makespan_s']:.1f} s = {out['makespan_ratio']:.2f}x barrier ({b['makespan_s']:.1f} s)")
+                     f"makespan {a['makespan_s']:.1f} s = {out['makespan_ratio']:.2f}x barrier ({b['makespan_s']:.1f} s); "
+                     f"load avg {out['load_avg_after']:.0f}")
     return out
 
 
