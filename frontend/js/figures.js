@@ -157,16 +157,20 @@ export function collapseWarnings(state, opts = {}) {
 
 // ---------------------------------------------------------------------------------------------- metrics
 
+// The search's losses and validation IoU per epoch; the retrain stage (its epochs count from 0 again) dashed.
 export function lossCurves(metrics, opts = {}) {
   const rows = metrics.filter((m) => m.epoch != null);
-  const series = [["train_loss", "train loss", "y", "#3366cc"], ["val_loss", "validation loss", "y", "#ff9900"],
-                  ["val_iou", "validation IoU", "y2", "#109618"]];
+  const search = rows.filter((m) => m.stage !== "retrain");
+  const retrain = rows.filter((m) => m.stage === "retrain");
+  const series = [[search, "train_loss", "train loss", "y", "#3366cc"], [search, "val_loss", "validation loss", "y", "#ff9900"],
+                  [search, "val_iou", "validation IoU", "y2", "#109618"], [retrain, "train_loss", "retrain: train loss", "y", "#7e57c2"]];
   const data = [];
-  for (const [key, name, yaxis, color] of series) {
-    const have = rows.filter((m) => typeof m[key] === "number");
+  for (const [src, key, name, yaxis, color] of series) {
+    const have = src.filter((m) => typeof m[key] === "number");
     if (!have.length) continue;
     const { x, y } = downsample(have.map((m) => m.epoch), have.map((m) => m[key]), opts.maxPoints);
-    data.push({ type: "scatter", mode: "lines+markers", name, x, y, yaxis, marker: { size: 4 }, line: { color } });
+    data.push({ type: "scatter", mode: "lines+markers", name, x, y, yaxis, marker: { size: 4 },
+                line: { color, dash: src === retrain ? "dash" : "solid" } });
   }
   return {
     data,

@@ -171,6 +171,11 @@ def test_replayed_events_are_folded_once(figures):
     names = {t["name"]: t for t in out["loss"]["data"]}
     assert names["validation IoU"]["yaxis"] == "y2" and names["validation IoU"]["y"] == [0.3]
     assert names["train loss"]["y"] == [1.0]
+    # The retrain stage's epochs count from 0 again: its own dashed line, not a jump in the search's.
+    retrain = figures("""return fig.lossCurves([{epoch: 0, stage: 'search', train_loss: 1, val_iou: 0.3},
+        {epoch: 1, stage: 'search', train_loss: 0.8, val_iou: 0.4}, {epoch: 0, stage: 'retrain', train_loss: 0.9}]).data
+        .map(t => [t.name, t.x, t.line.dash]);""")
+    assert retrain == [["train loss", [0, 1], "solid"], ["validation IoU", [0, 1], "solid"], ["retrain: train loss", [0], "dash"]]
 
 
 GENOTYPE = {"cells": {

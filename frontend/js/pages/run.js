@@ -102,7 +102,7 @@ export async function render(root, { id }) {
     else if (tab === "training") { if (state.metrics.length) draw(ui.slot(ui.training, "loss"), fig.lossCurves(state.metrics)); }
     else if (tab === "cell") drawCell();
     else if (tab === "evaluation") drawEvaluation().catch((err) => ui.evalNote.replaceChildren(errorBox(err)));
-    else if (tab === "log") ui.log.textContent = state.logs.map((l) => l.message ?? JSON.stringify(l)).join("\n");
+    else if (tab === "log") ui.log.textContent = state.logs.map((l) => l.message ?? l.msg ?? JSON.stringify(l)).join("\n");
   };
   const redraw = throttle(() => { header(); drawTab(false); dirty.clear(); });
   ui.root.dataset.redraws = "0";
