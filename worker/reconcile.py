@@ -29,11 +29,13 @@ def reconcile() -> dict[str, int]:
     queued_grace = dt.timedelta(seconds=max(5.0, 2 * settings.reconcile_interval_s))
     now = utcnow()
     with session_scope() as session:
-        rows = session.exec(select(Run.id, Run.status, Run.created_at).where(col(Run.status).in_(ACTIVE_STATUSES))
-                            .order_by(col(Run.id))).all()
+        rows = session.exec(select(Run.id, Run.status, Run.created_at, Run.launcher)
+                            .where(col(Run.status).in_(ACTIVE_STATUSES)).order_by(col(Run.id))).all()
         cancelled = session.exec(select(Run.id).where(Run.status == "cancelled", col(Run.finished_at) > now - _RECENTLY_CANCELLED)).all()
+    kinds = {run_id: kind for run_id, _, _, kind in rows}
     counts = {"active": len(rows), "launched": 0, "synced": 0, "busy": 0, "errors": 0}
-    for run_id, status, created in rows:
+    snapshot = _slurm_snapshot() if any(kind == "slurm" for kind in kinds.values()) else {}
+    for run_id, status, created, _ in rows:
         try:
             if status == "queued":
                 # The API's launch task may have been lost with a broker restart; launch is idempotent.
@@ -46,7 +48,7 @@ def reconcile() -> dict[str, int]:
                     counts["busy"] += 1
                     continue
                 with session_scope() as session:
-                    sync_run(session, crud.get_run(session, run_id))
+                    sync_run(session, crud.get_run(session, run_id), snapshot)
                 counts["synced"] += 1
         except Exception:
             counts["errors"] += 1
@@ -61,8 +63,10 @@ def reconcile() -> dict[str, int]:
     return counts
 
 
-def sync_run(session: Session, run: Run) -> str:
-    """Read the job's state, store new events, and move the run to the status they imply. Returns the status."""
+def sync_run(session: Session, run: Run, snapshot: dict[str, dict[str, str]] | None = None) -> str:
+    """Read the job's state, store new events, and move the run to the status they imply. Returns the status.
+
+    `snapshot`: the scheduler's listing taken once for a whole sweep (`Launcher.snapshot`)."""
     handle = handle_of(run)
     if run.status == "queued" or handle is None:
         return run.status
@@ -72,7 +76,7 @@ def sync_run(session: Session, run: Run) -> str:
         set_status(session, run, "failed", status_reason=str(exc)[:2000])
         return run.status
     launcher = create_launcher(run.launcher)
-    js = launcher.state(handle, spec)
+    js = launcher.state(handle, spec, known=(snapshot or {}).get(handle) if launcher.kind == "slurm" else None)
     # After the state: a job seen ended has written its whole log, so nothing is left behind unread.
     tail(session, run, spec.run_dir)
     session.refresh(run)
@@ -150,6 +154,14 @@ def _stderr_tail(run_dir: Path, lines: int = 5) -> str:
     except OSError:
         return ""
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def _slurm_snapshot() -> dict[str, dict[str, str]]:
+    try:
+        return create_launcher("slurm").snapshot()
+    except Exception:
+        log.exception("reconcile: squeue listing failed; reading each job on its own")
+        return {}
 
 
 def _aware(t: dt.datetime) -> dt.datetime:

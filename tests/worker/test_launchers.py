@@ -167,6 +167,9 @@ def test_sbatch_submit_find_state_cancel_on_the_dev_cluster(slurm_cluster, tmp_p
     shown = launcher.show(job)
     assert shown["JobName"] == "nasforge-run-7" and shown["WorkDir"] == str(spec.run_dir)
     wait_for(lambda: launcher.state(job, spec).state == "RUNNING", 60, what="job running")
+    listed = launcher.snapshot()[job]  # one squeue call for every nasforge job, as a reconcile sweep takes it
+    assert listed["JobState"] == "RUNNING" and listed["Restarts"] == "0"
+    assert launcher.state(job, spec, known=listed) == launcher.state(job, spec)
     wait_for(lambda: file_seqs(spec.run_dir), 60, what="events from the job")
     launcher.cancel(job, spec)
     state = wait_for(lambda: (s := launcher.state(job, spec)).state not in ("RUNNING", "PENDING") and s, 60, what="end")

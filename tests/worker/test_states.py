@@ -30,7 +30,7 @@ class StubScheduler(Launcher):
     def find(self, spec):
         return None
 
-    def state(self, handle, spec):
+    def state(self, handle, spec, known=None):
         return self.states.pop(0) if len(self.states) > 1 else self.states[0]
 
     def cancel(self, handle, spec):

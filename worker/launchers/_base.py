@@ -53,8 +53,13 @@ class Launcher:
         """The handle of a live job of this run, so a repeated launch adopts it instead of starting another."""
         raise NotImplementedError
 
-    def state(self, handle: str, spec: RunSpec) -> JobState:
+    def state(self, handle: str, spec: RunSpec, known: dict[str, str] | None = None) -> JobState:
+        """The job's state; `known` is this job's row of `snapshot()`, when the caller took one."""
         raise NotImplementedError
+
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        """All jobs at once, for a sweep over many runs; launchers without a cheap listing return {}."""
+        return {}
 
     def cancel(self, handle: str, spec: RunSpec) -> None:
         raise NotImplementedError

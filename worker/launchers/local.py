@@ -45,7 +45,7 @@ class LocalLauncher(Launcher):
             return None
         return str(pid) if _is_our_runner(pid, spec) else None
 
-    def state(self, handle: str, spec: RunSpec) -> JobState:
+    def state(self, handle: str, spec: RunSpec, known: dict[str, str] | None = None) -> JobState:
         pid = int(handle)
         _reap(pid)
         if _is_our_runner(pid, spec):

@@ -116,8 +116,23 @@ class SlurmLauncher(Launcher):
         alive = [line.split("|")[0] for line in out.stdout.split() if line.split("|")[-1] in _ALIVE]
         return max(alive, key=int) if alive else None
 
-    def state(self, handle: str, spec: RunSpec) -> JobState:
-        job = self.show(handle)
+    def snapshot(self) -> dict[str, dict[str, str]]:
+        """Every nasforge job SLURM still knows, from one squeue call: what a reconcile sweep reads instead of
+        one `scontrol show job` per run (a busy controller should not be polled per job)."""
+        fields = "JobID:30|,Name:100|,State:30|,Reason:200|,RestartCnt:10|"
+        out = self._run([self.tool("squeue"), "-h", "--states=all", "-O", fields])
+        if out.returncode != 0:
+            return {}
+        jobs = {}
+        for line in out.stdout.splitlines():
+            parts = [p.strip() for p in line.split("|")]
+            if len(parts) >= 5 and parts[1].startswith("nasforge-run-") and parts[0].isdigit():
+                jobs[parts[0]] = {"JobState": parts[2], "Reason": parts[3], "Restarts": parts[4]}
+        return jobs
+
+    def state(self, handle: str, spec: RunSpec, known: dict[str, str] | None = None) -> JobState:
+        # squeue has no exit code: an ended job is read again, in full, from scontrol.
+        job = known if known and known.get("JobState") in _ALIVE else self.show(handle)
         if job is None:
             # Past MinJobAge the controller forgets a job; the run's own event log then says how it ended.
             return JobState("LOST", reason=f"SLURM has no record of job {handle}")
