@@ -120,7 +120,7 @@ class SlurmLauncher(Launcher):
         """Every nasforge job SLURM still knows, from one squeue call: what a reconcile sweep reads instead of
         one `scontrol show job` per run (a busy controller should not be polled per job)."""
         fields = "JobID:30|,Name:100|,State:30|,Reason:200|,RestartCnt:10|"
-        out = self._run([self.tool("squeue"), "-h", "--states=all", "-O", fields])
+        out = self._run([self.tool("squeue"), "-h", "--me", "--states=all", "-O", fields])
         if out.returncode != 0:
             return {}
         jobs = {}
