@@ -4,18 +4,17 @@ Errors are plain exceptions (NotFound, Conflict, ValueError); the API maps them 
 """
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any, Sequence
 
-from sqlalchemy import case, func, or_, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
-from backend.core import streams
 from backend.core.config import get_settings
+# Errors and the event ingest live in their own modules; they are re-exported so that the worker and the API
+# know one module for reads and writes.
+from backend.errors import Conflict, NotFound, TooLarge, check_json_safe  # noqa: F401
+from backend.ingest import event_dict, events_since, ingest_events, ingest_many, validate_events  # noqa: F401
 from backend.models import (
     ACTIVE_STATUSES,
     RUN_STATUSES,
@@ -26,19 +25,6 @@ from backend.models import (
     utcnow,
 )
 from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
-from nas_core.events import EVENT_KINDS
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(RuntimeError):
-    pass
-
-
-class TooLarge(ValueError):
-    """A payload over the configured limit (413 at the API)."""
 
 
 # Which status may follow which. A status may repeat itself (the worker re-sends, or updates the reason).
@@ -251,145 +237,3 @@ def cancel_run(session: Session, run: Run, reason: str = "cancelled by user") ->
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run.id} is already {run.status}; there is nothing to cancel")
     return set_run_status(session, run.id, "cancelled", status_reason=reason)
-
-
-# ---------------------------------------------------------------------------------------------- events
-
-_DEFAULT = object()
-
-
-_KINDS = frozenset(EVENT_KINDS)
-_STD = ("seq", "kind", "time", "payload")
-
-
-def _check_event(i: int, ev: Any) -> dict[str, Any]:
-    # Hand-written rather than EventIn.model_validate: this is the hot path of ingest (see bench/event_ingest.py).
-    if not isinstance(ev, dict):
-        raise ValueError(f"events.{i}: an event is a JSON object")
-    seq, kind, t, payload = ev.get("seq"), ev.get("kind"), ev.get("time"), ev.get("payload", {})
-    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq <= 2**31 - 1:
-        raise ValueError(f"events.{i}.seq: an integer from 1 to 2^31-1 is required")
-    if kind not in _KINDS:
-        raise ValueError(f"events.{i}.kind: {kind!r} is not one of {', '.join(EVENT_KINDS)}")
-    if t is None:
-        t = utcnow().timestamp()
-    elif not isinstance(t, (int, float)) or isinstance(t, bool) or not 0 <= t <= 1e11:
-        raise ValueError(f"events.{i}.time: seconds since the epoch (a finite number) are required")
-    if payload is None:
-        payload = {}
-    if not isinstance(payload, dict):
-        raise ValueError(f"events.{i}.payload: a JSON object is required")
-    return {**ev, "seq": seq, "kind": kind, "time": float(t), "payload": payload}
-
-
-def _validate(events: list[dict[str, Any]], limit: int) -> tuple[list[dict[str, Any]], list[str]]:
-    out, encoded = [], []
-    for i, ev in enumerate(events):
-        d = _check_event(i, ev)
-        try:
-            text = json.dumps(d, separators=(",", ":"), allow_nan=False)
-        except (ValueError, TypeError):
-            check_json_safe(d, f"events.{i}")  # names the offending field
-            raise ValueError(f"events.{i}: not representable as JSON") from None
-        if "\\u0000" in text:
-            check_json_safe(d, f"events.{i}")
-        if len(text) > limit:
-            raise TooLarge(f"events.{i}: {len(text)} bytes of JSON; one event may hold at most {limit}")
-        out.append(d)
-        encoded.append(text)
-    return out, encoded
-
-
-def validate_events(events: list[dict[str, Any]], max_event_bytes: int | None = None) -> list[dict[str, Any]]:
-    """Check a batch against the event format; the error names the index and field (`events.3.kind`)."""
-    return _validate(events, max_event_bytes or get_settings().max_event_bytes)[0]
-
-
-def _progress_of(payload: dict[str, Any]) -> float | None:
-    # `fraction` is what the search writes (nas_core/search/reporting.py); `progress` and epoch/epochs are fallbacks.
-    value = payload.get("fraction", payload.get("progress"))
-    if value is None and payload.get("epochs"):
-        value = payload.get("epoch", 0) / payload["epochs"] if isinstance(payload.get("epoch"), (int, float)) else None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return min(1.0, max(0.0, float(value)))
-    return None
-
-
-def ingest_events(session: Session, run_id: int, events: list[dict[str, Any]], *, redis: Any = _DEFAULT,
-                  max_event_bytes: int | None = None) -> int:
-    """Store a batch of events of run `run_id`; a seq already stored is ignored. Returns how many were new.
-
-    Commits, then publishes each new event to the run's and the experiment's Redis stream (pass redis=None to skip).
-    """
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"run {run_id} not found")
-    batch, encoded = _validate(events, max_event_bytes or get_settings().max_event_bytes)
-    if not batch:
-        return 0
-    text_of = {}
-    for ev, text in zip(batch, encoded):
-        text_of.setdefault(ev["seq"], text)  # a seq repeated inside one batch counts once, the first one wins
-    rows = [{"run_id": run_id, "seq": ev["seq"], "kind": ev["kind"], "time": ev["time"], "payload": ev["payload"],
-             "extra": {k: v for k, v in ev.items() if k not in _STD} or None} for ev in batch]
-    dialect = session.get_bind().dialect.name
-    insert = {"sqlite": sqlite.insert, "postgresql": postgresql.insert}.get(dialect)
-    if insert is None:
-        raise RuntimeError(f"ingest_events supports SQLite and PostgreSQL, not {dialect}")
-    # Core statements, not the ORM unit of work: this runs once per watcher poll per run (bench/sse_latency.py).
-    stmt = insert(Event.__table__).on_conflict_do_nothing(index_elements=["run_id", "seq"]).returning(Event.__table__.c.seq)
-    stored = set(session.execute(stmt, rows).scalars().all())
-    if stored:
-        first = {}
-        for ev in batch:
-            first.setdefault(ev["seq"], ev)
-        new = sorted((first[q] for q in stored), key=lambda ev: ev["seq"])
-        progress = None
-        for ev in new:
-            p = _progress_of(ev["payload"]) if ev["kind"] in ("progress", "metric") else None
-            progress = p if p is not None else progress
-        top = new[-1]["seq"]
-        values: dict[str, Any] = {"last_event_at": utcnow(), "last_seq": case((col(Run.last_seq) < top, top), else_=col(Run.last_seq))}
-        if progress is not None:
-            values["progress"] = progress
-        session.execute(update(Run).where(col(Run.id) == run_id).values(**values).execution_options(synchronize_session=False))
-        # Keep the session's copy current without another SELECT (other writers only ever raise last_seq).
-        for key, value in (("last_event_at", values["last_event_at"]), ("last_seq", max(run.last_seq, top)), ("progress", progress)):
-            if value is not None:
-                set_committed_value(run, key, value)
-    session.commit()
-    if stored:
-        client = streams.get_redis(get_settings().redis_url) if redis is _DEFAULT else redis
-        if client is not None:
-            streams.publish_batch(client, run_id, run.experiment_id, [(ev["seq"], text_of[ev["seq"]]) for ev in new],
-                                  maxlen=get_settings().stream_maxlen)
-    return len(stored)
-
-
-def events_since(session: Session, run_id: int, since: int = 0, limit: int = 1000, kind: str | None = None) -> Sequence[Event]:
-    q = select(Event).where(Event.run_id == run_id, Event.seq > since)
-    if kind:
-        q = q.where(Event.kind == kind)
-    return session.exec(q.order_by(col(Event.seq)).limit(limit)).all()
-
-
-def event_dict(ev: Event) -> dict[str, Any]:
-    """The event as the run's log line holds it, plus run_id."""
-    return {"run_id": ev.run_id, "seq": ev.seq, "kind": ev.kind, "time": ev.time, "payload": ev.payload, **(ev.extra or {})}
-
-
-def check_json_safe(obj: Any, where: str) -> None:
-    """Refuse what JSON columns or PostgreSQL cannot hold (NaN, infinities, NUL characters), naming the path."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        raise ValueError(f"{where}: must be a finite number")
-    if isinstance(obj, str) and "\x00" in obj:
-        raise ValueError(f"{where}: must not contain NUL characters")
-    if isinstance(obj, int) and not isinstance(obj, bool) and abs(obj) >= 2**63:
-        raise ValueError(f"{where}: integer out of range")
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            check_json_safe(k, f"{where}.{k!s}")
-            check_json_safe(v, f"{where}.{k!s}")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            check_json_safe(v, f"{where}.{i}")

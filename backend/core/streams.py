@@ -33,31 +33,33 @@ def get_redis(url: str) -> redis.Redis:
         return _clients[url]
 
 
-def publish_batch(client: redis.Redis, run_id: int, experiment_id: int, events: list[tuple[int, str]],
-                  maxlen: int = 10000) -> bool:
-    """One entry per stored batch on the run's and the experiment's stream; False (and a log line) if Redis is down.
+def publish_batches(client: redis.Redis, batches: list[tuple[int, int, list[tuple[int, str]]]], maxlen: int = 10000) -> bool:
+    """For each (run_id, experiment_id, [(seq, event JSON), ...]): one entry on the run's and on the experiment's
+    stream, all in one round trip. False (and a log line) when Redis is down.
 
     Entry fields: `run_id`, `seqs` (comma-separated) and `data` (the events' JSON, one per line, each with
     run_id added): a reader forwards lines as they are, without parsing them.
     """
-    if not events:
+    batches = [b for b in batches if b[2]]
+    if not batches:
         return True
     key = id(client)
     if _down_until.get(key, 0) > time.monotonic():
         return False  # Redis failed a moment ago: do not make every ingest wait for the connect timeout
-    prefix = '{"run_id":%d,' % run_id
-    fields = {"run_id": run_id, "seqs": ",".join(str(q) for q, _ in events),
-              "data": "\n".join(prefix + text[1:] for _, text in events)}
     try:
         pipe = client.pipeline(transaction=False)
-        pipe.xadd(run_stream(run_id), fields, maxlen=maxlen, approximate=True)
-        pipe.xadd(experiment_stream(experiment_id), fields, maxlen=maxlen, approximate=True)
+        for run_id, experiment_id, events in batches:
+            prefix = '{"run_id":%d,' % run_id
+            fields = {"run_id": run_id, "seqs": ",".join(str(q) for q, _ in events),
+                      "data": "\n".join(prefix + text[1:] for _, text in events)}
+            pipe.xadd(run_stream(run_id), fields, maxlen=maxlen, approximate=True)
+            pipe.xadd(experiment_stream(experiment_id), fields, maxlen=maxlen, approximate=True)
         pipe.execute()
         return True
     except redis.RedisError as exc:
         _down_until[key] = time.monotonic() + _RETRY_AFTER_S
-        log.warning("could not publish events of run %s to Redis (retrying in %.0f s; readers fall back to the "
-                    "database): %s", run_id, _RETRY_AFTER_S, exc)
+        log.warning("could not publish events to Redis (retrying in %.0f s; readers fall back to the database): %s",
+                    _RETRY_AFTER_S, exc)
         return False
 
 
