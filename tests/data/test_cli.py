@@ -30,3 +30,15 @@ def test_bad_spec_is_exit_code_2_with_the_field(tmp_path):
     r = CliRunner().invoke(app, ["data", "prepare", str(spec)])
     assert r.exit_code == 2
     assert "source.masks is required" in r.output and "spec.yaml" in r.output
+
+
+def test_example_specs_are_valid():
+    from pathlib import Path
+
+    from nas_core.data import load_spec
+
+    examples = sorted((Path(__file__).resolve().parents[2] / "examples" / "data").glob("*.yaml"))
+    assert len(examples) >= 3
+    for f in examples:
+        spec = load_spec(f)
+        assert Path(spec.output).is_absolute()
