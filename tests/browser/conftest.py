@@ -70,7 +70,11 @@ def ui_stack(services_dir, redis_url):
     env = {"REDIS_URL": redis_url.rsplit("/", 1)[0] + "/1", "NASFORGE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
            "NASFORGE_SSE_BLOCK_MS": "200"}
     with Stack(data_dir) as stack:
-        stack.api(env, port)
+        try:
+            stack.api(env, port)
+        except RuntimeError as exc:
+            log = data_dir / "logs" / "api.log"
+            raise RuntimeError(f"{exc}; the end of {log}:\n{log.read_text()[-3000:] if log.exists() else '(none)'}") from None
         yield {"url": f"http://127.0.0.1:{port}", "env": env, "data_dir": data_dir}
 
 

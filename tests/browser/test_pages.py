@@ -276,3 +276,19 @@ def test_searched_cell_against_its_random_baselines(page, ui_api, ui_stack, arti
     own = page.evaluate("document.getElementById('eval-strip').data[0].y")
     assert sorted(own) == sorted(ious[baselines[0]])
     assert page.console_errors == []
+
+
+def test_pasting_a_token_signs_in(page, ui_api, ui_stack):
+    page.goto(ui_stack["url"] + "/")
+    page.wait_for_selector(".error")
+    assert "token" in page.locator(".error").inner_text()  # the API's 401, said in words
+    assert page.locator("#whoami").inner_text() == "not signed in"
+    page.fill("#token-input", ui_api.token)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_function("() => document.getElementById('whoami').textContent.includes('admin')")
+    page.wait_for_selector("h1:has-text('Experiments')")
+    assert page.locator(".error").count() == 0
+    assert page.evaluate("localStorage.getItem('nasforge.token')") == ui_api.token
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_function("() => document.getElementById('whoami').textContent === 'not signed in'")
+    assert page.evaluate("localStorage.getItem('nasforge.token')") is None
