@@ -38,8 +38,17 @@ function setPath(obj, path, value) {
   o[keys[keys.length - 1]] = value;
 }
 
-function title(key, s) {
-  return (s && s.title) || key.replace(/_/g, " ");
+// Where the schema's generated title says less than the question the user is answering.
+const LABELS = {
+  "baseline.random": "add a random-search baseline at equal budget",
+  "baseline.seeds": "baseline seeds",
+  "launcher.kind": "launcher",
+  "data.source": "dataset",
+  "data.path": "prepared dataset directory",
+};
+
+function title(key, s, path) {
+  return LABELS[path] || (s && s.title) || key.replace(/_/g, " ");
 }
 
 export class SchemaForm {
@@ -151,7 +160,7 @@ export class SchemaForm {
         try { this.set(path, JSON.parse(t)); error.textContent = ""; } catch { error.textContent = "not valid JSON yet"; }
       });
     }
-    const label = el("label", { for: id }, title(key, s));
+    const label = el("label", { for: id }, title(key, s, path));
     if (s.type === "boolean") wrap.append(el("div", { class: "check" }, input, label));
     else wrap.append(label, input);
     if (help) wrap.append(help);

@@ -82,6 +82,13 @@ def test_experiments_list_filters_and_pages(page, ui_api, ui_stack, artifacts_di
     page.wait_for_selector("dl.facts")
     assert "darts" in page.locator("dl.facts").inner_text()
     page.wait_for_selector("tr[data-run]")
+    # "Edit as new" opens the form on this experiment's config.
+    page.get_by_role("link", name="Edit as new").click()
+    page.wait_for_selector("#experiment-form input[name='name']")
+    assert page.input_value("input[name='name']") == "listing-07 (copy)"
+    assert page.input_value("input[name='data.tile_size']") == "32"
+    page.go_back()
+    page.wait_for_selector("tr[data-run]")
     assert page.locator("tr[data-run]").count() == 50
     assert "1–50 of 60" in page.locator(".pager").inner_text()
     shot(page, artifacts_dir, "experiment-runs")

@@ -40,7 +40,7 @@ export async function render(root, { id, params }) {
       el("dt", {}, "launcher"), el("dd", {}, c.launcher.kind === "slurm"
         ? `SLURM ${c.launcher.slurm.partition || "(default partition)"}, ${c.launcher.slurm.nodes} node(s)` : `local, ${c.launcher.processes} process(es)`),
       el("dt", {}, "baseline"), el("dd", {}, c.baseline.random ? `random search × ${c.baseline.seeds} seeds` : "none")),
-    el("div", { class: "toolbar" }, launch, cloneBtn), msg);
+    el("div", { class: "toolbar" }, launch, el("a", { class: "button", href: `#/new?clone=${id}` }, "Edit as new"), cloneBtn), msg);
 
   const runsBox = el("div", {});
   root.append(el("h2", {}, "Runs"), runsBox);

@@ -8,7 +8,8 @@ export async function render(root, { params }) {
   try {
     schema = await api("/api/schema/experiment");
     const from = Number(params.get("clone")) || null;
-    initial = from ? (await api(`/api/experiments/${from}`)).config : { ...schema.default, name: "" };
+    initial = from ? { ...(await api(`/api/experiments/${from}`)).config } : { ...schema.default, name: "" };
+    if (from) initial.name = `${initial.name} (copy)`;
   } catch (err) {
     root.append(errorBox(err));
     return;
