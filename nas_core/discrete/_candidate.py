@@ -7,7 +7,11 @@ from typing import Any
 
 def train_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int, params: dict[str, Any]) -> dict[str, Any]:
     """`params["experiment"]` is the experiment (its space, data and retrain lr); `budget` is
-    {"epochs": n} and optionally {"minutes": m} or {"max_steps": s}, whichever ends first."""
+    {"epochs": n} and optionally {"minutes": m} or {"max_steps": s}, whichever ends first.
+    Zero-cost proxies (`params["proxies"]`: names, default all) are scored on the first training batch
+    before any training, so a search can report how well each one predicted the trained IoU."""
+    import math
+
     import torch
 
     from nas_core.config import parse_experiment
@@ -22,6 +26,7 @@ def train_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int,
     model = build_network(Genotype.from_dict(genotype), exp.space, auxiliary=False)
     # The data split is the experiment's (its seed), not the trial's: every candidate sees the same scenes.
     datasets = build_datasets(exp.data, exp.seed)
+    proxies = _proxies(model, datasets, exp, params.get("proxies"))
     minutes = budget.get("minutes")
     result = train_and_evaluate(
         model, datasets, int(budget.get("epochs", 1)), exp.retrain.lr, batch_size=exp.data.batch_size, seed=seed,
@@ -29,4 +34,17 @@ def train_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int,
         workers=exp.data.workers, num_classes=exp.space.num_classes, iou_thresholds=exp.retrain.iou_thresholds,
     )
     return {"iou": result["miou"], "params_count": count_parameters(model), "train_seconds": result["train_seconds"],
-            "stopped_by": result["stopped_by"]}
+            "stopped_by": result["stopped_by"], "proxies": {k: v if math.isfinite(v) else None for k, v in proxies.items()}}
+
+
+def _proxies(model: Any, datasets: dict, exp: Any, names: list[str] | None) -> dict[str, float]:
+    if names == []:
+        return {}
+    import torch
+
+    from nas_core.proxies import score_proxies
+
+    train = datasets["train_w"]
+    n = min(len(train), max(exp.data.batch_size, 2))  # NASWOT and jacob_cov need at least two inputs
+    images, masks = zip(*(train[i] for i in range(n)))
+    return score_proxies(model, torch.stack(images), torch.stack(masks).long(), names)

@@ -147,8 +147,13 @@ class Scheduler:
         best = max(ok, key=lambda r: r["iou"], default=None)
         st = self.stats
         makespan = (st["last_report"] - st["first_dispatch"]) if st["first_dispatch"] is not None and st["last_report"] else 0.0
-        return {"trials": len(finished), "failed": len(finished) - len(ok),
+        out = {"trials": len(finished), "failed": len(finished) - len(ok),
                 "best_iou": best["iou"] if best else None, "best_genotype": best["genotype"] if best else None,
                 "best_trial": best["trial"] if best else None,
                 "timing": {"makespan_s": makespan, "busy_s": st["busy_s"], "workers": len(self.workers),
                            "busy_fraction": st["busy_s"] / (len(self.workers) * makespan) if makespan > 0 else None}}
+        if any(r.get("proxies") for r in ok):
+            from nas_core.proxies.correlation import correlations  # scipy only, no torch
+
+            out["proxy_correlations"] = correlations(ok)
+        return out

@@ -165,7 +165,8 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
     drawn from the trial seed), `state_dir` (a start marker per execution; faults fire once per trial there),
     and fault lists of trial numbers that fire on attempt 0: `raise_on`, `kill_on` (SIGKILL to itself),
     `hang_on` (sleeps past any limit), `kill_worker_on` (SIGKILL to the parent, the worker rank),
-    `stop_worker_on` (SIGSTOP to the parent: a hung worker rank).
+    `stop_worker_on` (SIGSTOP to the parent: a hung worker rank). `proxies: true` adds two stand-in proxy
+    scores of known rank correlation with the score.
     """
     trial, attempt = int(params.get("trial", -1)), int(params.get("attempt", 0))
     state = Path(params["state_dir"]) if params.get("state_dir") else None
@@ -203,7 +204,10 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
     leaves = list(_leaves(genotype))
     salt = str(params.get("salt", ""))
     score = sum(_unit_hash(f"{salt}|{path}|{value}") for path, value in leaves) / max(len(leaves), 1)
-    return {"iou": score, "params_count": 1000 * len(leaves), "proxies": {}}
+    proxies = {}
+    if params.get("proxies"):  # stand-ins with known rank correlation to the score: -1 and +1
+        proxies = {"inverse": -score, "monotone": score ** 3}
+    return {"iou": score, "params_count": 1000 * len(leaves), "proxies": proxies}
 
 
 def _leaves(obj: Any, path: str = "") -> Any:

@@ -5,25 +5,34 @@ Every proxy works on a deep copy, so the network given (its weights, BN statisti
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import importlib
+from typing import Any
 
-from nas_core.proxies.gradient import grad_norm, snip
-from nas_core.proxies.jacob_cov import jacob_cov
-from nas_core.proxies.naswot import naswot
-from nas_core.proxies.synflow import synflow
+_EXPORTS = {"synflow": "synflow", "naswot": "naswot", "grad_norm": "gradient", "snip": "gradient",
+            "jacob_cov": "jacob_cov", "correlations": "correlation"}
+NAMES = ("synflow", "naswot", "grad_norm", "snip", "jacob_cov")
 
-PROXIES: dict[str, Callable[..., float]] = {
-    "synflow": synflow, "naswot": naswot, "grad_norm": grad_norm, "snip": snip, "jacob_cov": jacob_cov,
-}
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that the correlation report (scipy only) does not load torch in the orchestrator.
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(f"nas_core.proxies.{_EXPORTS[name]}"), name)
+        globals()[name] = value
+        return value
+    if name == "PROXIES":
+        value = {n: __getattr__(n) for n in NAMES}
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'nas_core.proxies' has no attribute {name!r}")
 
 
 def score_proxies(model: Any, inputs: Any, targets: Any, names: list[str] | None = None) -> dict[str, float]:
     """{proxy name: score} for `model` on one batch (`targets` are class indices, per pixel or per image)."""
-    names = list(PROXIES) if names is None else names
-    unknown = [n for n in names if n not in PROXIES]
+    names = list(NAMES) if names is None else names
+    unknown = [n for n in names if n not in NAMES]
     if unknown:
-        raise ValueError(f"proxies: unknown proxy {unknown[0]!r}; use any of {', '.join(PROXIES)}")
-    return {n: float(PROXIES[n](model, inputs, targets)) for n in names}
+        raise ValueError(f"proxies: unknown proxy {unknown[0]!r}; use any of {', '.join(NAMES)}")
+    return {n: float(__getattr__(n)(model, inputs, targets)) for n in names}
 
 
-__all__ = ["PROXIES", "score_proxies", "synflow", "naswot", "grad_norm", "snip", "jacob_cov"]
+__all__ = ["NAMES", "PROXIES", "score_proxies", "correlations", *NAMES]

@@ -121,3 +121,15 @@ def test_dispatch_path_never_imports_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert len(finished_trials(job.root)) == 3
+
+
+def test_search_reports_rank_correlation_of_each_proxy_with_trained_iou(tmp_path):
+    job = _job(tmp_path, method="random", trials=8, objective_params={"proxies": True})
+    summary = run_search(job, workers=0)
+    corr = summary["proxy_correlations"]
+    assert corr["inverse"]["spearman"] == pytest.approx(-1) and corr["inverse"]["kendall"] == pytest.approx(-1)
+    assert corr["monotone"]["spearman"] == pytest.approx(1) and corr["monotone"]["n"] == 8
+    from nas_core.events import read_events
+
+    done = [e for _, e in read_events(job.root / "events.jsonl") if e["kind"] == "status"][-1]["payload"]
+    assert done["state"] == "done" and done["proxy_correlations"] == corr
