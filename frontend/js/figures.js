@@ -295,11 +295,12 @@ export function prCurves(evaluation) {
 
 // Searched cells' IoU against the random candidates' (a strip over a box): is the search better than chance?
 export function searchedVsRandom(searched, candidates, opts = {}) {
+  const group = opts.group || "random";
   const ious = candidates.filter((c) => c.status !== "error" && typeof c.iou === "number").map((c) => c.iou);
   const data = [{
-    type: "box", name: "random candidates", y: ious, x: ious.map(() => "random"), boxpoints: "all", jitter: 0.5,
+    type: "box", name: `${group} candidates`, y: ious, x: ious.map(() => group), boxpoints: "all", jitter: 0.5,
     pointpos: 0, marker: { color: "#757575", size: 6, opacity: 0.7 }, line: { color: "#9e9e9e" }, fillcolor: "rgba(0,0,0,0.03)",
-    hovertemplate: "IoU %{y:.3f}<extra>random</extra>",
+    hovertemplate: `IoU %{y:.3f}<extra>${group}</extra>`,
   }];
   searched.forEach((s, i) => data.push({
     type: "scatter", mode: "markers", name: s.label, x: ["searched"], y: [s.iou],
@@ -308,9 +309,9 @@ export function searchedVsRandom(searched, candidates, opts = {}) {
   }));
   return {
     data,
-    layout: baseLayout(opts.title || "searched cell vs random candidates (IoU)", {
+    layout: baseLayout(opts.title || (searched.length ? `searched cell vs ${group} candidates (IoU)` : `${group} candidates (IoU)`), {
       yaxis: { title: { text: opts.metric || "IoU" }, range: [0, 1] }, xaxis: { type: "category", categoryorder: "array",
-      categoryarray: ["random", "searched"] }, showlegend: true, legend: { orientation: "h", y: -0.2 },
+      categoryarray: [group, "searched"] }, showlegend: true, legend: { orientation: "h", y: -0.2 },
       margin: { l: 60, r: 20, t: 40, b: 80 },
     }),
   };

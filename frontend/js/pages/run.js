@@ -21,7 +21,7 @@ export async function render(root, { id }) {
   const ui = layout(root, run);
   // A discrete search (random, evolution, REINFORCE) has no alpha: it opens on its candidates.
   const discrete = ["random", "evolution", "reinforce"].includes(run.method);
-  let tab = "alpha", live = true, frame = -1, playing = null, baselineCandidates = null;
+  let tab = "alpha", live = true, frame = -1, playing = null, baselineCandidates = null, baselinesAt = -Infinity;
 
   const header = () => {
     ui.status.replaceChildren(badge(run.status), run.status_reason ? el("span", { class: "reason" }, ` ${run.status_reason}`) : "",
@@ -70,17 +70,18 @@ export async function render(root, { id }) {
     const parts = [];
     const pr = prEvaluation(state);
     if (fig.prTable(pr).length) parts.push(["pr", fig.prCurves(pr)]);
-    if (run.baselines && run.baselines.length && baselineCandidates === null) {
-      baselineCandidates = [];
+    // The baselines are runs of their own, still training while this page is open: re-read them now and then.
+    if (run.baselines && run.baselines.length && performance.now() - baselinesAt > 10000) {
+      baselinesAt = performance.now();
       const lists = await Promise.all(run.baselines.map((b) => allEvents(b, { kind: "candidate" }).catch(() => [])));
       baselineCandidates = lists.map((evs, i) => ({ run: run.baselines[i],
         candidates: evs.map((e) => e.payload).filter((p) => p.final !== false) }));
     }
-    const random = run.method === "random" ? state.candidates : (baselineCandidates || []).flatMap((b) => b.candidates);
+    const random = discrete ? state.candidates : (baselineCandidates || []).flatMap((b) => b.candidates);
     const found = searchedIou(state);
-    const searched = run.kind === "search" && !["random", "evolution", "reinforce"].includes(run.method) && found
+    const searched = run.kind === "search" && !discrete && found
       ? [{ label: `run ${run.id} (${run.method}): ${found.source}`, iou: found.iou }] : [];
-    if (random.length || searched.length) parts.push(["strip", fig.searchedVsRandom(searched, random)]);
+    if (random.length || searched.length) parts.push(["strip", fig.searchedVsRandom(searched, random, { group: discrete ? run.method : "random" })]);
     const series = [];
     if (state.candidates.length) series.push({ name: `run ${run.id} (${run.method})`, candidates: state.candidates });
     for (const b of baselineCandidates || []) if (b.candidates.length) series.push({ name: `random, run ${b.run}`, candidates: b.candidates });
@@ -155,7 +156,10 @@ export async function render(root, { id }) {
   const refresh = async () => {
     try { run = await api(`/api/runs/${id}`); header(); } catch { /* the next tick retries */ }
   };
-  const poll = setInterval(() => { if (!TERMINAL.has(run.status)) refresh(); }, 3000);
+  const poll = setInterval(() => {
+    if (!TERMINAL.has(run.status)) refresh();
+    if (tab === "evaluation" && run.baselines && run.baselines.length) drawEvaluation().catch(() => {});
+  }, 3000);
   header();
   follower.start();
   return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); };
