@@ -9,9 +9,10 @@ import json
 import math
 from typing import Any, Sequence
 
-from sqlalchemy import case, update
+from sqlalchemy import Float, bindparam, case, func, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, col, select
 
 from backend.core import streams
@@ -21,6 +22,14 @@ from backend.models import Event, Run, utcnow
 from nas_core.events import EVENT_KINDS
 
 _DEFAULT = object()
+_RUNS = Run.__table__
+# last_seq only ever rises (two watchers on one run cannot move it back); progress stays when a poll has none.
+_RUN_UPDATE = (
+    update(_RUNS).where(_RUNS.c.id == bindparam("b_id")).values(
+        last_event_at=bindparam("b_at", type_=_RUNS.c.last_event_at.type),
+        last_seq=case((_RUNS.c.last_seq < bindparam("b_top"), bindparam("b_top")), else_=_RUNS.c.last_seq),
+        progress=func.coalesce(bindparam("b_progress", type_=Float()), _RUNS.c.progress))
+)
 _KINDS = frozenset(EVENT_KINDS)
 _STD = ("seq", "kind", "time", "payload")
 
@@ -94,13 +103,14 @@ def ingest_many(session: Session, batches: dict[int, list[dict[str, Any]]], *, r
     Nothing is stored when any batch is invalid (the error names the run when there are several).
     """
     limit = max_event_bytes or get_settings().max_event_bytes
-    runs: dict[int, Run] = {}
+    # Three columns in one query, not each Run row with its JSON (this runs on every poll).
+    found = session.execute(select(_RUNS.c.id, _RUNS.c.experiment_id, _RUNS.c.last_seq)
+                            .where(_RUNS.c.id.in_(list(batches)))).all()
+    runs = {r.id: r for r in found}
     checked: dict[int, tuple[list[dict[str, Any]], list[str]]] = {}
     for run_id, events in batches.items():
-        run = session.get(Run, run_id)
-        if run is None:
+        if run_id not in runs:
             raise NotFound(f"run {run_id} not found")
-        runs[run_id] = run
         try:
             checked[run_id] = _validate(events, limit)
         except ValueError as exc:
@@ -121,6 +131,7 @@ def ingest_many(session: Session, batches: dict[int, list[dict[str, Any]]], *, r
         for run_id, seq in session.execute(stmt, rows).all():
             stored[run_id].add(seq)
     publish: list[tuple[int, int, list[tuple[int, str]]]] = []
+    updates: list[dict[str, Any]] = []
     now = utcnow()
     for run_id, seqs in stored.items():
         if not seqs:
@@ -135,16 +146,16 @@ def ingest_many(session: Session, batches: dict[int, list[dict[str, Any]]], *, r
             p = _progress_of(ev["payload"]) if ev["kind"] in ("progress", "metric") else None
             progress = p if p is not None else progress
         top = new[-1][0]["seq"]
-        values: dict[str, Any] = {"last_event_at": now, "last_seq": case((col(Run.last_seq) < top, top), else_=col(Run.last_seq))}
-        if progress is not None:
-            values["progress"] = progress
-        session.execute(update(Run).where(col(Run.id) == run_id).values(**values).execution_options(synchronize_session=False))
+        updates.append({"b_id": run_id, "b_at": now, "b_top": top, "b_progress": progress})
         run = runs[run_id]
-        # Keep the session's copy current without another SELECT (other writers only ever raise last_seq).
-        for key, value in (("last_event_at", now), ("last_seq", max(run.last_seq, top)), ("progress", progress)):
-            if value is not None:
-                set_committed_value(run, key, value)
+        held = session.identity_map.get(identity_key(Run, run_id))
+        if held is not None:  # keep a caller's Run object current without another SELECT
+            for key, value in (("last_event_at", now), ("last_seq", max(run.last_seq, top)), ("progress", progress)):
+                if value is not None:
+                    set_committed_value(held, key, value)
         publish.append((run_id, run.experiment_id, [(ev["seq"], text) for ev, text in new]))
+    if updates:
+        session.execute(_RUN_UPDATE, updates)  # one executemany for all runs
     session.commit()
     if publish:
         client = streams.get_redis(get_settings().redis_url) if redis is _DEFAULT else redis

@@ -128,3 +128,17 @@ def test_ingest_stores_even_when_redis_is_down(client, session, tokens):
     assert crud.ingest_events(session, run.id, _events([3]), redis=dead) == 1
     assert time.monotonic() - t0 < 0.5
     assert [e.seq for e in crud.events_since(session, run.id)] == [1, 2, 3]
+
+
+def test_ingest_many_is_one_transaction_over_runs(client, session, settings, tokens, redis_client):
+    a, b = _run(client, session, tokens.write), _run(client, session, tokens.write)
+    r = get_redis(settings.redis_url)
+    with pytest.raises(ValueError, match=rf"run {b.id}: events\.0\.kind"):
+        crud.ingest_many(session, {a.id: _events([1]), b.id: [{"seq": 1, "kind": "nope"}]}, redis=r)
+    assert crud.events_since(session, a.id) == []  # the good batch was not stored either
+    assert crud.ingest_many(session, {a.id: _events([1, 2]), b.id: _events([1])}, redis=r) == {a.id: 2, b.id: 1}
+    assert crud.ingest_many(session, {a.id: _events([2, 3]), b.id: _events([1])}, redis=r) == {a.id: 1, b.id: 0}
+    assert [q for _, f in redis_client.xrange(run_stream(a.id)) for q, _ in entry_events(f)[1]] == [1, 2, 3]
+    assert [q for _, f in redis_client.xrange(run_stream(b.id)) for q, _ in entry_events(f)[1]] == [1]
+    with pytest.raises(crud.NotFound):
+        crud.ingest_many(session, {a.id: _events([4]), 10**6: _events([1])}, redis=r)
