@@ -112,7 +112,14 @@ export class SchemaForm {
       return this.mapOfObjects(path, key, s, error);
     }
     let input;
-    if (Array.isArray(s.enum)) {
+    if (nullable && (Array.isArray(s.enum) || s.type === "boolean")) {
+      // Optional choice: "(default)" leaves it to the engine (null), which a checkbox or a bare select cannot say.
+      const choices = s.type === "boolean" ? [[true, "on"], [false, "off"]] : s.enum.map((v) => [v, String(v)]);
+      input = el("select", { id, name: path }, el("option", { value: "" }, "(default)"),
+                 ...choices.map(([v, text]) => el("option", { value: JSON.stringify(v) }, text)));
+      input.value = value == null ? "" : JSON.stringify(value);
+      input.addEventListener("change", () => this.set(path, input.value === "" ? null : JSON.parse(input.value)));
+    } else if (Array.isArray(s.enum)) {
       input = el("select", { id, name: path }, ...s.enum.map((v) => el("option", { value: String(v) }, String(v))));
       input.value = String(value ?? s.default ?? s.enum[0]);
       input.addEventListener("change", () => {

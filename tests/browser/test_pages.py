@@ -107,6 +107,9 @@ def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_di
     page.wait_for_selector("#experiment-form [data-path='space.depth'] input")
     # The form is the schema: defaults filled in, one fieldset per cell type of the macro.
     assert page.input_value("input[name='search.epochs']") == "10"
+    # Optional choices offer "(default)", which the engine resolves per method.
+    assert page.input_value("select[name='search.supernet']") == ""
+    assert page.eval_on_selector("select[name='search.edge_norm']", "s => [...s.options].map(o => o.text)") == ["(default)", "on", "off"]
     assert page.locator("fieldset[data-path^='space.cells.']").count() == 3
     page.select_option("select[name='space.macro']", "darts-classifier")
     assert sorted(page.eval_on_selector_all("fieldset[data-path^='space.cells.']", "els => els.map(e => e.dataset.path)")) == \
