@@ -51,7 +51,7 @@ def _ingest(data_dir: str, redis_url: str, run_ids: list[int], rate: float, seco
                 time.sleep(delay)
             elif delay < -0.5 / rate:
                 late += 1
-    out.put({"sent": sent, "late_ticks": late, "ticks": seq})
+    out.put({"sent": sent, "late_ticks": late, "ticks": seq, "cpu_s": time.process_time()})
 
 
 async def _client(host: str, port: int, path: str, token: str, stop_at: float, warm_until: float, lat: list[float],
@@ -104,6 +104,12 @@ async def _follow(base: str, token: str, run_ids: list[int], seconds: float, war
     return lat, counts[0]
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (and its reaped children) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -134,9 +140,13 @@ def run(quick: bool = False, clients: int | str = 50, rate: float | str = 20, se
         for p in procs:
             p.start()
         assert [out.get(timeout=120) for _ in procs] == ["ready"] * writers
+        api_proc = stack.services[-1].proc
+        cpu0, self0 = _cpu_s(api_proc.pid), time.process_time()
         lat, received = asyncio.run(_follow(f"http://127.0.0.1:{port}", token, run_ids, seconds, min(2.0, seconds / 4), go))
+        cpu = {"api_server_cpu_s": round(_cpu_s(api_proc.pid) - cpu0, 1), "clients_cpu_s": round(time.process_time() - self0, 1)}
         parts = [out.get(timeout=60) for _ in procs]
         stats = {k: sum(p[k] for p in parts) for k in ("sent", "late_ticks")} | {"ticks": max(p["ticks"] for p in parts)}
+        cpu["ingest_cpu_s"] = round(sum(p["cpu_s"] for p in parts), 1)
         for p in procs:
             p.join(30)
         dispose_engine(settings.db_url)
@@ -147,7 +157,7 @@ def run(quick: bool = False, clients: int | str = 50, rate: float | str = 20, se
     result = {
         "clients": clients, "rate_per_run": rate, "writers": writers, "seconds": seconds, "events_sent": stats["sent"],
         "events_received": received, "late_ingest_ticks": stats["late_ticks"], "ticks": stats["ticks"],
-        "achieved_rate_per_run": round(stats["sent"] / clients / seconds, 1), "load_avg_1m": round(load, 1),
+        "achieved_rate_per_run": round(stats["sent"] / clients / seconds, 1), "load_avg_1m": round(load, 1), **cpu,
         "latency_ms": {"p50": round(statistics.median(ms), 1), "p95": round(_pct(ms, 0.95), 1),
                        "p99": round(_pct(ms, 0.99), 1), "max": round(max(ms), 1), "samples": len(ms)},
     }
