@@ -31,6 +31,23 @@ def _batched_kind(op: str, stride: int) -> str | None:
     return None
 
 
+def _depthwise(x: torch.Tensor, w: torch.Tensor, stride, padding, dilation, groups: int) -> torch.Tensor:
+    """Depthwise conv; a dilation-2 "same" conv runs undilated on the input's 2x2 phases (space-to-batch, as
+    atrous convolution is often computed): the same numbers, while CPU backends' dilated backward is slow."""
+    k = w.shape[-1]
+    if tuple(dilation) == (2, 2) and tuple(padding) == (k - 1, k - 1) and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0:
+        p = (k - 1) // 2
+        if tuple(stride) == (2, 2):
+            # Output pixel i reads inputs 2i + 2u - (k-1): all of phase (0, 0).
+            return F.conv2d(x[:, :, ::2, ::2], w, None, 1, p, 1, groups)
+        if tuple(stride) == (1, 1):
+            n, c, h, wd = x.shape
+            xs = x.view(n, c, h // 2, 2, wd // 2, 2).permute(0, 3, 5, 1, 2, 4).reshape(n * 4, c, h // 2, wd // 2)
+            y = F.conv2d(xs, w, None, 1, p, 1, groups)
+            return y.view(n, 2, 2, c, h // 2, wd // 2).permute(0, 3, 4, 1, 5, 2).reshape(n, c, h, wd)
+    return F.conv2d(x, w, None, stride, padding, dilation, groups)
+
+
 class _Batched(nn.Module):
     """E copies of one op as one module: per-edge tensors concatenated along the output channels."""
 
@@ -49,12 +66,15 @@ class _Batched(nn.Module):
             conv = first.op[1]
             self.stride, self.padding, self.dilation = conv.stride, conv.padding, conv.dilation
 
-    def forward(self, r: torch.Tensor) -> torch.Tensor:
-        """r: the ReLU'd input (N, C, H, W), shared by every op that starts with a ReLU."""
+    def forward(self, r: torch.Tensor, r_rep: torch.Tensor | None = None) -> torch.Tensor:
+        """r: the ReLU'd input (N, C, H, W), shared by every op that starts with a ReLU; r_rep: r repeated E times
+        along the channels (depthwise convs of all edges in one call), shared too."""
         E, n = self.E, r.shape[0]
         if self.kind in ("sep", "dil"):
             EC = self.dw1.shape[0]
-            y = F.conv2d(r.repeat(1, E, 1, 1), self.dw1, None, self.stride, self.padding, self.dilation, EC)
+            if r_rep is None:
+                r_rep = r.repeat(1, E, 1, 1)
+            y = _depthwise(r_rep, self.dw1, self.stride, self.padding, self.dilation, EC)
             y = self.bn1(F.conv2d(y, self.pw1, None, 1, 0, 1, E))
             if self.kind == "sep":
                 y = F.conv2d(F.relu(y), self.dw2, None, 1, self.padding, 1, EC)
@@ -65,9 +85,9 @@ class _Batched(nn.Module):
             y1 = F.conv2d(r, self.w1, None, 2)
             y2 = F.conv2d(r[:, :, 1:, 1:], self.w2, None, 2)
             h, w = y1.shape[-2:]
-            y = torch.cat([y1.view(n, E, -1, h, w), y2.view(n, E, -1, h, w)], 2).view(n, -1, h, w)
+            y = torch.cat([y1.reshape(n, E, -1, h, w), y2.reshape(n, E, -1, h, w)], 2).reshape(n, -1, h, w)
             y = self.bn1(y)
-        return y.view(n, E, -1, *y.shape[-2:])
+        return y.reshape(n, E, -1, *y.shape[-2:])
 
     def edge_state_dict(self, k: int) -> dict[str, torch.Tensor]:
         out = {}
@@ -95,7 +115,8 @@ def channel_shuffle(x: torch.Tensor, groups: int, dim: int = 1) -> torch.Tensor:
 class EdgeGroup(nn.Module):
     """The MixedOps of the E edges leaving one node: forward(x, w[E, ops], beta[E] or None) -> (N, E, C, H', W')."""
 
-    def __init__(self, ops: list[str], C: int, stride: int, n_edges: int, op_params: dict, pc_k: int = 1):
+    def __init__(self, ops: list[str], C: int, stride: int, n_edges: int, op_params: dict, pc_k: int = 1,
+                 batch: bool = True):
         super().__init__()
         self.ops, self.C, self.stride, self.E, self.pc_k = list(ops), C, stride, n_edges, pc_k
         self.Cp = C // pc_k
@@ -117,7 +138,7 @@ class EdgeGroup(nn.Module):
                 m = OPS[op](self.Cp, s, False, **params)
                 self.shared[op] = nn.Sequential(m, nn.BatchNorm2d(self.Cp, affine=False)) if spec.pool else m
                 self.kinds[op] = "shared"
-            elif kind is not None:
+            elif kind is not None and batch:
                 self.batched[op] = _Batched(kind, [OPS[op](self.Cp, s, False, **params) for _ in range(n_edges)])
                 self.kinds[op] = "batched"
             else:
@@ -142,11 +163,17 @@ class EdgeGroup(nn.Module):
                 key = id(xin)
                 if key not in relu:
                     relu[key] = F.relu(xin)
-                y = self.batched[op](relu[key])
+                m = self.batched[op]
+                if m.kind in ("sep", "dil"):
+                    if ("rep", key) not in relu:
+                        relu["rep", key] = relu[key].repeat(1, E, 1, 1)
+                    y = m(relu[key], relu["rep", key])
+                else:
+                    y = m(relu[key])
             else:
                 y = torch.stack([m(xin) for m in self.each[op]], 1)
-            term = y * w[:, col].view(1, E, 1, 1, 1)
-            acc = term if acc is None else acc + term
+            wcol = w[:, col].view(1, E, 1, 1, 1)
+            acc = y * wcol if acc is None else torch.addcmul(acc, y, wcol)
         if self.pc_k > 1:
             rest = x[:, self.Cp:]
             if self.stride == 2:
