@@ -184,6 +184,8 @@ export function lossCurves(metrics, opts = {}) {
 
 // ---------------------------------------------------------------------------------------------- genotype
 
+// Columns by depth (longest path from the inputs): the inputs above and below the intermediate nodes, so their
+// edges fan in from either side; nodes of one depth stacked in a column.
 function nodeLayout(cell) {
   const depth = new Map([[0, 0], [1, 0]]);
   const nodes = new Set([0, 1, ...cell.edges.flatMap((e) => [e.from, e.to]), ...cell.concat]);
@@ -198,12 +200,11 @@ function nodeLayout(cell) {
   for (const n of sorted) (byDepth[depth.get(n)] ||= []).push(n);
   const pos = new Map();
   for (const [d, ns] of Object.entries(byDepth)) {
-    // Inputs one above the other; a chain of single nodes zigzags so its edges do not lie on one line.
-    const zig = Number(d) > 0 && ns.length === 1 ? (Number(d) % 2 ? 0.5 : -0.5) : 0;
-    const gap = Number(d) === 0 ? 2 : 1;
-    ns.forEach((n, i) => pos.set(n, { x: Number(d), y: gap * ((ns.length - 1) / 2 - i) + zig }));
+    const gap = Number(d) === 0 ? 2.4 : 1;
+    ns.forEach((n, i) => pos.set(n, { x: Number(d), y: gap * ((ns.length - 1) / 2 - i) }));
   }
-  pos.set("out", { x: maxDepth + 1, y: 0 });
+  // The output sits off the chain's line: the concat edges would otherwise run through the nodes between.
+  pos.set("out", { x: maxDepth + 1, y: 0.9 });
   return pos;
 }
 
@@ -222,7 +223,7 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
     annotations.push({ x: b.x, y: b.y, ax: a.x, ay: a.y, xref: "x", yref: "y", axref: "x", ayref: "y", text: "",
                        showarrow: true, arrowhead: 2, arrowsize: 1, arrowwidth: changed ? 3 : 2, arrowcolor: color,
                        standoff: 14, startstandoff: 14 });
-    // Nearer the target: edges leaving one source fan out there, and the two into a node come from either side.
+    // Past the middle: edges leaving one source have fanned out there, and the two into a node come from either side.
     const t = 0.62;
     label.x.push(a.x + (b.x - a.x) * t); label.y.push(a.y + (b.y - a.y) * t);
     const was = changed ? diff.get(edgeKey(e)) : undefined;
