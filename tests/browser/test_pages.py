@@ -279,6 +279,13 @@ def test_searched_cell_against_its_random_baselines(page, ui_api, ui_stack, arti
     assert best[2]["y"] == [0.61, 0.61]  # the searched cell as the level to beat
     shot(page, artifacts_dir, "run-vs-random")
 
+    # The comparison puts the same random candidates next to the searched cell.
+    page.locator("a.chip", has_text="compare").click()
+    page.wait_for_function("() => { const d = document.querySelector(\"[data-fig='vs-random']\"); return d && d.data; }",
+                           timeout=20000)
+    pooled = page.evaluate("document.querySelector(\"[data-fig='vs-random']\").data[0].y")
+    assert sorted(pooled) == sorted(ious[baselines[0]] + ious[baselines[1]])
+
     # A baseline run opens on its candidates: no alpha to show.
     page.evaluate("(r) => { location.hash = r; }", f"#/runs/{baselines[0]}")
     page.wait_for_function("() => document.getElementById('eval-best') && document.getElementById('eval-best').data", timeout=20000)

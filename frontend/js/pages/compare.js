@@ -1,6 +1,6 @@
 // Compare two to four runs side by side: alpha at the same epoch, decoded cells with their differences marked,
 // final metrics, and each searched cell's IoU against its random baseline (from /api/compare).
-import { api } from "../api.js";
+import { allEvents, api } from "../api.js";
 import { badge, draw, el, errorBox } from "../dom.js";
 import * as fig from "../figures.js";
 import { applyEvent, createRunState, frameAtEpoch } from "../runstate.js";
@@ -87,7 +87,11 @@ export async function render(root, { params }) {
 
   draw(slot(bottom, "metrics"), fig.metricBars(runs.map((r) => ({ label: r.label, metrics: r.final_metrics }))));
   const searched = runs.filter((r) => r.iou != null && r.run.kind !== "baseline").map((r) => ({ label: r.label, iou: r.iou }));
-  const random = runs.flatMap((r) => r.baseline_iou.map((iou) => ({ iou })));
+  // Every random candidate of the runs' baselines (their candidate events), not only each baseline's best.
+  const baselineIds = [...new Set(runs.flatMap((r) => r.baseline_runs))];
+  const lists = await Promise.all(baselineIds.map((b) => allEvents(b, { kind: "candidate" }).catch(() => [])));
+  let random = lists.flat().map((e) => e.payload).filter((c) => c.final !== false);
+  if (!random.length) random = runs.flatMap((r) => r.baseline_iou.map((iou) => ({ iou })));
   if (searched.length || random.length) draw(slot(bottom, "vs-random"), fig.searchedVsRandom(searched, random));
   const withIou = runs.filter((r) => r.metrics.val_iou).map((r) => ({ label: r.label, points: r.metrics.val_iou }));
   if (withIou.length) draw(slot(bottom, "val-iou"), fig.metricLines(withIou, "val_iou"));
