@@ -43,9 +43,11 @@ def _sse(data: str, id_: str | None = None, event: str | None = None) -> str:
 
 def _db_run(engine: Engine, run_id: int, after: int) -> tuple[list[dict[str, Any]], str | None]:
     with Session(engine) as s:
+        # Status first, events second: under READ COMMITTED (PostgreSQL) each statement sees a newer snapshot, so
+        # every event committed before a final status is then in the list, and `end` never comes too early.
+        status = s.exec(select(Run.status).where(Run.id == run_id)).first()
         evs = [crud.event_dict(e) for e in crud.events_since(s, run_id, after, _PAGE)]
-        run = s.get(Run, run_id)
-        return evs, (run.status if run else None)
+        return evs, status
 
 
 def _db_experiment(engine: Engine, experiment_id: int, cursor: dict[int, int]) -> list[dict[str, Any]]:
