@@ -48,3 +48,23 @@ def _proxies(model: Any, datasets: dict, exp: Any, names: list[str] | None) -> d
     n = min(len(train), max(exp.data.batch_size, 2))  # NASWOT and jacob_cov need at least two inputs
     images, masks = zip(*(train[i] for i in range(n)))
     return score_proxies(model, torch.stack(images), torch.stack(masks).long(), names)
+
+
+def score_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Pre-screening: the candidate's zero-cost proxies on the first training batch, without training."""
+    import math
+
+    import torch
+
+    from nas_core.config import parse_experiment
+    from nas_core.data.datasets import build_datasets
+    from nas_core.space import Genotype, build_network, count_parameters
+
+    if "experiment" not in params:
+        raise ValueError("objective_params.experiment: scoring a candidate needs the experiment (space, data)")
+    exp = parse_experiment(params["experiment"], where="objective_params.experiment")
+    torch.manual_seed(seed)
+    model = build_network(Genotype.from_dict(genotype), exp.space, auxiliary=False)
+    proxies = _proxies(model, build_datasets(exp.data, exp.seed), exp, params.get("proxies"))
+    return {"iou": None, "params_count": count_parameters(model),
+            "proxies": {k: v if math.isfinite(v) else None for k, v in proxies.items()}}

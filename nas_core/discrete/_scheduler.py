@@ -40,7 +40,8 @@ class Scheduler:
     def _replay(self) -> None:
         ckpt = self.checkpoint
         for result in ckpt.finished.values():
-            self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
+            if result.get("stage") != "prescreen":
+                self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
         self.queue.extend((self._spec(rec), None) for rec in ckpt.unfinished)
         # The checkpoint is written before the event, so a kill in between leaves an event to restore.
         logged = {(e["payload"].get("trial"), e["payload"].get("attempt")) for _, e in read_events(self.events_path)
@@ -50,12 +51,18 @@ class Scheduler:
                 self._log_candidate(result, final=True)
         self.flush()
         self.events.append("status", {"state": "resumed" if ckpt.resumes else "running", "search": "discrete",
-                                      "method": self.job.method, "trials": self.job.trials, "workers": len(self.workers),
+                                      "method": self.job.method, "trials": self.job.trials, "prescreen": self.job.prescreen,
+                                      "workers": len(self.workers),
                                       "finished": len(ckpt.finished), "redo": len(self.queue)})
 
     @property
+    def total(self) -> int:
+        """Trial numbers of the search: the pre-screened candidates first, then the trained ones."""
+        return self.job.prescreen + self.job.trials
+
+    @property
     def done(self) -> bool:
-        return len(self.checkpoint.finished) >= self.job.trials
+        return len(self.checkpoint.finished) >= self.total
 
     def assign(self, idle: list[int]) -> list[tuple[int, dict[str, Any]]]:
         """Trials for some of the `idle` workers; call whenever a worker becomes idle or a result arrives."""
@@ -80,17 +87,46 @@ class Scheduler:
             if avoid != worker or len(self.workers) == 1:
                 del self.queue[i]
                 return spec
-        if self.next_number >= self.job.trials:
+        n, m = self.next_number, self.job.prescreen
+        if n >= self.total:
             return None
-        n = self.next_number
+        if n < m:
+            genotype, stage = self.strategy.ask(), "prescreen"
+        elif m == 0:
+            genotype, stage = self.strategy.ask(), "train"
+        elif any(i not in self.checkpoint.finished for i in range(m)):
+            return None  # the top candidates are known only once every pre-screened one is scored
+        else:
+            genotype, stage = self._screened()[n - m], "train"
         self.next_number += 1
-        spec = self._spec({"trial": n, "attempt": 0, "genotype": self.strategy.ask(), "seed": self.job.seed * 1_000_003 + n})
+        spec = self._spec({"trial": n, "attempt": 0, "genotype": genotype, "seed": self.job.seed * 1_000_003 + n,
+                           "stage": stage})
         self.checkpoint.issue(spec)
         return spec
 
+    def _screened(self) -> list[dict[str, Any]]:
+        """Pre-screened genotypes, best proxy score first (failed or unscored ones last)."""
+        if getattr(self, "_screened_order", None) is not None:
+            return self._screened_order
+        name = self.job.prescreen_proxy
+        scored = [self.checkpoint.finished[i] for i in range(self.job.prescreen)]
+        if not any(name in (r.get("proxies") or {}) for r in scored):
+            raise ValueError(f"prescreen_proxy: no pre-screened candidate has a {name!r} score; "
+                             f"the scorer gave {sorted({k for r in scored for k in (r.get('proxies') or {})})}")
+
+        def key(r: dict[str, Any]) -> tuple:
+            v = (r.get("proxies") or {}).get(name)
+            return (v is None, -(v or 0.0), r["trial"])
+
+        self._screened_order = [r["genotype"] for r in sorted(scored, key=key)][: self.job.trials]
+        return self._screened_order
+
     def _spec(self, record: dict[str, Any]) -> dict[str, Any]:
         """A trial spec: the checkpoint's per-trial record plus what every trial of the job shares."""
-        return {**record, "budget": self.job.budget, "objective": self.job.objective,
+        from nas_core.discrete.trial import SCORERS
+
+        objective = SCORERS[self.job.objective] if record.get("stage") == "prescreen" else self.job.objective
+        return {**record, "budget": self.job.budget, "objective": objective,
                 "params": self.job.objective_params, "time_limit_s": self.job.time_limit_s}
 
     def report(self, worker: int, result: dict[str, Any]) -> None:
@@ -105,7 +141,8 @@ class Scheduler:
         if final:
             self.checkpoint.finish(result)
             self._log_candidate(result, final=True)
-            self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
+            if spec.get("stage") != "prescreen":
+                self.strategy.tell(result["genotype"], result["iou"] if result["status"] == "ok" else None)
         else:
             self._log_candidate(result, final=False)
             retry = {**spec, "attempt": spec["attempt"] + 1}
@@ -115,7 +152,7 @@ class Scheduler:
     def _log_candidate(self, result: dict[str, Any], final: bool) -> None:
         keys = ("trial", "attempt", "genotype", "iou", "train_time_s", "params_count", "proxies", "status", "error", "worker")
         payload = {k: result.get(k) for k in keys}
-        payload.update(final=final, method=self.job.method)
+        payload.update(final=final, method=self.job.method, stage=result.get("stage", "train"))
         self._pending.append(payload)
 
     def flush(self) -> None:
@@ -142,12 +179,12 @@ class Scheduler:
         return summary
 
     def summary(self) -> dict[str, Any]:
-        finished = self.checkpoint.finished
-        ok = [r for r in finished.values() if r["status"] == "ok"]
+        finished = [r for r in self.checkpoint.finished.values() if r.get("stage") != "prescreen"]
+        ok = [r for r in finished if r["status"] == "ok"]
         best = max(ok, key=lambda r: r["iou"], default=None)
         st = self.stats
         makespan = (st["last_report"] - st["first_dispatch"]) if st["first_dispatch"] is not None and st["last_report"] else 0.0
-        out = {"trials": len(finished), "failed": len(finished) - len(ok),
+        out = {"trials": len(finished), "failed": len(finished) - len(ok), "prescreened": self.job.prescreen,
                 "best_iou": best["iou"] if best else None, "best_genotype": best["genotype"] if best else None,
                 "best_trial": best["trial"] if best else None,
                 "timing": {"makespan_s": makespan, "busy_s": st["busy_s"], "workers": len(self.workers),

@@ -47,7 +47,7 @@ class Checkpoint:
         return [spec for n, spec in sorted(self.issued.items()) if n not in self.finished]
 
     def issue(self, spec: dict[str, Any]) -> None:
-        self.issued[spec["trial"]] = {k: spec[k] for k in ("trial", "attempt", "genotype", "seed")}
+        self.issued[spec["trial"]] = {k: spec[k] for k in ("trial", "attempt", "genotype", "seed", "stage") if k in spec}
         self.dirty = True
 
     def finish(self, result: dict[str, Any]) -> None:

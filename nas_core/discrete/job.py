@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_core.discrete._base import SearchSpace, Strategy
 from nas_core.discrete.trial import SYNTHETIC, TRAIN, check_objective
@@ -34,6 +34,8 @@ class SearchJob(BaseModel):
     budget: dict[str, Any] = Field(default_factory=lambda: {"epochs": 2})
     time_limit_s: float | None = Field(None, gt=0, description="A trial running longer is killed and retried once.")
     max_attempts: int = Field(2, ge=1, le=10, description="Attempts per trial: 2 = retried once.")
+    prescreen: int = Field(0, ge=0, le=1000000, description="Random search only: score this many random candidates by a zero-cost proxy and train only the top `trials` (0: off).")
+    prescreen_proxy: str = Field("synflow", description="The proxy that ranks pre-screened candidates (higher is better).")
     barrier: bool = Field(False, description="Dispatch in synchronised batches (only to measure what asynchrony saves).")
     gpus_per_node: int = Field(0, ge=0, le=16, description="A worker's trials see GPU local_rank % gpus_per_node.")
     silent_worker_s: float = Field(120, gt=0, description="A worker silent this long past its trial's limit ends the job.")
@@ -42,6 +44,15 @@ class SearchJob(BaseModel):
     @classmethod
     def _allowed(cls, v: str) -> str:
         return check_objective(v)
+
+    @model_validator(mode="after")
+    def _check_prescreen(self) -> "SearchJob":
+        if self.prescreen:
+            if self.method != "random":
+                raise ValueError("prescreen: pre-screening picks among random candidates; use method random or prescreen 0")
+            if self.prescreen < self.trials:
+                raise ValueError(f"prescreen: score at least as many candidates as are trained ({self.trials}), got {self.prescreen}")
+        return self
 
     @property
     def root(self) -> Path:

@@ -26,8 +26,10 @@ from typing import Any, Callable
 
 SYNTHETIC = "nas_core.discrete.trial:synthetic_objective"
 TRAIN = "nas_core.discrete._candidate:train_candidate"
+# Pre-screening: the proxies-only counterpart of each trial function (no training, `iou` None).
+SCORERS = {SYNTHETIC: "nas_core.discrete.trial:synthetic_scores", TRAIN: "nas_core.discrete._candidate:score_candidate"}
 # Adding a trial function is a code change, reviewed like any other; a form can only pick among these.
-ALLOWED_OBJECTIVES = (SYNTHETIC, TRAIN)
+ALLOWED_OBJECTIVES = (SYNTHETIC, TRAIN, *SCORERS.values())
 STATUSES = ("ok", "error", "killed", "timeout")
 
 
@@ -88,7 +90,8 @@ def run_inline(spec: dict[str, Any], *, worker: int = 0) -> dict[str, Any]:
 
 
 def _base_result(spec: dict[str, Any], status: str) -> dict[str, Any]:
-    return {"trial": spec["trial"], "attempt": spec["attempt"], "genotype": spec["genotype"], "status": status,
+    return {"trial": spec["trial"], "attempt": spec["attempt"], "stage": spec.get("stage", "train"),
+            "genotype": spec["genotype"], "status": status,
             "iou": None, "train_time_s": None, "params_count": None, "proxies": {}, "error": None}
 
 
@@ -97,8 +100,8 @@ def _execute(spec: dict[str, Any]) -> dict[str, Any]:
     t0 = time.perf_counter()
     params = {**spec.get("params", {}), "trial": spec["trial"], "attempt": spec["attempt"]}
     out = objective(spec["genotype"], spec.get("budget", {}), spec["seed"], params)
-    iou = float(out["iou"])
-    if not math.isfinite(iou):
+    iou = None if out.get("iou") is None and spec["objective"] in SCORERS.values() else float(out["iou"])
+    if iou is not None and not math.isfinite(iou):
         raise ValueError(f"objective returned a non-finite iou {iou!r}")
     result = _base_result(spec, "ok")
     # The trainer's own clock leaves out data loading; a function without one is timed whole.
@@ -196,7 +199,7 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
         os.kill(os.getppid(), signal.SIGSTOP)
     if fires("hang_on"):
         time.sleep(3600)
-    if "sleep_lognormal" in params:
+    if params.get("sleep_lognormal"):
         p = params["sleep_lognormal"]
         time.sleep(random.Random(seed).lognormvariate(math.log(p["median"]), p["sigma"]))
     elif params.get("sleep_s"):
@@ -208,6 +211,12 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
     if params.get("proxies"):  # stand-ins with known rank correlation to the score: -1 and +1
         proxies = {"inverse": -score, "monotone": score ** 3}
     return {"iou": score, "params_count": 1000 * len(leaves), "proxies": proxies}
+
+
+def synthetic_scores(genotype: dict[str, Any], budget: dict[str, Any], seed: int, params: dict[str, Any]) -> dict[str, Any]:
+    """Pre-screening with the synthetic objective: its stand-in proxies, no IoU."""
+    out = synthetic_objective(genotype, budget, seed, {**params, "proxies": True, "sleep_s": 0, "sleep_lognormal": None})
+    return {"iou": None, "params_count": out["params_count"], "proxies": out["proxies"]}
 
 
 def _leaves(obj: Any, path: str = "") -> Any:

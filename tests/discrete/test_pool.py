@@ -133,3 +133,22 @@ def test_search_reports_rank_correlation_of_each_proxy_with_trained_iou(tmp_path
 
     done = [e for _, e in read_events(job.root / "events.jsonl") if e["kind"] == "status"][-1]["payload"]
     assert done["state"] == "done" and done["proxy_correlations"] == corr
+
+
+def test_prescreen_trains_only_the_top_candidates_by_proxy(tmp_path):
+    # The synthetic scorer's "monotone" proxy ranks exactly as the objective: the trained ones must be the
+    # best `trials` of the screened candidates.
+    job = _job(tmp_path, method="random", trials=3, prescreen=12, prescreen_proxy="monotone", objective_params={})
+    summary = run_search(job, workers=2)
+    events = [e for e in candidate_events(job.root) if e["final"]]
+    screened = [e for e in events if e["stage"] == "prescreen"]
+    trained = [e for e in events if e["stage"] == "train"]
+    assert len(screened) == 12 and all(e["iou"] is None and "monotone" in e["proxies"] for e in screened)
+    top = sorted(screened, key=lambda e: -e["proxies"]["monotone"])[:3]
+    assert sorted(map(str, (e["genotype"] for e in trained))) == sorted(map(str, (e["genotype"] for e in top)))
+    assert summary["trials"] == 3 and summary["prescreened"] == 12
+    assert summary["best_iou"] == max(e["iou"] for e in trained)
+    with pytest.raises(ValueError, match="prescreen: pre-screening picks among random candidates"):
+        _job(tmp_path, method="evolution", prescreen=20)
+    with pytest.raises(ValueError, match="prescreen: score at least as many"):
+        _job(tmp_path, method="random", trials=10, prescreen=5)
