@@ -21,11 +21,12 @@ from nas_core.config import ExperimentConfig
 
 
 @pytest.fixture
-def server(tmp_path, redis_db_url):
+def server(tmp_path, db_url, redis_db_url):
+    """uvicorn backend.main:app in its own process, on SQLite or a fresh PostgreSQL database."""
     port = free_port()
     env = {"NASFORGE_DATA_DIR": str(tmp_path / "var"), "REDIS_URL": redis_db_url, "NASFORGE_SSE_BLOCK_MS": "200",
-           "NASFORGE_FRONTEND_DIR": str(tmp_path / "none"), "DATABASE_URL": ""}
-    settings = Settings(data_dir=tmp_path / "var", redis_url=redis_db_url)
+           "NASFORGE_FRONTEND_DIR": str(tmp_path / "none"), "DATABASE_URL": db_url}
+    settings = Settings(data_dir=tmp_path / "var", database_url=db_url, redis_url=redis_db_url)
     with Stack(tmp_path / "stack") as stack:
         stack.api(env, port)
         with Session(get_engine(settings), expire_on_commit=False) as session:
