@@ -35,6 +35,8 @@ class Scheduler:
         self.queue: deque[tuple[dict[str, Any], int | None]] = deque()  # (spec, worker to avoid)
         self.next_number = max(self.checkpoint.issued, default=-1) + 1
         self.stats = {"busy_s": 0.0, "first_dispatch": None, "last_report": None}
+        # Worker-seconds spent in finished trials, this run and before (for a compute budget).
+        self.used_s = sum(_duration(r) for r in self.checkpoint.finished.values())
         self._replay()
 
     def _replay(self) -> None:
@@ -61,7 +63,13 @@ class Scheduler:
         return self.job.prescreen + self.job.trials
 
     @property
+    def budget_spent(self) -> bool:
+        return self.job.compute_budget_s is not None and self.used_s >= self.job.compute_budget_s
+
+    @property
     def done(self) -> bool:
+        if self.budget_spent and not self.busy and not self.queue:
+            return True
         return len(self.checkpoint.finished) >= self.total
 
     def assign(self, idle: list[int]) -> list[tuple[int, dict[str, Any]]]:
@@ -88,7 +96,7 @@ class Scheduler:
                 del self.queue[i]
                 return spec
         n, m = self.next_number, self.job.prescreen
-        if n >= self.total:
+        if n >= self.total or self.budget_spent:
             return None
         if n < m:
             genotype, stage = self.strategy.ask(), "prescreen"
@@ -135,7 +143,8 @@ class Scheduler:
             raise RuntimeError(f"worker {worker} reported trial {result['trial']}/{result['attempt']}, "
                                f"but was given {spec['trial']}/{spec['attempt']}")
         # Busy time as the worker saw it (inside the trial), so dispatch latency counts as idle.
-        self.stats["busy_s"] += max(result.get("finished", 0) - result.get("started", 0), 0)
+        self.stats["busy_s"] += _duration(result)
+        self.used_s += _duration(result)
         self.stats["last_report"] = time.monotonic()
         final = result["status"] == "ok" or spec["attempt"] + 1 >= self.job.max_attempts
         if final:
@@ -185,6 +194,7 @@ class Scheduler:
         st = self.stats
         makespan = (st["last_report"] - st["first_dispatch"]) if st["first_dispatch"] is not None and st["last_report"] else 0.0
         out = {"trials": len(finished), "failed": len(finished) - len(ok), "prescreened": self.job.prescreen,
+               "compute_s": self.used_s, "stopped_by": "compute_budget" if self.budget_spent else "trials",
                 "best_iou": best["iou"] if best else None, "best_genotype": best["genotype"] if best else None,
                 "best_trial": best["trial"] if best else None,
                 "timing": {"makespan_s": makespan, "busy_s": st["busy_s"], "workers": len(self.workers),
@@ -194,3 +204,7 @@ class Scheduler:
 
             out["proxy_correlations"] = correlations(ok)
         return out
+
+
+def _duration(result: dict[str, Any]) -> float:
+    return max(result.get("finished", 0.0) - result.get("started", 0.0), 0.0)

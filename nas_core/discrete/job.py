@@ -36,6 +36,7 @@ class SearchJob(BaseModel):
     max_attempts: int = Field(2, ge=1, le=10, description="Attempts per trial: 2 = retried once.")
     prescreen: int = Field(0, ge=0, le=1000000, description="Random search only: score this many random candidates by a zero-cost proxy and train only the top `trials` (0: off).")
     prescreen_proxy: str = Field("synflow", description="The proxy that ranks pre-screened candidates (higher is better).")
+    compute_budget_s: float | None = Field(None, gt=0, description="Stop starting trials once finished ones used this many worker-seconds (a random baseline at equal compute); `trials` stays the cap.")
     barrier: bool = Field(False, description="Dispatch in synchronised batches (only to measure what asynchrony saves).")
     gpus_per_node: int = Field(0, ge=0, le=16, description="A worker's trials see GPU local_rank % gpus_per_node.")
     silent_worker_s: float = Field(120, gt=0, description="A worker silent this long past its trial's limit ends the job.")

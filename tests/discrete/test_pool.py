@@ -152,3 +152,15 @@ def test_prescreen_trains_only_the_top_candidates_by_proxy(tmp_path):
         _job(tmp_path, method="evolution", prescreen=20)
     with pytest.raises(ValueError, match="prescreen: score at least as many"):
         _job(tmp_path, method="random", trials=10, prescreen=5)
+
+
+def test_compute_budget_stops_new_trials_once_spent(tmp_path):
+    # Trials of ~0.3 s each against a 1 s budget: a few trials, far fewer than the cap of 50.
+    job = _job(tmp_path, method="random", trials=50, compute_budget_s=1.0, objective_params={"sleep_s": 0.3})
+    summary = run_search(job, workers=0)
+    finished = finished_trials(job.root)
+    assert summary["stopped_by"] == "compute_budget" and summary["trials"] == len(finished)
+    assert 2 <= len(finished) <= 5
+    spent = sum(r["finished"] - r["started"] for r in finished.values())
+    assert spent >= 1.0 and spent - 1.0 < max(r["finished"] - r["started"] for r in finished.values())
+    assert summary["compute_s"] == pytest.approx(spent)
