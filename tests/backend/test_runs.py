@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,23 @@ def test_unreachable_broker_fails_the_run_with_503(tmp_path, db_url, tokens):
         assert [(x["status"], x["status_reason"].startswith("worker broker unreachable")) for x in runs] == [("failed", True)]
         h = c.get("/api/health")
         assert h.status_code == 503 and h.json()["redis"]["ok"] is False and h.json()["database"]["ok"] is True
+
+
+def test_artifacts_listed_and_served_only_from_the_run_directory(client, session, tokens, settings, tmp_path):
+    exp = crud.get_experiment(session, _experiment(client, tokens.write))
+    run, _ = crud.launch(session, exp, baselines=False, runs_dir=settings.runs_dir)
+    root = Path(run.run_dir)
+    (root / "samples").mkdir(parents=True)
+    (root / "genotype.json").write_text('{"cells": {}}')
+    (root / "samples" / "tile0.png").write_bytes(b"\x89PNG fake")
+    (tmp_path / "secret.txt").write_text("not yours")
+    (root / "escape.txt").symlink_to(tmp_path / "secret.txt")
+    listed = client.get(f"/api/runs/{run.id}/artifacts", headers=tokens.read).json()
+    assert [(a["path"], a["kind"]) for a in listed] == [("genotype.json", "genotype"), ("samples/tile0.png", "prediction")]
+    r = client.get(f"/api/runs/{run.id}/artifacts/samples/tile0.png", headers=tokens.read)
+    assert r.status_code == 200 and r.content == b"\x89PNG fake"
+    # Encoded dots reach the server as `..` (a client would otherwise fold them away before sending).
+    for bad in ("escape.txt", "%2E%2E/%2E%2E/secret.txt", "samples/%2E%2E/%2E%2E/%2E%2E/secret.txt", "nope.json"):
+        r = client.get(f"/api/runs/{run.id}/artifacts/{bad}", headers=tokens.read)
+        assert r.status_code == 404 and "not yours" not in r.text, bad
+    assert client.get(f"/api/runs/{run.id}/artifacts/genotype.json").status_code == 401

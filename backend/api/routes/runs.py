@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
 
 from backend import crud
 from backend.api.deps import BridgeDep, Id, Reader, SessionDep, SettingsDep, Writer, check_owner
@@ -121,3 +122,18 @@ def list_artifacts(run_id: Id, session: SessionDep, _: Reader) -> list[Artifact]
         if len(out) >= 2000:
             break
     return out
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes."}})
+def read_artifact(run_id: Id, path: str, session: SessionDep, _: Reader) -> FileResponse:
+    """One file of the run directory (a prediction sample, genotype.json, a log), by its path from the listing."""
+    run = crud.get_run(session, run_id)
+    if "\x00" in path or not run.run_dir:
+        raise HTTPException(404, f"run {run_id} has no artifact {path!r}")
+    root = Path(run.run_dir).resolve()
+    target = (root / path).resolve()
+    # Confined to the run directory: no `..`, no absolute path, no symlink leading out.
+    if root not in target.parents or not target.is_file():
+        raise HTTPException(404, f"run {run_id} has no artifact {path!r}")
+    return FileResponse(target, filename=target.name)
