@@ -1,8 +1,8 @@
 """The bookkeeping every dispatcher shares (MPI ranks or a local pool): ask the strategy when a worker is
 free, retry a failed trial once on another worker, tell results as they come, log and checkpoint each.
 
-Dispatchers call `report`, then `assign`, send the trials, and only then `flush`: the checkpoint and event
-writes (each fsynced) stay off the path between a worker's report and its next trial.
+Dispatchers call `report`, then `assign`, send the trials, and only then `flush`: the checkpoint write
+(fsynced) and the event writes stay off the path between a worker's report and its next trial.
 """
 from __future__ import annotations
 

@@ -159,12 +159,23 @@ def launch(job: SearchJob, np: int, *, timeout: float | None = None, extra_env: 
     path = job.save()
     cmd = mpirun_command(np, [sys.executable, "-m", "nas_core.discrete.orchestrator", str(path)])
     env = {**os.environ, **(extra_env or {})}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        why = f"ended with exit code {proc.returncode}"
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: mpirun forwards it to the ranks; a SIGKILLed mpirun would orphan them.
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        why = f"did not finish within {timeout} s and was stopped"
     if proc.returncode != 0:
-        finished = _finished_count(job)
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-12:])
+        tail = "\n".join((err or out).strip().splitlines()[-12:])
         raise OrchestratorError(
-            f"discrete search in {job.workdir} ended with exit code {proc.returncode} after {finished} of {job.trials} "
+            f"discrete search in {job.workdir} {why} after {_finished_count(job)} of {job.prescreen + job.trials} "
             f"trials; they are kept in {job.root / 'checkpoint.json'}: launch again to resume.\n{tail}")
     return json.loads((job.root / "summary.json").read_text())
 

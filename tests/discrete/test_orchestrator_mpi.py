@@ -76,3 +76,12 @@ def test_mpi_ranks_never_import_torch(tmp_path):
     proc = subprocess.run(mpirun_command(3, [sys.executable, "-c", script]), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(finished_trials(job.root)) == 4
+
+
+def test_job_over_its_time_limit_is_stopped_without_leaving_ranks_behind(tmp_path):
+    job = _job(tmp_path, sleep_s=30).model_copy(update={"trials": 4})
+    with pytest.raises(OrchestratorError, match="did not finish within 3 s and was stopped"):
+        launch(job, 3, timeout=3)
+    time.sleep(1)
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(job.root) not in ps  # mpirun and its ranks (their argv names the job) are gone
