@@ -71,6 +71,8 @@ def _depthwise(x: torch.Tensor, w: torch.Tensor, stride, padding, dilation, grou
     """Depthwise conv; a dilation-2 "same" conv runs undilated on the input's 2x2 phases (space-to-batch, as
     atrous convolution is often computed): the same numbers, while CPU backends' dilated backward is slow."""
     k = w.shape[-1]
+    if x.is_cuda:  # the rewrites below answer CPU backends' slow paths; cuDNN has its own
+        return F.conv2d(x, w, None, stride, padding, dilation, groups)
     if _square(dilation) == 2 and _square(padding) == k - 1 and x.shape[-1] % 2 == 0 and x.shape[-2] % 2 == 0:
         p = (k - 1) // 2
         if _square(stride) == 2:

@@ -125,11 +125,11 @@ class Supernet(MacroNetwork):
         out = {}
         for t, b in self._betas.items():
             g = self.graphs[t]
-            parts = torch.zeros_like(b)
-            for j in g.intermediate:
-                idx = g.incoming(j)
-                parts = parts.index_put((torch.tensor(idx),), F.softmax(b[idx], dim=0))
-            out[t] = parts
+            order = [e for j in g.intermediate for e in g.incoming(j)]
+            parts = torch.cat([F.softmax(b[g.incoming(j)], dim=0) for j in g.intermediate])
+            inverse = torch.empty(len(order), dtype=torch.long)
+            inverse[torch.tensor(order)] = torch.arange(len(order))
+            out[t] = parts.index_select(0, inverse.to(b.device))
         return out
 
     def genotype(self, k: int = 2) -> Genotype:

@@ -163,3 +163,20 @@ def test_supernet_genotype_and_graph():
     ops = [d["op"] for _, v, d in graph.edges(data=True) if v.startswith("normal:") and d["op"] != "concat"]
     assert ops == ["sep_conv_5x5"] * 8
     assert all("pos" in d for _, d in graph.nodes(data=True))
+
+
+@pytest.mark.parametrize("k, stride, dilation, side", [(3, 1, 2, 8), (5, 1, 2, 8), (3, 2, 2, 8), (5, 2, 2, 8),
+                                                       (5, 1, 1, 8), (7, 1, 1, 6), (5, 1, 2, 7), (5, 2, 1, 9)])
+def test_depthwise_rewrites_are_exact(k, stride, dilation, side):
+    from nas_core.space.mixed_op import _depthwise
+
+    torch.manual_seed(k + stride + side)
+    x = torch.randn(2, 6, side, side, requires_grad=True)
+    w = torch.randn(6, 1, k, k, requires_grad=True)
+    pad = dilation * (k - 1) // 2
+    want = F.conv2d(x, w, None, stride, pad, dilation, 6)
+    got = _depthwise(x, w, stride, pad, dilation, 6)
+    assert torch.allclose(got, want, atol=1e-5)
+    go = torch.randn_like(want)
+    for a, b in zip(torch.autograd.grad(want, (x, w), go), torch.autograd.grad(got, (x, w), go)):
+        assert torch.allclose(a, b, atol=1e-4)
