@@ -11,7 +11,7 @@ from sqlmodel import Field, Session, SQLModel
 from backend import crud
 from backend.models import Run, RunPublic
 
-IOU_KEYS = ("val_iou", "miou", "iou")
+IOU_KEYS = ("search.val_iou", "val_iou", "miou", "iou")
 _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
 _MAX_EVENTS = 5000
 
@@ -23,7 +23,9 @@ class CompareRun(SQLModel):
     genotype: dict[str, Any] | None
     metrics: dict[str, list[list[float]]]
     final_metrics: dict[str, float]
-    iou: float | None
+    iou: float | None = Field(description="Test mIoU of the last evaluation; else the best candidate's IoU (discrete "
+                                          "search); else the last validation IoU.")
+    best_candidate: dict[str, Any] | None = None
     baseline_runs: list[int]
     baseline_iou: list[float | None] = Field(description="Final IoU of each baseline run (None until it has one).")
     baseline_iou_mean: float | None
@@ -50,7 +52,7 @@ def _scalar(value: Any) -> float | None:
 
 def _final_iou(evaluations: list[dict[str, Any]], final_metrics: dict[str, float]) -> float | None:
     """The test-split mean IoU of the last evaluation (evaluate stage: `miou`; retrain: `pixel.miou`), else the
-    last validation IoU of the search."""
+    last validation IoU of the search (None: the caller may use the best candidate's)."""
     for payload in reversed(evaluations):
         for value in (payload.get("miou"), (payload.get("pixel") or {}).get("miou"), payload.get("iou")):
             if _scalar(value) is not None:
@@ -66,26 +68,39 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
     genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, "genotype")
     # The genotype event wraps Genotype.to_dict() as payload["genotype"] (nas_core/search/loop.py).
     genotype = genotypes[-1].payload.get("genotype", genotypes[-1].payload) if genotypes else None
+    # A discrete search (random, evolution, REINFORCE) reports trained candidates; its result is the best one.
+    cands = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "candidate")
+             if e.payload.get("final") and _scalar(e.payload.get("iou")) is not None]
+    best = max(cands, key=lambda c: c["iou"]) if cands else None
+    if genotype is None and best is not None:
+        genotype = best.get("genotype")
     if genotype is None and run.run_dir:
-        path = Path(run.run_dir) / "genotype.json"
         try:
-            genotype = json.loads(path.read_text())
+            genotype = json.loads((Path(run.run_dir) / "genotype.json").read_text())
         except (OSError, ValueError):
             pass
+    # Series are named stage.metric (search.val_iou, retrain.train_loss): the stages train different networks.
     metrics: dict[str, list[list[float]]] = {}
     final: dict[str, float] = {}
     for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "metric"):
         nums = _numbers(e.payload)
         x = nums.pop("epoch", float(e.seq))
+        prefix = f"{e.payload['stage']}." if isinstance(e.payload.get("stage"), str) else ""
         for name, value in nums.items():
             if name not in _NOT_METRICS:
-                metrics.setdefault(name, []).append([x, value])
-                final[name] = value
+                metrics.setdefault(prefix + name, []).append([x, value])
+                final[prefix + name] = value
     evaluations = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "evaluation")]
     for payload in evaluations:
-        final.update({f"test_{k}": v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})
-    return {"alpha": alpha, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype,
-            "metrics": metrics, "final_metrics": final, "iou": _final_iou(evaluations, final)}
+        prefix = f"{payload.get('stage') or 'evaluation'}."
+        final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})
+        final.update({prefix + k: v for k, v in _numbers(payload.get("pixel") or {}).items()})
+    iou = _final_iou(evaluations, final)
+    if iou is None and best is not None:
+        iou = float(best["iou"])
+    return {"alpha": alpha, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype, "metrics": metrics,
+            "final_metrics": final, "iou": iou,
+            "best_candidate": {k: best.get(k) for k in ("trial", "iou", "params_count", "train_time_s")} if best else None}
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

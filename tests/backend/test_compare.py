@@ -19,8 +19,15 @@ def _seed_run(session, exp, method, genotype, ious, baseline_ious=()):
                {"kind": "evaluation", "payload": {"stage": "evaluate", "split": "test", "miou": ious[-1] + 0.01,
                                                   "iou": [0.9, ious[-1]], "tiles": 8}}]
     crud.ingest_events(session, run.id, [dict(e, seq=i) for i, e in enumerate(events, start=1)], redis=None)
-    for base, iou in zip(bases, baseline_ious):
-        crud.ingest_events(session, base.id, [{"seq": 1, "kind": "evaluation", "payload": {"pixel": {"miou": iou}}}], redis=None)
+    for i, (base, iou) in enumerate(zip(bases, baseline_ious)):
+        if i == 0:  # a retrained and evaluated baseline
+            crud.ingest_events(session, base.id, [{"seq": 1, "kind": "evaluation", "payload": {"pixel": {"miou": iou}}}], redis=None)
+        else:  # a discrete search as nas_core/discrete reports it: its best final candidate counts
+            crud.ingest_events(session, base.id, [
+                {"seq": 1, "kind": "candidate", "payload": {"trial": 0, "iou": iou - 0.2, "genotype": genotype, "final": True}},
+                {"seq": 2, "kind": "candidate", "payload": {"trial": 1, "iou": iou, "genotype": genotype, "final": True}},
+                {"seq": 3, "kind": "candidate", "payload": {"trial": 2, "iou": 0.99, "final": False, "stage": "prescreen"}}],
+                redis=None)
     return run, bases
 
 
@@ -39,13 +46,16 @@ def test_compare_two_runs(client, session, tokens):
     assert ra["run"]["id"] == a.id and rb["run"]["method"] == "gaea"
     final_alpha = ra["final_alpha"]["cells"]["normal"]["alpha"]
     assert [x["epoch"] for x in ra["alpha"]] == [1, 2, 3] and final_alpha == [[pytest.approx(0.3), pytest.approx(0.7)]]
-    assert [p[0] for p in ra["metrics"]["val_iou"]] == [1, 2, 3] and ra["final_metrics"]["train_loss"] == pytest.approx(0.3)
-    assert "step" not in ra["metrics"] and "arch_updates" not in ra["metrics"]
-    assert ra["final_metrics"]["test_miou"] == pytest.approx(0.71) and "test_tiles" not in ra["final_metrics"]
+    assert [p[0] for p in ra["metrics"]["search.val_iou"]] == [1, 2, 3]
+    assert ra["final_metrics"]["search.train_loss"] == pytest.approx(0.3)
+    assert "search.step" not in ra["metrics"] and "search.arch_updates" not in ra["metrics"]
+    assert ra["final_metrics"]["evaluate.miou"] == pytest.approx(0.71) and "evaluate.tiles" not in ra["final_metrics"]
     assert ra["iou"] == pytest.approx(0.71)  # the evaluation's test mIoU, preferred to the last validation IoU
     assert ra["baseline_runs"] == sorted(x.id for x in bases) and ra["baseline_iou"] == [0.4, 0.5]
     assert ra["iou_vs_baseline"] == pytest.approx(0.71 - 0.45)
     assert rb["baseline_runs"] == [] and rb["iou_vs_baseline"] is None
+    rbase = client.get("/api/compare", params={"runs": [bases[1].id, a.id]}, headers=tokens.read).json()["runs"][0]
+    assert rbase["iou"] == pytest.approx(0.5) and rbase["best_candidate"]["trial"] == 1 and rbase["genotype"] == g1
     # Only the edge whose op differs shows up in the diff, with each run's value.
     assert r.json()["genotype_diff"] == [{"path": "cells.normal.nodes.0.1", "values": [["skip_connect", 1], ["max_pool_3x3", 1]]}]
     assert crud.get_run(session, a.id).progress == pytest.approx(1.0)
