@@ -67,3 +67,15 @@ def test_explicit_topology_builds():
     cfg = CellSpaceConfig(nodes=3, edges=[(0, 2), (1, 2), (2, 3), (1, 4), (3, 4)], concat=[4])
     g = CellGraph.from_config(cfg)
     assert g.incoming(4) == [3, 4] and g.topological_order() == [0, 1, 2, 3, 4]
+
+
+def test_schema_validation_does_not_import_torch():
+    # The API validates experiment bodies with this schema; it should not pay for torch.
+    import subprocess
+    import sys
+
+    code = ("import sys, nas_core.config as c; c.parse_experiment({'name': 'x', 'space': {'cells': "
+            "{'normal': {}, 'down': {}, 'up': {'nodes': 2}}}}); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
