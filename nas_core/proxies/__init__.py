@@ -32,7 +32,15 @@ def score_proxies(model: Any, inputs: Any, targets: Any, names: list[str] | None
     unknown = [n for n in names if n not in NAMES]
     if unknown:
         raise ValueError(f"proxies: unknown proxy {unknown[0]!r}; use any of {', '.join(NAMES)}")
-    return {n: float(__getattr__(n)(model, inputs, targets)) for n in names}
+    out: dict[str, float] = {}
+    if "grad_norm" in names and "snip" in names:
+        from nas_core.proxies.gradient import gradient_scores
+
+        out.update(gradient_scores(model, inputs, targets))  # one backward pass for both
+    for n in names:
+        if n not in out:
+            out[n] = float(__getattr__(n)(model, inputs, targets))
+    return {n: out[n] for n in names}
 
 
 __all__ = ["NAMES", "PROXIES", "score_proxies", "correlations", *NAMES]

@@ -22,3 +22,9 @@ def grad_norm(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> 
 def snip(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     """Connection sensitivity: sum over all weights of |w * dL/dw| (the gradient of the loss for a weight mask at 1)."""
     return float(sum((w * g).abs().sum() for w, g in _grads(model, inputs, targets)))
+
+
+def gradient_scores(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """grad_norm and snip from one shared backward pass."""
+    grads = _grads(model, inputs, targets)
+    return {"grad_norm": float(sum(g.norm() for _, g in grads)), "snip": float(sum((w * g).abs().sum() for w, g in grads))}

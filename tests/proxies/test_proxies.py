@@ -111,3 +111,12 @@ def test_proxies_on_a_tiny_unet_from_the_space():
     scores = score_proxies(net, x, y)
     assert all(math.isfinite(v) for v in scores.values()), scores
     assert scores["synflow"] > 0 and scores["grad_norm"] > 0 and scores["snip"] > 0
+
+
+def test_score_proxies_shares_one_backward_for_grad_norm_and_snip_with_the_same_values():
+    x, y = _batch()
+    net = _Tiny(A, B)
+    together = score_proxies(net, x, y, ["snip", "grad_norm"])
+    assert list(together) == ["snip", "grad_norm"]
+    assert together["snip"] == pytest.approx(PROXIES["snip"](net, x, y))
+    assert together["grad_norm"] == pytest.approx(PROXIES["grad_norm"](net, x, y))
