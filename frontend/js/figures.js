@@ -346,8 +346,12 @@ export function bestSoFar(series, opts = {}) {
 }
 
 // Side by side: one bar group per metric, one bar per run.
+// Final numbers as /api/compare names them (stage.metric: search.val_iou, retrain.miou, evaluate.miou), or bare.
+export const FINAL_METRICS = ["search.val_iou", "val_iou", "retrain.miou", "evaluate.miou", "miou", "test_iou",
+                              "search.val_loss", "val_loss"];
+
 export function metricBars(runs) {
-  const keys = ["val_iou", "miou", "test_iou", "val_loss", "train_loss"].filter((k) => runs.some((r) => typeof r.metrics[k] === "number"));
+  const keys = FINAL_METRICS.filter((k) => runs.some((r) => typeof r.metrics[k] === "number"));
   return {
     data: runs.map((r, i) => ({
       type: "bar", name: r.label, x: keys, y: keys.map((k) => (typeof r.metrics[k] === "number" ? r.metrics[k] : null)),

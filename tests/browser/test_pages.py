@@ -244,8 +244,11 @@ def test_compare_two_runs(page, ui_api, ui_stack, artifacts_dir):
     unmarked = page.evaluate("""[...document.querySelectorAll("#compare-cells .col [data-fig='cell-down']")]
         .map(d => d.layout.annotations.filter(a => a.showarrow && a.arrowcolor === '#d50000').length)""")
     assert unmarked == [0, 0]
-    bars = page.evaluate("document.querySelector(\"[data-fig='metrics']\").data.map(t => t.y[0])")
-    assert bars == pytest.approx([0.5, 0.4])  # final val_iou of each run
+    bars = page.evaluate("document.querySelector(\"[data-fig='metrics']\").data.map(t => [t.x[0], t.y[0]])")
+    assert [b[0] for b in bars] == ["search.val_iou"] * 2
+    assert [b[1] for b in bars] == pytest.approx([0.5, 0.4])  # the final validation IoU of each run
+    curves = page.evaluate("document.querySelector(\"[data-fig='val-iou']\").data.map(t => t.y)")
+    assert curves == [pytest.approx([0.4, 0.45, 0.5]), pytest.approx([0.3, 0.35, 0.4])]
     shot(page, artifacts_dir, "compare")
     assert page.console_errors == []
 

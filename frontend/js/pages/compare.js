@@ -93,6 +93,7 @@ export async function render(root, { params }) {
   let random = lists.flat().map((e) => e.payload).filter((c) => c.final !== false);
   if (!random.length) random = runs.flatMap((r) => r.baseline_iou.map((iou) => ({ iou })));
   if (searched.length || random.length) draw(slot(bottom, "vs-random"), fig.searchedVsRandom(searched, random));
-  const withIou = runs.filter((r) => r.metrics.val_iou).map((r) => ({ label: r.label, points: r.metrics.val_iou }));
+  const series = (r) => r.metrics["search.val_iou"] || r.metrics.val_iou;
+  const withIou = runs.filter(series).map((r) => ({ label: r.label, points: series(r) }));
   if (withIou.length) draw(slot(bottom, "val-iou"), fig.metricLines(withIou, "val_iou"));
 }
