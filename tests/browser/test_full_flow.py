@@ -51,7 +51,10 @@ def test_form_launches_a_tiny_search_and_the_heatmap_moves(page, platform, artif
     assert run["baselines"] == []
 
     # The worker launches it; the first alpha reaches the page, then another, different one.
-    page.wait_for_function("() => { const d = document.getElementById('heatmap-normal'); return d && d.data; }", timeout=150000)
+    # Waits for the first alpha, or for the run to fail (then the page's status line says why, and so does the test).
+    page.wait_for_function("""() => { const d = document.getElementById('heatmap-normal');
+        return (d && d.data) || document.querySelector('#run-status .badge').textContent === 'failed'; }""", timeout=150000)
+    assert page.locator("#run-status .badge").inner_text() != "failed", page.locator("#run-status").inner_text()
     first = np.array(page.evaluate("document.getElementById('heatmap-normal').data[0].z"))
     assert first.shape == (5, 8)  # two nodes: edges 0-2, 1-2, 0-3, 1-3, 2-3; the eight DARTS ops
     np.testing.assert_allclose(first.sum(axis=1), 1, atol=1e-6)

@@ -47,7 +47,8 @@ export async function render(root, { id }) {
     if (live || frame < 0) frame = n - 1;
     ui.slider.value = String(frame);
     const f = state.alpha.frames[frame];
-    ui.frameLabel.textContent = n ? `epoch ${f.epoch ?? "?"}${f.step != null ? ` step ${f.step}` : ""} (${frame + 1}/${n})` : "no alpha yet";
+    ui.frameLabel.textContent = n ? `epoch ${f.epoch ?? "?"}${f.step != null ? ` step ${f.step}` : ""} (${frame + 1}/${n})`
+      : "no alpha yet: the search writes it per epoch (and every search.events_every_steps steps)";
     for (const [ct, cell] of Object.entries(state.alpha.cells)) {
       const k = fig.cellFrame(cell, frame);
       draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]],
@@ -161,6 +162,7 @@ export async function render(root, { id }) {
     if (tab === "evaluation" && run.baselines && run.baselines.length) drawEvaluation().catch(() => {});
   }, 3000);
   header();
+  drawTab();  // says what is still to come on an empty run
   follower.start();
   return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); };
 }
