@@ -131,10 +131,21 @@ def _continuous(cfg, run_dir: Path, resume: bool, stage: str | None, device: str
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
+    engine = _engine(cfg, run_dir)
+    if engine is not None and not engine.is_main:
+        # Only rank 0 writes events and checkpoints; the others compute their shards and report through it.
+        try:
+            from nas_core.search.reporting import NullSink
+
+            run_stages(cfg, run_dir, NullSink(), resume=resume, only=stage, device=device or _rank_device(engine),
+                       engine=engine)
+        finally:
+            engine.shutdown()
+        return 0
     with EventSink(run_dir / "events.jsonl", after_seq=after) as events, _Bars(cfg) as bars:
         try:
             run_stages(cfg, run_dir, events, resume=resume, only=stage, on_step=bars.step, on_stage=bars.stage,
-                       device=device)
+                       device=device or _rank_device(engine), engine=engine)
         except (StageError, ValueError, FileNotFoundError, FloatingPointError) as exc:
             events.emit("status", {"state": "failed", "stage": stage, "error": str(exc)})
             typer.echo(f"error: {exc}", err=True)
@@ -143,9 +154,34 @@ def _continuous(cfg, run_dir: Path, resume: bool, stage: str | None, device: str
             events.emit("status", {"state": "failed", "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
             traceback.print_exc()
             return 1
+        finally:
+            if engine is not None:
+                engine.shutdown()
         events.emit("status", {"state": "succeeded", "stage": stage})
     typer.echo(f"{run_dir}: done")
     return 0
+
+
+def _engine(cfg, run_dir: Path):
+    """The data-parallel engine of `distributed.engine` when the launcher started several ranks, else None."""
+    if cfg.distributed.engine == "none":
+        return None
+    from nas_core.distributed import create_engine
+
+    engine = create_engine(cfg.distributed.engine, cfg.distributed.timeout_s)
+    if engine.world_size == 1:
+        engine.shutdown()
+        return None
+    engine.watch(run_dir / "ranks", cfg.distributed.timeout_s)
+    return engine
+
+
+def _rank_device(engine):
+    if engine is None:
+        return None
+    from nas_core.distributed import device_for
+
+    return device_for(engine.place)
 
 
 def _discrete(cfg, run_dir: Path, resume: bool) -> int:

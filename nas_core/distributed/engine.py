@@ -21,6 +21,7 @@ class Engine:
     def __init__(self, place: Placement | None = None):
         self.place = place or Placement()
         self.heartbeats = None
+        self.bytes_communicated = 0  # payload of gradient all-reduces, for the benchmark
 
     def watch(self, directory, timeout_s: float = 60.0) -> None:
         """Record this rank's progress under `directory`; a collective that waits longer than `timeout_s`
@@ -65,20 +66,26 @@ class Engine:
     def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
 
-    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
-        if self.world_size == 1:
-            return
-        grads = [p.grad for p in params if p.grad is not None]
-        if not grads:
-            return
+    def reduce_grads(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The mean of each gradient over ranks (the search loop's `reduce_grads` hook)."""
+        if self.world_size == 1 or not grads:
+            return grads
         # One flat buffer, one collective: fewer, larger messages than one per tensor.
         flat = torch.cat([g.reshape(-1) for g in grads])
         flat = self._collective(self._allreduce_flat, flat) / self.world_size
-        offset = 0
+        self.bytes_communicated += flat.numel() * flat.element_size()
+        out, offset = [], 0
         for g in grads:
-            n = g.numel()
-            g.copy_(flat[offset:offset + n].view_as(g))
-            offset += n
+            out.append(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
+        return out
+
+    def average_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
+        """Average `.grad` of `params` over ranks in place."""
+        grads = [p.grad for p in params if p.grad is not None]
+        for g, mean in zip(grads, self.reduce_grads(grads)):
+            if mean is not g:
+                g.copy_(mean)
 
     def broadcast_(self, tensors: Iterable[torch.Tensor], root: int = 0) -> None:
         """Make every rank start from rank 0's state (weights, alpha, beta, BN buffers)."""

@@ -29,6 +29,16 @@ class Architect:
 
     name = "base"
     single_level = False
+    reduce: Callable[[list[Tensor]], list[Tensor]] | None = None
+
+    @property
+    def reduces_inside(self) -> bool:
+        """True when hypergradient() already averaged across ranks (the unrolled step needs global gradients)."""
+        return False
+
+    def _global_grads(self, loss: Tensor, params: list[Tensor]) -> list[Tensor]:
+        grads = _grads(loss, params)
+        return self.reduce(grads) if self.reduce is not None else grads
 
     def __init__(self, model: nn.Module, loss_fn: LossFn):
         self.model = model
@@ -49,8 +59,9 @@ class Architect:
 
     def step(self, train_batch: Any, val_batch: Any, w_lr: float, w_optimizer: torch.optim.Optimizer | None,
              reduce_grads: Callable[[list[Tensor]], list[Tensor]] | None = None) -> float:
+        self.reduce = reduce_grads
         grads, loss = self.hypergradient(train_batch, val_batch, w_lr, w_optimizer)
-        if reduce_grads is not None:
+        if reduce_grads is not None and not self.reduces_inside:
             grads = reduce_grads(grads)
         self.apply(grads)
         return loss
@@ -76,6 +87,10 @@ class DartsArchitect(Architect):
         self.order = order
         self.optimizer = torch.optim.Adam(self.arch_params, lr=lr, betas=betas, weight_decay=weight_decay)
 
+    @property
+    def reduces_inside(self) -> bool:
+        return self.order == 2
+
     def hypergradient(self, train_batch, val_batch, w_lr, w_optimizer):
         if self.order == 1:
             loss = self.loss_fn(self.model, val_batch)
@@ -86,7 +101,9 @@ class DartsArchitect(Architect):
         w = self.weight_params
         saved = [p.detach().clone() for p in w]
         # The weight step the optimiser would take (momentum and weight decay included, as in DARTS).
-        g_train = _grads(self.loss_fn(self.model, train_batch), w)
+        # Under data parallelism every gradient inside the unrolled step is averaged across ranks, so each rank
+        # takes the same w' and the same finite-difference epsilon as one process on the whole batch.
+        g_train = self._global_grads(self.loss_fn(self.model, train_batch), w)
         momentum, decay = _sgd_settings(w_optimizer)
         with torch.no_grad():
             for p, g in zip(w, g_train):
@@ -96,7 +113,7 @@ class DartsArchitect(Architect):
                     d = d + momentum * buf
                 p.sub_(eta * d)
         val_loss = self.loss_fn(self.model, val_batch)
-        grads = _grads(val_loss, self.arch_params + w)
+        grads = self._global_grads(val_loss, self.arch_params + w)
         d_alpha, v = grads[: len(self.arch_params)], grads[len(self.arch_params):]
         hvp = self._hessian_vector_product(saved, v, train_batch)
         with torch.no_grad():
@@ -113,7 +130,7 @@ class DartsArchitect(Architect):
             with torch.no_grad():
                 for p, p0, x in zip(self.weight_params, w0, v):
                     p.copy_(p0 + sign * eps * x)
-            out.append(_grads(self.loss_fn(self.model, train_batch), self.arch_params))
+            out.append(self._global_grads(self.loss_fn(self.model, train_batch), self.arch_params))
         return [(gp - gn) / (2 * eps) for gp, gn in zip(*out)]
 
     def apply(self, grads):

@@ -2,6 +2,7 @@
 architecture half, through whichever architect the config names; checkpointed every epoch for exact resume."""
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ ReduceFn = Callable[[list[Tensor]], list[Tensor]]
 _PROGRESS_EVERY_S = 5.0
 
 
-def search_loss(model: nn.Module, batch) -> Tensor:
+def search_loss(model: nn.Module, batch, reduce_sum=None) -> Tensor:
     """The segmentation loss of the retrain stage (cross-entropy plus Dice), so search and retrain agree."""
     from nas_core.train.loop import segmentation_loss
 
@@ -30,7 +31,7 @@ def search_loss(model: nn.Module, batch) -> Tensor:
     logits = model(images)
     if isinstance(logits, (tuple, list)):  # an auxiliary head's output is not part of the search objective
         logits = logits[0]
-    return segmentation_loss(logits, masks)
+    return segmentation_loss(logits, masks, reduce_sum=reduce_sum)
 
 
 def build_search_supernet(cfg: ExperimentConfig) -> nn.Module:
@@ -113,13 +114,15 @@ def _validate(model: nn.Module, loader, num_classes: int, device) -> dict:
 class BilevelSearch:
     """One continuous search: `run()` trains to `search.epochs`, resuming from `checkpoint_path` when asked.
 
-    `reduce_grads` is the hook where data-parallel ranks would average gradients after each backward (weights,
-    then architecture); single-process runs leave it as the identity.
+    `reduce_grads` is the hook where data-parallel ranks average gradients after each backward (weights, then
+    architecture); single-process runs leave it as the identity. With an `engine` (nas_core.distributed) of
+    several ranks, every rank reads the same global batch and computes on its shard, BatchNorm statistics are
+    synchronised, and only rank 0 writes the checkpoint: N ranks compute what one process computes.
     """
 
     def __init__(self, cfg: ExperimentConfig, events: EventSink, checkpoint_path: str | Path, *,
                  device: str | torch.device | None = None, reduce_grads: ReduceFn | None = None,
-                 on_step: Callable[[dict], None] | None = None, datasets: dict | None = None):
+                 on_step: Callable[[dict], None] | None = None, datasets: dict | None = None, engine=None):
         if cfg.search.method not in ("darts", "pcdarts", "gaea"):
             raise ValueError(f"search.method: {cfg.search.method!r} is a discrete method; `nasforge search` runs darts, pcdarts or gaea")
         self.cfg, self.events = cfg, events
@@ -133,7 +136,18 @@ class BilevelSearch:
 
             datasets = build_datasets(cfg.data, cfg.seed)
         self.model = build_search_supernet(cfg).to(self.device)
-        self.architect: Architect = build_architect(cfg.search, self.model, search_loss)
+        self.engine = engine if engine is not None and engine.world_size > 1 else None
+        if self.engine is not None:
+            from nas_core.distributed import convert_sync_batchnorm
+
+            if cfg.distributed.sync_bn:
+                convert_sync_batchnorm(self.model, self.engine)
+            self.engine.broadcast_(list(self.model.parameters()) + list(self.model.buffers()))
+            self.reduce_grads = reduce_grads or self.engine.reduce_grads
+        self.loss_fn = search_loss
+        if self.engine is not None:
+            self.loss_fn = functools.partial(search_loss, reduce_sum=self.engine.allreduce_sum)
+        self.architect: Architect = build_architect(cfg.search, self.model, self.loss_fn)
         s = cfg.search
         self.single_level = self.architect.single_level
         self.train_loader, self.arch_loader, self.val_loader = _loaders(cfg, datasets, self.single_level)
@@ -175,8 +189,12 @@ class BilevelSearch:
 
     # ---- one step ------------------------------------------------------------------------------------------
 
+    def _batch(self, batch):
+        batch = _to(batch, self.device)
+        return tuple(self.engine.shard(t) for t in batch) if self.engine is not None else batch
+
     def _weight_step(self, batch, arch_on: bool) -> float:
-        loss = search_loss(self.model, batch)
+        loss = self.loss_fn(self.model, batch)
         params = self.w_params + (self.architect.arch_params if self.single_level and arch_on else [])
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
@@ -202,9 +220,9 @@ class BilevelSearch:
         total, n, last_progress = 0.0, 0, time.monotonic()
         steps_per_epoch = len(self.train_loader)
         for i, batch in enumerate(self.train_loader):
-            batch = _to(batch, self.device)
+            batch = self._batch(batch)
             if arch_on and not self.single_level:
-                val_batch = _to(arch_batches.next(), self.device)
+                val_batch = self._batch(arch_batches.next())
                 self.architect.step(batch, val_batch, w_lr, self.w_optimizer, self.reduce_grads)
             loss = self._weight_step(batch, arch_on)
             if not math.isfinite(loss):
@@ -212,6 +230,8 @@ class BilevelSearch:
                                          "lower search.w_lr or search.arch_lr")
             total, n = total + loss, n + 1
             self.step += 1
+            if self.engine is not None:
+                self.engine.step_done(self.step)
             if every and self.step % every == 0:
                 self._emit_alpha(epoch, self.step)
             if self.on_step is not None:
@@ -239,6 +259,8 @@ class BilevelSearch:
         while self.epoch < epochs:
             epoch = self.epoch
             train_loss = self._train_epoch(epoch)
+            if self.engine is not None:
+                train_loss = self.engine.mean(train_loss)  # each rank saw its own shards
             self.scheduler.step()
             val = _validate(self.model, self.val_loader, num_classes, self.device)
             genotype = self._emit_alpha(epoch, self.step)
@@ -250,5 +272,6 @@ class BilevelSearch:
             self.epoch += 1
             self.events.emit("progress", {**self._progress(epoch, self.epoch / epochs), "step": self.step})
             # Events first, checkpoint second: a kill in between repeats the epoch, whose events are then skipped.
-            save_checkpoint(self.checkpoint_path, self.state())
+            if self.engine is None or self.engine.is_main:
+                save_checkpoint(self.checkpoint_path, self.state())
         return SearchResult(self.model.genotype(), self.epoch, self.step, self.history)

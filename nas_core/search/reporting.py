@@ -157,3 +157,12 @@ class EventSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class NullSink:
+    """The event sink of ranks other than 0: the search runs the same, nothing is written."""
+
+    seq = 0
+
+    def emit(self, kind: str, payload: dict[str, Any]) -> None:
+        return None

@@ -58,10 +58,10 @@ def last_event_seq(run_dir: Path) -> int | None:
 
 
 def run_search_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, resume: bool,
-                     on_step: Callable[[dict], None] | None = None, device=None) -> None:
+                     on_step: Callable[[dict], None] | None = None, device=None, engine=None) -> None:
     from nas_core.search.loop import BilevelSearch
 
-    search = BilevelSearch(cfg, events, run_dir / CHECKPOINT, on_step=on_step, device=device)
+    search = BilevelSearch(cfg, events, run_dir / CHECKPOINT, on_step=on_step, device=device, engine=engine)
     if resume and search.resume():
         events.emit("log", {"stage": "search", "message": f"resumed at epoch {search.epoch} (step {search.step})"})
     search.run()
@@ -170,16 +170,22 @@ def plan(cfg: ExperimentConfig, only: str | None = None) -> list[str]:
 
 def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resume: bool, only: str | None = None,
                on_step: Callable[[dict], None] | None = None, on_stage: Callable[[str], None] | None = None,
-               device=None) -> None:
-    """Run the planned stages in order; with `resume`, stages whose output exists are skipped."""
+               device=None, engine=None) -> None:
+    """Run the planned stages in order; with `resume`, stages whose output exists are skipped.
+
+    With a data-parallel `engine`, every rank runs the search stage together; decode, retrain and evaluate are
+    rank 0's alone (the other ranks return once the search is done).
+    """
     for stage in plan(cfg, only):
+        if engine is not None and not engine.is_main and stage != "search":
+            continue
         if resume and only is None and stage_done(run_dir, stage, cfg):
             continue
         if on_stage is not None:
             on_stage(stage)
         events.emit("status", {"state": "running", "stage": stage})
         if stage == "search":
-            run_search_stage(cfg, run_dir, events, resume, on_step, device)
+            run_search_stage(cfg, run_dir, events, resume, on_step, device, engine)
         elif stage == "decode":
             run_decode_stage(cfg, run_dir, events)
         elif stage == "retrain":

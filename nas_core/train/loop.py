@@ -17,11 +17,13 @@ def _logits(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0,
+                      reduce_sum=None) -> torch.Tensor:
     """Cross-entropy plus soft Dice over the foreground classes.
 
     Objects cover a few percent of a satellite tile; Dice keeps the small class from being traded away for
-    background accuracy, which cross-entropy alone does early in training.
+    background accuracy, which cross-entropy alone does early in training. Dice is a ratio of sums over the whole
+    batch, so data-parallel ranks pass `reduce_sum` (a differentiable sum over ranks) to score the global batch.
     """
     ce = F.cross_entropy(logits, target)
     if dice_weight <= 0:
@@ -30,6 +32,8 @@ def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: f
     onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].to(probs.dtype)
     inter = (probs * onehot).sum((0, 2, 3))
     denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    if reduce_sum is not None:
+        inter, denom = reduce_sum(torch.cat([inter, denom])).chunk(2)
     soft_dice = (2 * inter + 1) / (denom + 1)
     return ce + dice_weight * (1 - soft_dice.mean())
 
