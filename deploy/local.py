@@ -122,7 +122,12 @@ class Stack:
         svc = self._spawn("postgres", [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
                                        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], user=run_as)
         wait_port(port, svc.proc, what="postgres")
-        svc.stop_cmd = None
+        # The port opens before the server accepts sessions ("the database system is starting up").
+        deadline = time.monotonic() + 30
+        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"]).returncode != 0:
+            if time.monotonic() > deadline or svc.proc.poll() is not None:
+                raise RuntimeError(f"PostgreSQL did not accept connections; see {svc.log}")
+            time.sleep(0.2)
         self._pg_data = data
         return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
 

@@ -5,6 +5,7 @@ worker with beat, and the API + UI on http://127.0.0.1:8000. Ctrl-C stops everyt
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -52,6 +53,44 @@ def main() -> int:
     finally:
         print("nasforge: stopping", flush=True)
         stack.stop()
+        _stop_local_runs(data_dir / "runs")
+
+
+def _stop_local_runs(runs_dir: Path, grace_s: float = 10.0) -> None:
+    """End the runs the local launcher started: they are detached so a worker restart keeps them, but Ctrl-C
+    on `make run` leaves no process behind. Killed by SIGTERM, they are requeued from their checkpoint on the
+    next start."""
+    groups = []
+    for record in runs_dir.glob("*/local.json"):
+        try:
+            pid = int(json.loads(record.read_text())["pid"])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, KeyError):
+            continue
+        if b"worker.launchers._runner" in cmdline and str(record.parent).encode() in cmdline:
+            groups.append(pid)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pgid in groups:
+            try:
+                os.killpg(pgid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + grace_s
+        while sig == signal.SIGTERM and time.monotonic() < deadline and any(_group_alive(g) for g in groups):
+            time.sleep(0.2)
+    if groups:
+        print(f"nasforge: stopped {len(groups)} local run(s); they resume from their checkpoint on the next start", flush=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _first_token(env: dict) -> str | None:

@@ -41,6 +41,17 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _using(directory: Path) -> list[int]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if str(directory).encode() in cmdline.read_bytes() and _alive(int(cmdline.parent.name)):
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
 def _health(url: str) -> tuple[int, dict]:
     try:
         with urllib.request.urlopen(f"{url}/api/health", timeout=5) as resp:
@@ -94,6 +105,11 @@ def test_platform_starts_serves_ui_and_stops_clean(tmp_path, browser, artifacts_
         assert "nasforge" in page.title().lower()
         page.screenshot(path=str(artifacts_dir / "foundation-first-page.png"))
         page.close()
+        # The first start seeds a demo search; wait until the local launcher has it running.
+        deadline = time.monotonic() + 90
+        while not list((data_dir / "runs").glob("*/local.json")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert list((data_dir / "runs").glob("*/local.json")), f"the demo search never started\n{log.read_text()}"
     finally:
         spawned = _stop(proc) if proc.poll() is None else set()
     assert proc.returncode == 0, log.read_text()
@@ -102,7 +118,10 @@ def test_platform_starts_serves_ui_and_stops_clean(tmp_path, browser, artifacts_
     while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in spawned if _alive(p)], "processes left behind after Ctrl-C"
+    # Detached children too (the demo search runs in its own session under the run directory).
+    assert not _using(data_dir), "processes still working in the data directory after Ctrl-C"
     output = log.read_text()
+    assert re.search(r"stopped [1-9]\d* local run", output), output
     token = re.search(r"first admin token.*: (nf_\S+)", output)
     assert token, output
 
