@@ -17,6 +17,7 @@ class TorchEngine(Engine):
     def __init__(self, place: Placement, timeout_s: float):
         super().__init__(place)
         if not dist.is_initialized():
+            _rendezvous_from_slurm()
             os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
             os.environ.setdefault("MASTER_PORT", "29500")
             backend = "nccl" if torch.cuda.is_available() else "gloo"
@@ -57,3 +58,19 @@ class _AllReduceSum(torch.autograd.Function):
         grad = grad.clone()
         dist.all_reduce(grad)
         return grad
+
+
+def _rendezvous_from_slurm() -> None:
+    """Under srun (no torchrun), rank 0 of the job listens on the first node of the allocation, on a port
+    derived from the job id so two jobs sharing a node do not collide."""
+    if "MASTER_ADDR" in os.environ or "SLURM_JOB_NODELIST" not in os.environ:
+        return
+    import subprocess
+
+    try:
+        hosts = subprocess.run(["scontrol", "show", "hostnames", os.environ["SLURM_JOB_NODELIST"]],
+                               capture_output=True, text=True, timeout=30).stdout.split()
+    except (OSError, subprocess.TimeoutExpired):
+        hosts = []
+    os.environ["MASTER_ADDR"] = hosts[0] if hosts else "127.0.0.1"
+    os.environ.setdefault("MASTER_PORT", str(20000 + int(os.environ.get("SLURM_JOB_ID", "0")) % 20000))

@@ -14,22 +14,10 @@ import yaml
 
 from deploy.local import free_port
 
+from _experiments import experiment
+
 NASFORGE = str(Path(sys.executable).with_name("nasforge"))
 ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
-OPS = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
-
-
-def experiment(engine: str, **search) -> dict:
-    return {
-        "name": f"dp-{engine}", "seed": 0,
-        "space": {"channels": 4, "depth": 1, "cells": {t: {"ops": OPS, "nodes": 2} for t in ("normal", "down", "up")}},
-        "data": {"tile_size": 32, "num_tiles": 16, "batch_size": 4, "augment": False},
-        "search": {"epochs": 1, "pc_k": 2, "warmup_epochs": 0, **search},
-        "retrain": {"enabled": False},
-        "distributed": {"engine": engine, "sync_bn": True, "timeout_s": 60},
-    }
-
-
 def run(run_dir: Path, cfg: dict, ranks: int) -> subprocess.CompletedProcess:
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))

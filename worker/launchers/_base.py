@@ -80,7 +80,8 @@ def parallel_argv(spec: RunSpec, argv: list[str]) -> list[str]:
         torchrun = _beside_python("torchrun")
         return [torchrun, "--standalone", f"--nproc-per-node={n}", "--no-python", *argv]
     if engine == "horovod" and (horovodrun := _beside_python("horovodrun", required=False)):
-        return [horovodrun, "-np", str(n), *argv]
+        # One machine: Gloo's controller over loopback needs neither ssh nor an MPI launcher.
+        return [horovodrun, "-np", str(n), "--gloo", "--network-interface", "lo", *argv]
     return mpirun_command(n, argv)
 
 

@@ -80,7 +80,7 @@ class SlurmLauncher(Launcher):
                                                   "NASFORGE_RUN_ID": str(int(spec.run_id))}.items()),
             "setup": "\n".join(self.profile.setup),
             "run_dir": shlex.quote(str(spec.run_dir)),
-            "launch": (self.profile.launch.strip() + " ") if tasks > 1 and self.profile.launch.strip() else "",
+            "launch": _launch_line(self.profile.launch, spec.config.distributed.engine) if tasks > 1 else "",
             # Always --resume: a requeued job runs this same script again and must continue, not restart.
             "command": shlex.join(search_argv(self.search_command, resume=True)),
         }
@@ -205,3 +205,17 @@ def _check(pattern: re.Pattern, value: str, what: str) -> str:
     if not pattern.match(str(value)):
         raise ValueError(f"cluster profile {what}: {value!r} is not allowed (pattern {pattern.pattern})")
     return str(value)
+
+
+def _launch_line(launch: str, engine: str) -> str:
+    """srun for several tasks: one dead rank ends the step (never a job left hanging), and Horovod's MPI
+    controller gets its world from SLURM through PMIx unless the cluster profile names another --mpi."""
+    words = shlex.split(launch.strip())
+    if not words:
+        return ""
+    if words[0] == "srun":
+        if not any(w.startswith("--kill-on-bad-exit") or w == "-K" for w in words):
+            words.append("--kill-on-bad-exit=1")
+        if engine == "horovod" and not any(w.startswith("--mpi") for w in words):
+            words.append("--mpi=pmix")
+    return shlex.join(words) + " "
