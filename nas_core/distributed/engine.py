@@ -61,6 +61,7 @@ class Engine:
         """Differentiable sum over ranks (SyncBatchNorm's statistics go through it)."""
         if self.world_size == 1:
             return tensor
+        self.bytes_communicated += tensor.numel() * tensor.element_size()
         return self._collective(self._allreduce_sum, tensor)
 
     def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:

@@ -266,6 +266,10 @@ class BilevelSearch:
             genotype = self._emit_alpha(epoch, self.step)
             metric = {"stage": "search", "epoch": epoch, "step": self.step, "train_loss": train_loss, **val,
                       "w_lr": self.scheduler.get_last_lr()[0], "arch_updates": epoch >= self.warmup}
+            if self.engine is not None:
+                # What each rank sent per step (gradients, BatchNorm and Dice sums), for the benchmark.
+                metric.update(ranks=self.engine.world_size,
+                              comm_bytes_per_step=round(self.engine.bytes_communicated / max(self.step, 1)))
             self.events.emit("metric", metric)
             self.events.emit("genotype", {"stage": "search", "epoch": epoch, "step": self.step, "genotype": genotype})
             self.history.append({k: metric[k] for k in ("epoch", "train_loss", "val_loss", "val_iou")})
