@@ -37,6 +37,7 @@ class SearchConfig(BaseModel):
     trial_epochs: int = Field(2, ge=1, description="Discrete search: training budget per candidate.")
     population: int = Field(50, ge=2, description="Regularised evolution population.")
     tournament: int = Field(10, ge=2, description="Regularised evolution tournament size.")
+    compute_budget_s: float | None = Field(None, gt=0, description="Discrete search: stop starting trials once finished trials used this many worker-seconds (None: no budget; a random baseline gets its search's compute).")
     events_every_steps: int = Field(0, ge=0, description="Also emit alpha every N steps (0: per epoch only).")
 
 

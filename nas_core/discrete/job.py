@@ -111,6 +111,7 @@ class SearchJob(BaseModel):
             raise ValueError(f"search.method: {s.method!r} is a continuous method; a discrete search needs random, evolution or reinforce")
         fields = dict(workdir=str(workdir), method=s.method, trials=s.trials, seed=exp.seed, population=s.population,
                       tournament=min(s.tournament, s.population), space=exp.space, budget={"epochs": s.trial_epochs},
+                      compute_budget_s=s.compute_budget_s,
                       gpus_per_node=exp.launcher.slurm.gpus_per_node, objective=TRAIN,
                       objective_params={"experiment": exp.model_dump(mode="json")})
         fields.update(overrides)
