@@ -98,7 +98,7 @@ def search_cmd(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (fixed, for reproducible CPU runs)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
-    """Run a continuous search (DARTS, PC-DARTS, GAEA): search -> decode -> retrain -> evaluate."""
+    """Run a search: search -> decode -> retrain -> evaluate (a discrete one's trials stand for search and decode)."""
     from nas_core.config import ConfigError
 
     run_dir = run_dir.resolve()
@@ -110,9 +110,9 @@ def search_cmd(
         _fail_event(run_dir, str(exc))
         raise typer.Exit(2)
     stage = stage or run.get("stage")
-    if cfg.search.method not in ("darts", "pcdarts", "gaea"):
-        raise typer.Exit(_discrete(cfg, run_dir, resume))
     _settle_determinism(deterministic, threads)
+    if cfg.search.method not in ("darts", "pcdarts", "gaea"):
+        raise typer.Exit(_discrete(cfg, run_dir, resume, stage, device))
     raise typer.Exit(_continuous(cfg, run_dir, resume, stage, device))
 
 
@@ -184,17 +184,88 @@ def _rank_device(engine):
     return device_for(engine.place)
 
 
-def _discrete(cfg, run_dir: Path, resume: bool) -> int:
-    """Random, evolution and REINFORCE run through nas_core.discrete, in this process's local trial pool."""
+def _discrete(cfg, run_dir: Path, resume: bool, stage: str | None, device: str | None) -> int:
+    """Random, evolution and REINFORCE: the trials run through nas_core.discrete (a local trial pool), the best
+    candidate becomes genotype.json, then the same retrain and evaluate stages as a continuous run's decoded cell,
+    so a random baseline's test IoU is measured by the searched cell's protocol."""
+    from nas_core.search.reporting import EventSink
+    from nas_core.search.stages import GENOTYPE, STAGES, StageError, run_stages, stage_done
+
+    if stage is not None and stage not in STAGES:
+        typer.echo(f"error: --stage {stage!r}: use one of {', '.join(STAGES)}", err=True)
+        return 2
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # The trials are this method's search and decode; a resumed run whose genotype.json exists has done them.
+    if stage in (None, "search", "decode") and not (resume and stage is None and (run_dir / GENOTYPE).exists()):
+        code = _discrete_trials(cfg, run_dir)
+        if code:
+            return code
+    later = [s for s in ("retrain", "evaluate") if stage == s or (stage is None and cfg.retrain.enabled)]
+    # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
+    after = _decode_seq(run_dir) if resume else None
+    with EventSink(run_dir / "events.jsonl", after_seq=after) as events:
+        try:
+            for name in later:
+                if resume and stage is None and stage_done(run_dir, name, cfg):
+                    continue
+                run_stages(cfg, run_dir, events, resume=resume, only=name, device=device)
+        except (StageError, ValueError, FileNotFoundError, FloatingPointError) as exc:
+            events.emit("status", {"state": "failed", "stage": stage, "error": str(exc)})
+            typer.echo(f"error: {exc}", err=True)
+            return 1
+        except Exception as exc:  # the watcher needs the run's own word on any failure
+            events.emit("status", {"state": "failed", "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
+            traceback.print_exc()
+            return 1
+        events.emit("status", {"state": "succeeded", "stage": stage})
+    typer.echo(f"{run_dir}: done")
+    return 0
+
+
+def _discrete_trials(cfg, run_dir: Path) -> int:
+    """Run (or resume, from its checkpoint.json) the trials, then write the best candidate to genotype.json."""
     from nas_core.discrete import SearchJob, run_search
+    from nas_core.events import EventLog
+    from nas_core.search.reporting import param_free_share
+    from nas_core.search.stages import GENOTYPE, write_json_atomic
 
     try:
         job = SearchJob.from_experiment(cfg, run_dir)
-        run_search(job, workers=1)
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
+        _fail_event(run_dir, str(exc))
+        return 2
+    try:
+        summary = run_search(job, workers=1)
+    except Exception as exc:  # the scheduler has written the failed status event already
+        typer.echo(f"error: {exc}", err=True)
         return 1
+    best = summary.get("best_genotype")
+    with EventLog(run_dir / "events.jsonl") as log:
+        if best is None:
+            error = (f"no candidate trained: all {summary['trials']} trials failed; their logs are in "
+                     f"{run_dir / 'trials'}")
+            log.append("status", {"state": "failed", "stage": "search", "error": error})
+            typer.echo(f"error: {error}", err=True)
+            return 1
+        write_json_atomic(run_dir / GENOTYPE, best)
+        log.append("genotype", {"stage": "decode", "epoch": -1, "trial": summary["best_trial"],
+                                "val_iou": summary["best_iou"], "compute_s": summary["compute_s"],
+                                "genotype": best, "param_free_share": param_free_share(best)})
     return 0
+
+
+def _decode_seq(run_dir: Path) -> int | None:
+    """The seq of the last decode `genotype` event: what came after it belongs to the retrain and evaluate."""
+    from nas_core.events import read_events
+
+    seq = None
+    path = run_dir / "events.jsonl"
+    if path.exists():
+        for _, event in read_events(path):
+            if event["kind"] == "genotype" and (event.get("payload") or {}).get("stage") == "decode":
+                seq = event["seq"]
+    return seq
 
 
 def _fail_event(run_dir: Path, error: str) -> None:
