@@ -86,8 +86,33 @@ def launch(run_id: int) -> str:
         run = crud.get_run(session, run_id)
         if run.status != "queued":
             return run.status
+        if not _release_baseline(session, run):
+            return run.status
         submit(session, run, resume=run.attempt > 1)
         return run.status
+
+
+def _release_baseline(session: Session, run: Run) -> bool:
+    """True when the run may start now. A random baseline waits (queued, the reconcile sweep asks again) until
+    its search succeeded, then starts with the search's measured compute as its budget; a failed or cancelled
+    search cancels it."""
+    from worker.baseline import budgeted_config, decide
+
+    decision = decide(session, run)
+    if decision is None:
+        return True
+    if decision.action == "wait":
+        set_status(session, run, "queued", status_reason=decision.reason)
+        return False
+    if decision.action in ("cancel", "fail"):
+        set_status(session, run, "cancelled" if decision.action == "cancel" else "failed", status_reason=decision.reason)
+        return False
+    run.config = budgeted_config(run.config, decision.compute)
+    run.status_reason = decision.reason
+    session.add(run)
+    session.commit()
+    session.refresh(run)
+    return True
 
 
 def submit(session: Session, run: Run, resume: bool, attempt: int | None = None) -> None:
