@@ -1,0 +1,65 @@
+"""End to end through the real local launcher and real `nasforge search` processes, driven by reconcile passes
+as Celery beat makes them: a DARTS search, then its random baseline at the compute the search measured, and the
+comparison the UI shows (the searched cell's test IoU against the baseline's, same retrain and evaluation)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from backend import crud
+from backend.compare import compare_runs
+from backend.core.db import session_scope
+from worker import control
+from worker.reconcile import reconcile
+
+
+def _get(run_id: int):
+    with session_scope() as s:
+        return crud.get_run(s, run_id)
+
+
+def _log(run_dir: str) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
+
+
+def test_baseline_runs_after_its_search_at_the_searchs_compute(launch_search):
+    search_id, (base_id,) = launch_search(baseline={"seeds": 1})
+    assert control.launch(search_id) == "submitted"
+    assert control.launch(base_id) == "queued"
+    deadline = time.monotonic() + 150
+    while _get(search_id).status not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, f"search is {_get(search_id).status}"
+        reconcile()
+        base = _get(base_id)
+        assert base.status == "queued" and base.pid is None, "the baseline never starts before its search ends"
+        time.sleep(0.3)
+    search = _get(search_id)
+    assert search.status == "succeeded", search.status_reason
+
+    # What the search's own log says its search stage took (one attempt, one process).
+    log = _log(search.run_dir)
+    began = next(e["time"] for e in log if e["kind"] == "status" and e["payload"].get("stage") == "search")
+    ended = next(e["time"] for e in log if e["kind"] == "status" and e["payload"].get("stage") == "decode")
+    while _get(base_id).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"baseline is {_get(base_id).status}"
+        reconcile()
+        time.sleep(0.3)
+    base = _get(base_id)
+    assert base.status == "succeeded", base.status_reason
+    budget = base.config["search"]["compute_budget_s"]
+    assert abs(budget - (ended - began)) < 1e-2
+
+    events = _log(base.run_dir)
+    done = next(e["payload"] for e in events if e["kind"] == "status" and e["payload"]["state"] == "done")
+    assert done["stopped_by"] == "compute_budget" and done["compute_s"] >= budget
+    # Trials started only while the budget was left: without the last one, the finished trials had not spent it.
+    finished = json.loads((Path(base.run_dir) / "checkpoint.json").read_text())["finished"]
+    spent = [r["finished"] - r["started"] for _, r in finished]
+    assert abs(sum(spent) - done["compute_s"]) < 1e-6 and sum(spent[:-1]) < budget
+    metrics = json.loads((Path(base.run_dir) / "metrics.json").read_text())
+    with session_scope() as s:
+        row = compare_runs(s, [search_id]).runs[0]
+    assert row.baseline_runs == [base_id] and row.baseline_iou == [metrics["miou"]]
+    searched = json.loads((Path(search.run_dir) / "metrics.json").read_text())["miou"]
+    assert abs(row.iou_vs_baseline - (searched - metrics["miou"])) < 1e-9
