@@ -109,3 +109,10 @@ def budgeted_config(config: dict[str, Any], compute: Compute) -> dict[str, Any]:
     """The baseline's config with the search's compute as its trial budget (and no trial count to stop first)."""
     search = dict(config.get("search") or {}, compute_budget_s=round(compute.seconds, 3), trials=_MAX_TRIALS)
     return {**config, "search": search}
+
+
+def one_process(resources: dict[str, Any]) -> dict[str, Any]:
+    """The baseline's launch resources: one process. Its trials run on one local trial worker, and several ranks of
+    `nasforge search` on a discrete method would each run the same trials into the same run directory."""
+    slurm = dict(resources.get("slurm") or {}, nodes=1, tasks_per_node=1)
+    return {**resources, "processes": 1, "slurm": slurm}

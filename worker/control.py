@@ -96,7 +96,7 @@ def _release_baseline(session: Session, run: Run) -> bool:
     """True when the run may start now. A random baseline waits (queued, the reconcile sweep asks again) until
     its search succeeded, then starts with the search's measured compute as its budget; a failed or cancelled
     search cancels it."""
-    from worker.baseline import budgeted_config, decide
+    from worker.baseline import budgeted_config, decide, one_process
 
     decision = decide(session, run)
     if decision is None:
@@ -108,6 +108,7 @@ def _release_baseline(session: Session, run: Run) -> bool:
         set_status(session, run, "cancelled" if decision.action == "cancel" else "failed", status_reason=decision.reason)
         return False
     run.config = budgeted_config(run.config, decision.compute)
+    run.resources = one_process(run.resources or {})
     run.status_reason = decision.reason
     session.add(run)
     session.commit()

@@ -101,6 +101,19 @@ def test_a_data_parallel_search_counts_every_process(launch_search):
     assert c.processes == 3 and c.seconds == 12.0
 
 
+def test_a_data_parallel_searchs_baseline_runs_as_one_process_with_all_its_compute(launch_search):
+    search, bases = launch_search(distributed={"engine": "ddp"}, launcher={"processes": 2})
+    _events(search, [(0, "status", {"state": "running", "stage": "search"}),
+                     (4, "status", {"state": "running", "stage": "decode"})])
+    _status(search, "succeeded")
+    assert _run(bases[0]).resources["processes"] == 2, "created with the search's resources"
+    assert control.launch(bases[0]) == "submitted"
+    run = _run(bases[0])
+    assert run.resources["processes"] == 1 and run.config["search"]["compute_budget_s"] == 8.0
+    assert "torchrun" not in open(f"{run.run_dir}/local.json").read(), "one process, no rank launcher"
+    control.cancel(bases[0])
+
+
 def test_a_failed_search_cancels_its_baselines_with_the_reason(launch_search):
     search, bases = launch_search()
     _status(search, "failed", reason="FloatingPointError: loss is nan\ntraceback ...")
