@@ -124,7 +124,8 @@ def parse_experiment(data: Any, where: str = "experiment") -> ExperimentConfig:
         raise ConfigError(format_validation_error(exc, where)) from None
 
 
-def load_experiment(path: str | Path) -> ExperimentConfig:
+def read_experiment_file(path: str | Path) -> dict[str, Any]:
+    """The mapping an experiment YAML file holds, or a ConfigError naming the file."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -134,7 +135,11 @@ def load_experiment(path: str | Path) -> ExperimentConfig:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: an experiment file is a mapping with at least `name:`")
-    return parse_experiment(data, where=str(path))
+    return data
+
+
+def load_experiment(path: str | Path) -> ExperimentConfig:
+    return parse_experiment(read_experiment_file(path), where=str(path))
 
 
 def experiment_json_schema() -> dict[str, Any]:

@@ -14,18 +14,9 @@ RUN_KEYS = ("stage",)
 
 def _load(path: Path):
     """The experiment and the `run:` overrides the worker adds beside it (only `stage` is read here)."""
-    import yaml
+    from nas_core.config import ConfigError, parse_experiment, read_experiment_file
 
-    from nas_core.config import ConfigError, parse_experiment
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such experiment file") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: an experiment file is a mapping with at least `name:`")
+    data = read_experiment_file(path)
     run = data.pop("run", None) or {}
     if not isinstance(run, dict):
         raise ConfigError(f"{path}: run: must be a mapping of overrides such as `stage: retrain`")

@@ -29,14 +29,3 @@ def read_log(path: Path) -> list[dict]:
 @pytest.fixture
 def tiny():
     return lambda **search: parse_experiment(tiny_experiment(**search))
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: on a shared 2-core machine, more threads only contend (and a run stays reproducible)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
