@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import uuid
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -193,7 +194,10 @@ def prepare(spec: PrepareSpec, force: bool = False, progress: bool = True, on_sc
             # Pass 2: cut and write the kept tiles, scenes in parallel when asked.
             task = bar.add_task("tiles", total=len(kept))
             results = []
-            pool = ProcessPoolExecutor(spec.workers) if spec.workers > 1 and len(jobs) > 1 else None
+            # Workers start from a fresh interpreter (forkserver), never as forks of the caller: a fork inherits
+            # whatever the caller holds (a Celery/Redis connection, torch's threads) and can hang on it.
+            pool = (ProcessPoolExecutor(spec.workers, mp_context=multiprocessing.get_context("forkserver"))
+                    if spec.workers > 1 and len(jobs) > 1 else None)
             try:
                 it = pool.map(_write_scene, jobs) if pool else map(_write_scene, jobs)
                 for n, res in enumerate(it):
