@@ -64,5 +64,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, dis
         raise ValueError("make_loader: the dataset is empty; check the split fractions and the prepared dataset")
     r, w = _world(distributed, rank, world_size)
     sampler = ShardSampler(dataset, shuffle, seed, r, w)
+    # Workers start from a fresh interpreter (forkserver), never as forks of the caller: a fork inherits what the
+    # caller holds (a Celery/Redis connection, torch's thread pool) and can hang on it. Not persistent, so each
+    # epoch's workers get the dataset with that epoch's augmentation seed.
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-                      persistent_workers=False, generator=torch.Generator().manual_seed(seed))
+                      persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+                      multiprocessing_context="forkserver" if workers > 0 else None)

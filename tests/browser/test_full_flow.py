@@ -36,7 +36,9 @@ def test_form_launches_a_tiny_search_and_the_heatmap_moves(page, platform, artif
     page.fill("input[name='data.tile_size']", "32")
     page.fill("input[name='data.num_tiles']", "16")
     page.fill("input[name='data.batch_size']", "4")
-    page.fill("input[name='search.epochs']", "3")
+    # Long enough to still be running while the page is watched (the test cancels it): an idle machine finishes
+    # three epochs of this tiny search in seconds.
+    page.fill("input[name='search.epochs']", "200")
     page.locator("fieldset[data-path='search'] details.more > summary").click()
     page.fill("input[name='search.events_every_steps']", "1")
     page.fill("input[name='search.arch_lr']", "0.01")
