@@ -9,7 +9,8 @@ DIR=${NASFORGE_SLURM_DIR:-$(pwd)/var/slurm}
 DIR=$(mkdir -p "$DIR" && cd "$DIR" && pwd)
 CONF=$DIR/slurm.conf
 HOST=$(hostname -s)
-CPUS=$(nproc)
+# nproc alone honours OMP_NUM_THREADS (tests set it to 1); the node has every CPU this process may use.
+CPUS=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
 MEM_MB=$(awk '/MemTotal/ {print int($2/1024*0.9)}' /proc/meminfo)
 SBIN=/usr/sbin
 
