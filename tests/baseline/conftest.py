@@ -37,7 +37,8 @@ def baseline_home(tmp_path_factory, redis_url):
     """This process pointed at a fresh database, runs root and Redis database; module-scoped so the variables
     never outlive the module."""
     home = tmp_path_factory.mktemp("baseline-home")
-    redis_url = redis_url.rsplit("/", 1)[0] + "/7"
+    # Database 6: 0 is the platform fixture's, 1 the UI stack's, 7 the backend's stub worker, 8-15 the worker tests'.
+    redis_url = redis_url.rsplit("/", 1)[0] + "/6"
     import redis
 
     redis.Redis.from_url(redis_url).flushdb()
