@@ -109,7 +109,7 @@ def search_cmd(
 
 def _continuous(cfg, run_dir: Path, resume: bool, stage: str | None, device: str | None) -> int:
     from nas_core.search.reporting import EventSink
-    from nas_core.search.stages import CHECKPOINT, StageError, last_event_seq, run_stages
+    from nas_core.search.stages import CHECKPOINT, last_event_seq, run_stages
 
     run_dir.mkdir(parents=True, exist_ok=True)
     if not resume and stage in (None, "search") and (run_dir / CHECKPOINT).exists():
@@ -135,20 +135,29 @@ def _continuous(cfg, run_dir: Path, resume: bool, stage: str | None, device: str
         return 0
     with EventSink(run_dir / "events.jsonl", after_seq=after) as events, _Bars(cfg) as bars:
         try:
-            run_stages(cfg, run_dir, events, resume=resume, only=stage, on_step=bars.step, on_stage=bars.stage,
-                       device=device or _rank_device(engine), engine=engine)
-        except (StageError, ValueError, FileNotFoundError, FloatingPointError) as exc:
-            events.emit("status", {"state": "failed", "stage": stage, "error": str(exc)})
-            typer.echo(f"error: {exc}", err=True)
-            return 1
-        except Exception as exc:  # the watcher needs the run's own word on any failure
-            events.emit("status", {"state": "failed", "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
-            traceback.print_exc()
-            return 1
+            return _finish(events, stage, run_dir, lambda: run_stages(
+                cfg, run_dir, events, resume=resume, only=stage, on_step=bars.step, on_stage=bars.stage,
+                device=device or _rank_device(engine), engine=engine))
         finally:
             if engine is not None:
                 engine.shutdown()
-        events.emit("status", {"state": "succeeded", "stage": stage})
+
+
+def _finish(events, stage: str | None, run_dir: Path, work) -> int:
+    """Run `work` and end the event log with the run's own word on how it went (the watcher reads it)."""
+    from nas_core.search.stages import StageError
+
+    try:
+        work()
+    except (StageError, ValueError, FileNotFoundError, FloatingPointError) as exc:
+        events.emit("status", {"state": "failed", "stage": stage, "error": str(exc)})
+        typer.echo(f"error: {exc}", err=True)
+        return 1
+    except Exception as exc:  # any failure, with its traceback on stderr for the user
+        events.emit("status", {"state": "failed", "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
+        traceback.print_exc()
+        return 1
+    events.emit("status", {"state": "succeeded", "stage": stage})
     typer.echo(f"{run_dir}: done")
     return 0
 
@@ -180,7 +189,7 @@ def _discrete(cfg, run_dir: Path, resume: bool, stage: str | None, device: str |
     candidate becomes genotype.json, then the same retrain and evaluate stages as a continuous run's decoded cell,
     so a random baseline's test IoU is measured by the searched cell's protocol."""
     from nas_core.search.reporting import EventSink
-    from nas_core.search.stages import GENOTYPE, STAGES, StageError, run_stages, stage_done
+    from nas_core.search.stages import GENOTYPE, STAGES, run_stages, stage_done
 
     if stage is not None and stage not in STAGES:
         typer.echo(f"error: --stage {stage!r}: use one of {', '.join(STAGES)}", err=True)
@@ -195,22 +204,12 @@ def _discrete(cfg, run_dir: Path, resume: bool, stage: str | None, device: str |
     # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
     after = _decode_seq(run_dir) if resume else None
     with EventSink(run_dir / "events.jsonl", after_seq=after) as events:
-        try:
+        def work():
             for name in later:
-                if resume and stage is None and stage_done(run_dir, name, cfg):
-                    continue
-                run_stages(cfg, run_dir, events, resume=resume, only=name, device=device)
-        except (StageError, ValueError, FileNotFoundError, FloatingPointError) as exc:
-            events.emit("status", {"state": "failed", "stage": stage, "error": str(exc)})
-            typer.echo(f"error: {exc}", err=True)
-            return 1
-        except Exception as exc:  # the watcher needs the run's own word on any failure
-            events.emit("status", {"state": "failed", "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
-            traceback.print_exc()
-            return 1
-        events.emit("status", {"state": "succeeded", "stage": stage})
-    typer.echo(f"{run_dir}: done")
-    return 0
+                if not (resume and stage is None and stage_done(run_dir, name, cfg)):
+                    run_stages(cfg, run_dir, events, resume=resume, only=name, device=device)
+
+        return _finish(events, stage, run_dir, work)
 
 
 def _discrete_trials(cfg, run_dir: Path) -> int:
