@@ -58,68 +58,79 @@ def _db_experiment(engine: Engine, experiment_id: int, cursor: dict[int, int]) -
         return out
 
 
-async def _anchor(client: Any, key: str) -> str:
-    # Taken before the database catch-up: anything published later is read from here, nothing falls in between.
-    last = await client.xrevrange(key, count=1)
-    return last[0][0].decode() if last else "0-0"
+class _Tail:
+    """One Redis stream read from where the database catch-up began: `read` yields (run_id, seq, event JSON) for
+    the events after `cursor` (run id -> last seq sent), in order, and returns when the stream is quiet for
+    block_ms, fails (then the follower polls the database only), or shows a gap: an event whose predecessor was
+    stored but never published, which the next database catch-up fetches."""
+
+    def __init__(self, client: Any, key: str):
+        self.client, self.key, self.pos = client, key, None
+
+    async def anchor(self) -> None:
+        # Taken before the database catch-up: anything published later is read from here, nothing falls between.
+        if self.client is None:
+            return
+        try:
+            last = await self.client.xrevrange(self.key, count=1)
+        except redis.RedisError:
+            self.client = None
+            return
+        self.pos = last[0][0].decode() if last else "0-0"
+
+    async def read(self, cursor: dict[int, int], block_ms: int) -> AsyncIterator[tuple[int, int, str]]:
+        while True:
+            if self.client is None:
+                await anyio.sleep(block_ms / 1000)
+                return
+            try:
+                resp = await self.client.xread({self.key: self.pos}, count=500, block=block_ms)
+            except redis.RedisError:
+                self.client = None
+                return
+            if not resp:
+                return
+            for sid, fields in resp[0][1]:
+                self.pos = sid
+                run_id, items = entry_events(fields)
+                for seq, text in items:
+                    done = cursor.get(run_id, 0)
+                    if seq <= done:
+                        continue
+                    if seq != done + 1:
+                        return
+                    cursor[run_id] = seq
+                    yield run_id, seq, text
 
 
 async def follow_run(engine: Engine, client: Any, run_id: int, last: int, *, block_ms: int = 1000,
                      heartbeat_s: float = 15.0, end_when_done: bool = True) -> AsyncIterator[str]:
-    key = run_stream(run_id)
+    tail = _Tail(client, run_stream(run_id))
     yield "retry: 2000\n\n"
-    pos = None
-    if client is not None:
-        try:
-            pos = await _anchor(client, key)
-        except redis.RedisError:
-            client = None
+    await tail.anchor()
+    cursor = {run_id: last}
     wrote = time.monotonic()
     while True:
         # Catch up from the database until it has nothing newer.
         while True:
-            evs, status = await anyio.to_thread.run_sync(_db_run, engine, run_id, last)
+            evs, status = await anyio.to_thread.run_sync(_db_run, engine, run_id, cursor[run_id])
             for ev in evs:
                 yield _sse(json.dumps(ev, separators=(",", ":")), str(ev["seq"]))
-                last = ev["seq"]
+                cursor[run_id] = ev["seq"]
             if evs:
                 wrote = time.monotonic()
             if len(evs) < _PAGE:
                 break
         if status is None:  # the run (its experiment) was deleted meanwhile
-            yield _sse(json.dumps({"run_id": run_id, "status": "deleted", "last_seq": last}), event="end")
+            yield _sse(json.dumps({"run_id": run_id, "status": "deleted", "last_seq": cursor[run_id]}), event="end")
             return
         if end_when_done and status in TERMINAL_STATUSES:
-            yield _sse(json.dumps({"run_id": run_id, "status": status, "last_seq": last}), event="end")
+            yield _sse(json.dumps({"run_id": run_id, "status": status, "last_seq": cursor[run_id]}), event="end")
             return
-        # Then follow Redis until it is quiet for block_ms (or fails): then re-check the database.
-        while True:
-            if client is None:
-                await anyio.sleep(block_ms / 1000)
-                break
-            try:
-                resp = await client.xread({key: pos}, count=500, block=block_ms)
-            except redis.RedisError:
-                client = None
-                break
-            if not resp:
-                break
-            gap = False
-            for sid, fields in resp[0][1]:
-                pos = sid
-                for seq, text in entry_events(fields)[1]:
-                    if seq <= last:
-                        continue
-                    if seq != last + 1:
-                        gap = True  # an earlier event is in the database only (its publish was lost): fetch it
-                        break
-                    yield _sse(text, str(seq))
-                    last = seq
-                    wrote = time.monotonic()
-                if gap:
-                    break
-            if gap:
-                break
+        # Then follow Redis until it is quiet (or fails, or shows a gap): then re-check the database.
+        async for _, seq, text in tail.read(cursor, block_ms):
+            yield _sse(text, str(seq))
+            wrote = time.monotonic()
         if time.monotonic() - wrote > heartbeat_s:
             yield ": keepalive\n\n"
             wrote = time.monotonic()
@@ -127,15 +138,10 @@ async def follow_run(engine: Engine, client: Any, run_id: int, last: int, *, blo
 
 async def follow_experiment(engine: Engine, client: Any, experiment_id: int, cursor: dict[int, int], *,
                             block_ms: int = 1000, heartbeat_s: float = 15.0) -> AsyncIterator[str]:
-    key = experiment_stream(experiment_id)
+    tail = _Tail(client, experiment_stream(experiment_id))
     cursor = dict(cursor)
     yield "retry: 2000\n\n"
-    pos = None
-    if client is not None:
-        try:
-            pos = await _anchor(client, key)
-        except redis.RedisError:
-            client = None
+    await tail.anchor()
     wrote = time.monotonic()
     while True:
         while True:
@@ -147,36 +153,9 @@ async def follow_experiment(engine: Engine, client: Any, experiment_id: int, cur
                 wrote = time.monotonic()
             if len(evs) < _PAGE:
                 break
-        while True:
-            if client is None:
-                await anyio.sleep(block_ms / 1000)
-                break
-            try:
-                resp = await client.xread({key: pos}, count=500, block=block_ms)
-            except redis.RedisError:
-                client = None
-                break
-            if not resp:
-                break
-            gap = False
-            for sid, fields in resp[0][1]:
-                pos = sid
-                run_id, items = entry_events(fields)
-                for seq, text in items:
-                    done = cursor.get(run_id, 0)
-                    if seq <= done:
-                        continue
-                    if seq != done + 1:
-                        gap = True
-                        break
-                    cursor[run_id] = seq
-                    yield _sse(text, format_cursor(cursor))
-                    wrote = time.monotonic()
-                if gap:
-                    break
-            if gap:
-                break
+        async for _, _, text in tail.read(cursor, block_ms):
+            yield _sse(text, format_cursor(cursor))
+            wrote = time.monotonic()
         if time.monotonic() - wrote > heartbeat_s:
             yield ": keepalive\n\n"
             wrote = time.monotonic()
-
