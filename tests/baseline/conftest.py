@@ -2,13 +2,12 @@
 launching the real `nasforge search` (no stand-in), and a tiny experiment (32 px tiles, 4 channels, depth 1)."""
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from deploy.local import ROOT
+from tests._home import platform_home
 
 TINY_OPS = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
 
@@ -24,14 +23,6 @@ def tiny_experiment(method: str = "darts", **search) -> dict:
     }
 
 
-def _clear_caches() -> None:
-    from backend.core.config import get_settings
-    from worker.settings import get_worker_settings
-
-    get_settings.cache_clear()
-    get_worker_settings.cache_clear()
-
-
 @pytest.fixture(scope="module")
 def baseline_home(tmp_path_factory, redis_url):
     """This process pointed at a fresh database, runs root and Redis database; module-scoped so the variables
@@ -39,34 +30,9 @@ def baseline_home(tmp_path_factory, redis_url):
     home = tmp_path_factory.mktemp("baseline-home")
     # Database 6: 0 is the platform fixture's, 1 the UI stack's, 7 the backend's stub worker, 8-15 the worker tests'.
     redis_url = redis_url.rsplit("/", 1)[0] + "/6"
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
-    env = {
-        "NASFORGE_DATA_DIR": str(home),
-        "REDIS_URL": redis_url,
-        "NASFORGE_SEARCH_COMMAND": str(Path(sys.executable).with_name("nasforge")),
-        "NASFORGE_RECONCILE_INTERVAL_S": "1",
-        "NASFORGE_LOCK_TIMEOUT_S": "5",
-        "NASFORGE_CANCEL_GRACE_S": "3",
-        # One torch thread per run: the search and its baselines share the machine's few cores.
-        "OMP_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _clear_caches()
-    from backend.core.db import get_engine, run_migrations
-
-    run_migrations(get_engine())
-    yield {"home": home, "env": env}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    _clear_caches()
+    # One torch thread per run: the search and its baselines share the machine's few cores.
+    with platform_home(home, redis_url, str(Path(sys.executable).with_name("nasforge")), OMP_NUM_THREADS="1") as h:
+        yield h
 
 
 @pytest.fixture

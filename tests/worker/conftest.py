@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.local import ROOT, Stack
+from deploy.local import Stack
+from tests._home import clear_settings_caches, platform_home
 
 FAKE_SEARCH = Path(__file__).resolve().parent / "fake_search.py"
 FAKE_COMMAND = json.dumps([sys.executable, str(FAKE_SEARCH)])
@@ -28,51 +29,19 @@ def worker_home(tmp_path_factory, redis_url):
     global _MODULES
     _MODULES += 1
     redis_url = redis_url.rsplit("/", 1)[0] + f"/{8 + _MODULES % 8}"
-    import redis
-
-    redis.Redis.from_url(redis_url).flushdb()
-    env = {
-        "NASFORGE_DATA_DIR": str(home),
-        "REDIS_URL": redis_url,
-        "NASFORGE_SEARCH_COMMAND": FAKE_COMMAND,
-        "NASFORGE_RECONCILE_INTERVAL_S": "1",
-        "NASFORGE_LOCK_TIMEOUT_S": "5",
-        "NASFORGE_CANCEL_GRACE_S": "3",
-        "PYTHONPATH": str(ROOT),
-        "PYTHONUNBUFFERED": "1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _clear_caches()
-    from backend.core.db import get_engine, run_migrations
-
-    run_migrations(get_engine())
-    yield {"home": home, "env": env}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-    _clear_caches()
-
-
-def _clear_caches() -> None:
-    from backend.core.config import get_settings
-    from worker.settings import get_worker_settings
-
-    get_settings.cache_clear()
-    get_worker_settings.cache_clear()
+    with platform_home(home, redis_url, FAKE_COMMAND) as h:
+        yield h
 
 
 @pytest.fixture
 def slurm_home(worker_home, slurm_cluster):
     """The worker environment plus the dev cluster's SLURM_CONF, set for this process too."""
     os.environ["NASFORGE_SLURM_CONF"] = slurm_cluster["SLURM_CONF"]
-    _clear_caches()
+    clear_settings_caches()
     yield {**worker_home, "env": {**worker_home["env"], "NASFORGE_SLURM_CONF": slurm_cluster["SLURM_CONF"]},
            "slurm_env": slurm_cluster}
     os.environ.pop("NASFORGE_SLURM_CONF", None)
-    _clear_caches()
+    clear_settings_caches()
 
 
 @pytest.fixture
