@@ -9,10 +9,58 @@ from __future__ import annotations
 import json
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterator
 
-EVENT_KINDS = ("alpha", "metric", "genotype", "candidate", "evaluation", "log", "status", "progress", "heartbeat")
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EventKind(StrEnum):
+    """What an event says; its payload's shape is per kind (nas_core/search/event_schema.py)."""
+
+    alpha = "alpha"            # architecture weights (alpha, beta) of every cell, as used in the forward pass
+    metric = "metric"          # losses and IoU of an epoch
+    genotype = "genotype"      # a decoded cell (per epoch; the decode stage's is the result)
+    candidate = "candidate"    # a discrete search's trained (or pre-screened) candidate
+    evaluation = "evaluation"  # test metrics and precision-recall curves
+    log = "log"                # a line for the user
+    status = "status"          # the run's own word on its state (`StatusState`)
+    progress = "progress"      # fraction done and ETA of the current stage
+    heartbeat = "heartbeat"    # nothing to say, still alive (at least every HEARTBEAT_S)
+
+
+class StatusState(StrEnum):
+    """The `state` of a `status` event. Only `succeeded` and `failed` end a run; the rest say where it is."""
+
+    running = "running"      # a stage starts (payload.stage), or a discrete search starts its trials
+    resumed = "resumed"      # a discrete search restarts from its checkpoint
+    done = "done"            # a discrete search's trials are over; its later stages follow
+    succeeded = "succeeded"  # the run's last event when it ends well (exit code 0)
+    failed = "failed"        # the run's last event when it ends badly, with `error`
+
+
+EVENT_KINDS = tuple(EventKind)
+FINAL_STATES = frozenset({StatusState.succeeded, StatusState.failed})
+# A live search writes an event at least this often; the watcher calls a run stale after STALE_AFTER_S without one
+# (twelve missed beats: a loaded machine delays a beat, it does not skip twelve).
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 12 * HEARTBEAT_S
+
+
+class Event(BaseModel):
+    """The envelope of every event. Keys beyond these four are kept as they are (a writer may add its own)."""
+
+    model_config = ConfigDict(extra="allow")
+    seq: int = Field(ge=1, le=2**31 - 1, description="1, 2, 3... in the run's log: no gap, no repeat.")
+    time: float = Field(ge=0, le=1e11, description="Unix time of writing.")
+    kind: EventKind
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+def pattern(names: Any) -> str:
+    """A regex that matches exactly one of `names` (for route parameters generated from the definitions)."""
+    return "^(" + "|".join(str(n) for n in names) + ")$"
 
 
 class EventLog:
@@ -29,7 +77,7 @@ class EventLog:
         if kind not in EVENT_KINDS:
             raise ValueError(f"event kind {kind!r} is not one of {', '.join(EVENT_KINDS)}")
         self.seq += 1
-        event = {"seq": self.seq, "time": time.time(), "kind": kind, "payload": payload or {}}
+        event = {"seq": self.seq, "time": time.time(), "kind": str(kind), "payload": payload or {}}
         event.update(extra)
         line = json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
         # One write call per line: a reader never sees half an event followed by another event.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from nas_core.events import EVENT_KINDS
+from nas_core.events import EVENT_KINDS, Event, StatusState
+from nas_core.rundir import STAGES
 
 _NUM = {"type": "number"}
 _NUM_OR_NULL = {"type": ["number", "null"]}
 _INT = {"type": "integer", "minimum": 0}
-_STAGE = {"enum": ["search", "decode", "retrain", "evaluate", None]}
+_STAGE = {"enum": [*STAGES, None]}
 
 _CELL_ALPHA = {
     "type": "object",
@@ -64,7 +65,7 @@ _PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "status": {
         "type": "object", "required": ["state"],
-        "properties": {"state": {"enum": ["running", "succeeded", "failed"]}, "stage": _STAGE,
+        "properties": {"state": {"enum": [str(s) for s in StatusState]}, "stage": _STAGE,
                        "error": {"type": "string"}},
         "if": {"properties": {"state": {"const": "failed"}}},
         "then": {"required": ["state", "error"]},
@@ -75,17 +76,19 @@ _PAYLOADS: dict[str, dict[str, Any]] = {
     "candidate": {"type": "object"},
 }
 
+def _envelope() -> dict[str, Any]:
+    """The envelope from the pydantic model `nas_core.events.Event`, inlined (no $defs) for readers of the doc."""
+    schema = Event.model_json_schema()
+    props = {k: {kk: vv for kk, vv in v.items() if kk not in ("title", "$ref")} for k, v in schema["properties"].items()}
+    props["kind"] = {"enum": [str(k) for k in EVENT_KINDS], "description": "nas_core.events.EventKind"}
+    return {"required": sorted(schema["required"] + ["payload"], key=list(props).index), "properties": props}
+
+
 EVENT_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "nasforge event",
     "type": "object",
-    "required": ["seq", "time", "kind", "payload"],
-    "properties": {
-        "seq": {"type": "integer", "minimum": 1},
-        "time": {"type": "number"},
-        "kind": {"enum": list(EVENT_KINDS)},
-        "payload": {"type": "object"},
-    },
+    **_envelope(),
     "allOf": [
         {"if": {"properties": {"kind": {"const": kind}}, "required": ["kind"]},
          "then": {"properties": {"payload": schema}}}
