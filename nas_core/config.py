@@ -12,13 +12,14 @@ from nas_core.space.config import SpaceConfig
 
 CONTINUOUS_METHODS = ("darts", "pcdarts", "gaea")
 DISCRETE_METHODS = ("random", "evolution", "reinforce")
+METHODS = CONTINUOUS_METHODS + DISCRETE_METHODS
 
 
 class SearchConfig(BaseModel):
     """How the space is searched. Defaults follow the reference implementations."""
 
     model_config = ConfigDict(extra="forbid")
-    method: Literal["darts", "pcdarts", "gaea", "random", "evolution", "reinforce"] = "darts"
+    method: Literal[METHODS] = "darts"
     order: Literal[1, 2] = Field(1, description="DARTS: first or second order hypergradient.")
     epochs: int = Field(10, ge=1, le=1000)
     w_lr: float = Field(0.025, gt=0, description="Weight SGD learning rate (cosine to w_lr_min).")
