@@ -2,24 +2,24 @@
 (docs/run-directory.md), or by hand with progress bars."""
 from __future__ import annotations
 
+import json
 import os
-import sys
 import traceback
 from pathlib import Path
 
 import typer
 
-RUN_KEYS = ("stage",)
 
 
 def _load(path: Path):
-    """The experiment and the `run:` overrides the worker adds beside it (only `stage` is read here)."""
-    from nas_core.config import ConfigError, parse_experiment, read_experiment_file
+    """The experiment and the `run:` overrides the worker writes beside it (nas_core.rundir.RunOverrides)."""
+    from nas_core.config import ConfigError, parse_experiment
+    from nas_core.rundir import read_config
 
-    data = read_experiment_file(path)
-    run = data.pop("run", None) or {}
-    if not isinstance(run, dict):
-        raise ConfigError(f"{path}: run: must be a mapping of overrides such as `stage: retrain`")
+    try:
+        data, run = read_config(path)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     return parse_experiment(data, where=str(path)), run
 
 
@@ -89,75 +89,139 @@ def search_cmd(
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads (fixed, for reproducible CPU runs)."),
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
-    """Run a search: search -> decode -> retrain -> evaluate (a discrete one's trials stand for search and decode)."""
-    from nas_core.config import ConfigError
+    """Run a search: search -> decode -> retrain -> evaluate (a discrete one's trials stand for search and decode;
+    a retrain run, `run: {kind: retrain}` in the file, only retrains and evaluates its given genotype)."""
+    from nas_core.config import DISCRETE_METHODS, ConfigError
+    from nas_core.rundir import STAGES, RunDir, RunDirBusy
 
-    run_dir = run_dir.resolve()
+    rd = RunDir(run_dir.resolve())
     experiment = experiment if experiment.is_absolute() else Path.cwd() / experiment
     try:
         cfg, run = _load(experiment)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
-        _fail_event(run_dir, str(exc))
+        _fail_event(rd, str(exc))
         raise typer.Exit(2)
-    stage = stage or run.get("stage")
+    stage = stage or run.stage
+    if stage is not None and stage not in STAGES:
+        typer.echo(f"error: --stage {stage!r}: use one of {', '.join(STAGES)}", err=True)
+        raise typer.Exit(2)
     _settle_determinism(deterministic, threads)
-    if cfg.search.method not in ("darts", "pcdarts", "gaea"):
-        raise typer.Exit(_discrete(cfg, run_dir, resume, stage, device))
-    raise typer.Exit(_continuous(cfg, run_dir, resume, stage, device))
+    rd.root.mkdir(parents=True, exist_ok=True)
+    try:
+        if run.kind == "retrain":
+            code = _retrain(cfg, run, rd, resume, stage, device)
+        elif cfg.search.method in DISCRETE_METHODS:
+            code = _discrete(cfg, rd, resume, stage, device)
+        else:
+            code = _continuous(cfg, rd, resume, stage, device)
+    except RunDirBusy as exc:  # a second writer: it leaves the run directory exactly as it found it
+        typer.echo(f"error: {exc}", err=True)
+        code = 2
+    raise typer.Exit(code)
 
 
-def _continuous(cfg, run_dir: Path, resume: bool, stage: str | None, device: str | None) -> int:
+def _continuous(cfg, rd, resume: bool, stage: str | None, device: str | None) -> int:
+    from nas_core.rundir import RunLock
     from nas_core.search.reporting import EventSink
-    from nas_core.search.stages import CHECKPOINT, last_event_seq, run_stages
+    from nas_core.search.stages import last_event_seq, run_stages
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if not resume and stage in (None, "search") and (run_dir / CHECKPOINT).exists():
-        typer.echo(f"error: {run_dir / CHECKPOINT} exists: this run directory holds a run already; "
+    if not resume and stage in (None, "search") and rd.checkpoint.exists():
+        typer.echo(f"error: {rd.checkpoint} exists: this run directory holds a run already; "
                    "pass --resume to continue it, or use a new --run-dir", err=True)
         return 2
     try:
         # Resuming, every event past the checkpoint's seq is history the repeated work must not write again.
-        after = (last_event_seq(run_dir) or 0) if resume else None
+        after = (last_event_seq(rd.root) or 0) if resume else None
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2
-    engine = _engine(cfg, run_dir)
+    engine = _engine(cfg, rd.root)
     if engine is not None and not engine.is_main:
         # Only rank 0 writes events and checkpoints; the others compute their shards and report through it.
         try:
             from nas_core.search.reporting import NullSink
 
-            run_stages(cfg, run_dir, NullSink(), resume=resume, only=stage, device=device or _rank_device(engine),
+            run_stages(cfg, rd.root, NullSink(), resume=resume, only=stage, device=device or _rank_device(engine),
                        engine=engine)
         finally:
             engine.shutdown()
         return 0
-    with EventSink(run_dir / "events.jsonl", after_seq=after) as events, _Bars(cfg) as bars:
-        try:
-            return _finish(events, stage, run_dir, lambda: run_stages(
-                cfg, run_dir, events, resume=resume, only=stage, on_step=bars.step, on_stage=bars.stage,
+    try:
+        with RunLock(rd.lock), EventSink(rd.events, after_seq=after) as events, _Bars(cfg) as bars:
+            return _finish(events, stage, rd.root, lambda: run_stages(
+                cfg, rd.root, events, resume=resume, only=stage, on_step=bars.step, on_stage=bars.stage,
                 device=device or _rank_device(engine), engine=engine))
-        finally:
-            if engine is not None:
-                engine.shutdown()
+    finally:
+        if engine is not None:
+            engine.shutdown()
+
+
+def _retrain(cfg, run, rd, resume: bool, stage: str | None, device: str | None) -> int:
+    """A retrain run: the genotype it was given (its parent's, or one from the launch body) goes to genotype.json,
+    then the retrain and evaluate stages, in its own run directory. The search stage never runs."""
+    from nas_core.events import EventKind
+    from nas_core.rundir import RunLock, write_json
+    from nas_core.search.reporting import EventSink, param_free_share
+    from nas_core.search.stages import run_stages, stage_done
+
+    if stage in ("search", "decode"):
+        typer.echo(f"error: --stage {stage}: a retrain run has no {stage} stage (its genotype is given); "
+                   "use retrain or evaluate", err=True)
+        return 2
+    with RunLock(rd.lock):
+        if not rd.genotype.exists():
+            error = _check_genotype(run.genotype)
+            if error:
+                typer.echo(f"error: {error}", err=True)
+                _fail_event(rd, error, locked=True)
+                return 2
+            write_json(rd.genotype, run.genotype)
+        genotype = json.loads(rd.genotype.read_text())
+        # Resuming, everything in the log is history: a repeated retrain epoch is not written twice.
+        with EventSink(rd.events, after_seq=0 if resume else None) as events:
+            events.emit(EventKind.genotype, {"stage": "retrain", "epoch": -1, "genotype": genotype,
+                                             "parent_run_id": run.parent_run_id,
+                                             "param_free_share": param_free_share(genotype)})
+
+            def work():
+                for name in [stage] if stage else ["retrain", "evaluate"]:
+                    if not (resume and stage is None and stage_done(rd.root, name, cfg)):
+                        run_stages(cfg, rd.root, events, resume=resume, only=name, device=device)
+
+            return _finish(events, stage, rd.root, work)
+
+
+def _check_genotype(genotype) -> str | None:
+    """Why `run.genotype` cannot be retrained, or None."""
+    if genotype is None:
+        return ("run.genotype: a retrain run needs the genotype to retrain (the parent run's genotype.json, or one "
+                "given at launch); the run directory has no genotype.json either")
+    from nas_core.space import Genotype
+
+    try:
+        Genotype.from_dict(genotype)
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"run.genotype: not a genotype ({exc}); give the `genotype.json` of a finished search"
+    return None
 
 
 def _finish(events, stage: str | None, run_dir: Path, work) -> int:
     """Run `work` and end the event log with the run's own word on how it went (the watcher reads it)."""
+    from nas_core.events import EventKind, StatusState
     from nas_core.search.stages import StageError
 
     try:
         work()
     except (StageError, ValueError, FileNotFoundError, FloatingPointError) as exc:
-        events.emit("status", {"state": "failed", "stage": stage, "error": str(exc)})
+        events.emit(EventKind.status, {"state": StatusState.failed, "stage": stage, "error": str(exc)})
         typer.echo(f"error: {exc}", err=True)
         return 1
     except Exception as exc:  # any failure, with its traceback on stderr for the user
-        events.emit("status", {"state": "failed", "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
+        events.emit(EventKind.status, {"state": StatusState.failed, "stage": stage, "error": f"{type(exc).__name__}: {exc}"})
         traceback.print_exc()
         return 1
-    events.emit("status", {"state": "succeeded", "stage": stage})
+    events.emit(EventKind.status, {"state": StatusState.succeeded, "stage": stage})
     typer.echo(f"{run_dir}: done")
     return 0
 
@@ -172,7 +236,9 @@ def _engine(cfg, run_dir: Path):
     if engine.world_size == 1:
         engine.shutdown()
         return None
-    engine.watch(run_dir / "ranks", cfg.distributed.timeout_s)
+    from nas_core.rundir import RunDir
+
+    engine.watch(RunDir(run_dir).ranks, cfg.distributed.timeout_s)
     return engine
 
 
@@ -184,46 +250,44 @@ def _rank_device(engine):
     return device_for(engine.place)
 
 
-def _discrete(cfg, run_dir: Path, resume: bool, stage: str | None, device: str | None) -> int:
+def _discrete(cfg, rd, resume: bool, stage: str | None, device: str | None) -> int:
     """Random, evolution and REINFORCE: the trials run through nas_core.discrete (a local trial pool), the best
     candidate becomes genotype.json, then the same retrain and evaluate stages as a continuous run's decoded cell,
     so a random baseline's test IoU is measured by the searched cell's protocol."""
+    from nas_core.rundir import RunLock
     from nas_core.search.reporting import EventSink
-    from nas_core.search.stages import GENOTYPE, STAGES, run_stages, stage_done
+    from nas_core.search.stages import run_stages, stage_done
 
-    if stage is not None and stage not in STAGES:
-        typer.echo(f"error: --stage {stage!r}: use one of {', '.join(STAGES)}", err=True)
-        return 2
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # The trials are this method's search and decode; a resumed run whose genotype.json exists has done them.
-    if stage in (None, "search", "decode") and not (resume and stage is None and (run_dir / GENOTYPE).exists()):
-        code = _discrete_trials(cfg, run_dir)
-        if code:
-            return code
-    later = [s for s in ("retrain", "evaluate") if stage == s or (stage is None and cfg.retrain.enabled)]
-    # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
-    after = _decode_seq(run_dir) if resume else None
-    with EventSink(run_dir / "events.jsonl", after_seq=after) as events:
-        def work():
-            for name in later:
-                if not (resume and stage is None and stage_done(run_dir, name, cfg)):
-                    run_stages(cfg, run_dir, events, resume=resume, only=name, device=device)
+    with RunLock(rd.lock):
+        # The trials are this method's search and decode; a resumed run whose genotype.json exists has done them.
+        if stage in (None, "search", "decode") and not (resume and stage is None and rd.genotype.exists()):
+            code = _discrete_trials(cfg, rd)
+            if code:
+                return code
+        later = [s for s in ("retrain", "evaluate") if stage == s or (stage is None and cfg.retrain.enabled)]
+        # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
+        after = _decode_seq(rd) if resume else None
+        with EventSink(rd.events, after_seq=after) as events:
+            def work():
+                for name in later:
+                    if not (resume and stage is None and stage_done(rd.root, name, cfg)):
+                        run_stages(cfg, rd.root, events, resume=resume, only=name, device=device)
 
-        return _finish(events, stage, run_dir, work)
+            return _finish(events, stage, rd.root, work)
 
 
-def _discrete_trials(cfg, run_dir: Path) -> int:
+def _discrete_trials(cfg, rd) -> int:
     """Run (or resume, from its checkpoint.json) the trials, then write the best candidate to genotype.json."""
     from nas_core.discrete import SearchJob, run_search
-    from nas_core.events import EventLog
+    from nas_core.events import EventKind, EventLog, StatusState
+    from nas_core.rundir import write_json
     from nas_core.search.reporting import param_free_share
-    from nas_core.search.stages import GENOTYPE, write_json_atomic
 
     try:
-        job = SearchJob.from_experiment(cfg, run_dir)
+        job = SearchJob.from_experiment(cfg, rd.root)
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
-        _fail_event(run_dir, str(exc))
+        _fail_event(rd, str(exc), locked=True)
         return 2
     try:
         summary = run_search(job, workers=1)
@@ -231,42 +295,48 @@ def _discrete_trials(cfg, run_dir: Path) -> int:
         typer.echo(f"error: {exc}", err=True)
         return 1
     best = summary.get("best_genotype")
-    with EventLog(run_dir / "events.jsonl") as log:
+    with EventLog(rd.events) as log:
         if best is None:
-            error = (f"no candidate trained: all {summary['trials']} trials failed; their logs are in "
-                     f"{run_dir / 'trials'}")
-            log.append("status", {"state": "failed", "stage": "search", "error": error})
+            error = (f"no candidate trained: all {summary['trials']} trials failed; their logs are in {rd.trials}")
+            log.append(EventKind.status, {"state": StatusState.failed, "stage": "search", "error": error})
             typer.echo(f"error: {error}", err=True)
             return 1
-        write_json_atomic(run_dir / GENOTYPE, best)
-        log.append("genotype", {"stage": "decode", "epoch": -1, "trial": summary["best_trial"],
-                                "val_iou": summary["best_iou"], "compute_s": summary["compute_s"],
-                                "genotype": best, "param_free_share": param_free_share(best)})
+        write_json(rd.genotype, best)
+        log.append(EventKind.genotype, {"stage": "decode", "epoch": -1, "trial": summary["best_trial"],
+                                        "val_iou": summary["best_iou"], "compute_s": summary["compute_s"],
+                                        "genotype": best, "param_free_share": param_free_share(best)})
     return 0
 
 
-def _decode_seq(run_dir: Path) -> int | None:
+def _decode_seq(rd) -> int | None:
     """The seq of the last decode `genotype` event: what came after it belongs to the retrain and evaluate."""
-    from nas_core.events import read_events
+    from nas_core.events import EventKind, read_events
 
     seq = None
-    path = run_dir / "events.jsonl"
-    if path.exists():
-        for _, event in read_events(path):
-            if event["kind"] == "genotype" and (event.get("payload") or {}).get("stage") == "decode":
+    if rd.events.exists():
+        for _, event in read_events(rd.events):
+            if event["kind"] == EventKind.genotype and (event.get("payload") or {}).get("stage") == "decode":
                 seq = event["seq"]
     return seq
 
 
-def _fail_event(run_dir: Path, error: str) -> None:
-    """Tell the watcher why a launched run stopped before it began, if the run directory is writable."""
-    from nas_core.events import EventLog
+def _fail_event(rd, error: str, locked: bool = False) -> None:
+    """Tell the watcher why a launched run stopped before it began, if the run directory is writable and no
+    other search writes it (`locked`: this process holds the run's lock already)."""
+    from nas_core.events import EventKind, EventLog, StatusState
+    from nas_core.rundir import RunDirBusy, RunLock
 
+    if not rd.root.is_dir():
+        return
     try:
-        if run_dir.is_dir():
-            with EventLog(run_dir / "events.jsonl") as log:
-                log.append("status", {"state": "failed", "error": error})
-    except OSError:
+        lock = None if locked else RunLock(rd.lock).acquire()
+        try:
+            with EventLog(rd.events) as log:
+                log.append(EventKind.status, {"state": StatusState.failed, "error": error})
+        finally:
+            if lock is not None:
+                lock.release()
+    except (OSError, RunDirBusy):
         pass
 
 

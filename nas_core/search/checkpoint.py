@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from nas_core.rundir import write_atomic
+
 VERSION = 1
 
 
@@ -53,22 +55,8 @@ def fingerprint(config: dict[str, Any]) -> str:
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
     """Write `state` (plus version and RNG states) to `path` atomically: temp file, fsync, rename, fsync dir."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save({"version": VERSION, "rng": rng_state(), **state}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    payload = {"version": VERSION, "rng": rng_state(), **state}
+    write_atomic(path, lambda fh: torch.save(payload, fh))
 
 
 def load_checkpoint(path: str | os.PathLike, expect_fingerprint: str | None = None) -> dict[str, Any]:

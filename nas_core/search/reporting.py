@@ -11,11 +11,10 @@ from typing import Any
 
 import torch
 
-from nas_core.events import EventLog, read_events
+from nas_core.events import HEARTBEAT_S, EventKind, EventLog, read_events
 
-HEARTBEAT_S = 10.0  # the watcher calls a run stale after 30 s of silence; three beats fit in that window
 # Events that are history (one per epoch or step): after a resume they are written once, never again.
-_HISTORY = ("alpha", "metric", "genotype", "progress")
+_HISTORY = (EventKind.alpha, EventKind.metric, EventKind.genotype, EventKind.progress)
 
 
 def is_param_free(op: str) -> bool:
@@ -144,7 +143,7 @@ class EventSink:
             with self._lock:
                 if time.monotonic() - self._last >= every:
                     self._last = time.monotonic()
-                    self.log.append("heartbeat", {})
+                    self.log.append(EventKind.heartbeat, {})
 
     def close(self) -> None:
         self._stop.set()

@@ -1,59 +1,35 @@
-"""The stages of one continuous run, search -> decode -> retrain -> evaluate, each leaving a file in the run
-directory (docs/run-directory.md) that tells a resumed run it is done and gives the next stage its input."""
+"""The stages of one run, search -> decode -> retrain -> evaluate, each leaving a file in the run directory
+(nas_core.rundir.STAGE_OUTPUT) that tells a resumed run it is done and gives the next stage its input."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 from nas_core.config import ExperimentConfig
+from nas_core.events import EventKind, StatusState
+from nas_core.rundir import STAGES, RunDir, write_atomic, write_json
 from nas_core.search.checkpoint import load_checkpoint
 from nas_core.search.reporting import EventSink, param_free_share
 
-STAGES = ("search", "decode", "retrain", "evaluate")
-CHECKPOINT = Path("checkpoints") / "last.pt"
-RETRAINED = Path("checkpoints") / "retrain.pt"
-GENOTYPE = Path("genotype.json")
-METRICS = Path("metrics.json")
+__all__ = ["STAGES", "StageError", "stage_done", "last_event_seq", "plan", "run_stages"]
 
 
 class StageError(RuntimeError):
     """A stage cannot run: its input is missing or the run directory belongs to another run."""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _save_model_atomic(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        torch.save(state, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def stage_done(run_dir: Path, stage: str, cfg: ExperimentConfig) -> bool:
+    out = RunDir(run_dir).stage_output(stage)
     if stage == "search":
-        ckpt = run_dir / CHECKPOINT
-        return ckpt.exists() and load_checkpoint(ckpt)["epoch"] >= cfg.search.epochs
-    return (run_dir / {"decode": GENOTYPE, "retrain": RETRAINED, "evaluate": METRICS}[stage]).exists()
+        return out.exists() and load_checkpoint(out)["epoch"] >= cfg.search.epochs
+    return out.exists()
 
 
 def last_event_seq(run_dir: Path) -> int | None:
     """The seq the search checkpoint recorded, so a resumed run knows which events are already history."""
-    ckpt = run_dir / CHECKPOINT
+    ckpt = RunDir(run_dir).checkpoint
     return load_checkpoint(ckpt).get("event_seq") if ckpt.exists() else None
 
 
@@ -61,9 +37,9 @@ def run_search_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, re
                      on_step: Callable[[dict], None] | None = None, device=None, engine=None) -> None:
     from nas_core.search.loop import BilevelSearch
 
-    search = BilevelSearch(cfg, events, run_dir / CHECKPOINT, on_step=on_step, device=device, engine=engine)
+    search = BilevelSearch(cfg, events, RunDir(run_dir).checkpoint, on_step=on_step, device=device, engine=engine)
     if resume and search.resume():
-        events.emit("log", {"stage": "search", "message": f"resumed at epoch {search.epoch} (step {search.step})"})
+        events.emit(EventKind.log, {"stage": "search", "message": f"resumed at epoch {search.epoch} (step {search.step})"})
     search.run()
 
 
@@ -71,7 +47,7 @@ def run_decode_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink) ->
     """Rebuild the supernet from the final checkpoint and write its decoded genotype to genotype.json."""
     from nas_core.search.loop import build_search_supernet
 
-    ckpt = run_dir / CHECKPOINT
+    ckpt = RunDir(run_dir).checkpoint
     if not ckpt.exists():
         raise StageError(f"{ckpt}: no search checkpoint to decode; run the search stage first")
     state = load_checkpoint(ckpt)
@@ -82,8 +58,8 @@ def run_decode_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink) ->
         for p, a in zip(supernet.arch_parameters(), state["arch"]):
             p.copy_(a)
     genotype = supernet.genotype().to_dict()
-    write_json_atomic(run_dir / GENOTYPE, genotype)
-    events.emit("genotype", {"stage": "decode", "epoch": state["epoch"] - 1, "genotype": genotype,
+    write_json(RunDir(run_dir).genotype, genotype)
+    events.emit(EventKind.genotype, {"stage": "decode", "epoch": state["epoch"] - 1, "genotype": genotype,
                              "param_free_share": param_free_share(genotype)})
     return genotype
 
@@ -91,9 +67,9 @@ def run_decode_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink) ->
 def _genotype(run_dir: Path):
     from nas_core.space.genotypes import load_genotype
 
-    path = run_dir / GENOTYPE
+    path = RunDir(run_dir).genotype
     if not path.exists():
-        raise StageError(f"{path}: no decoded genotype; run the decode stage first")
+        raise StageError(f"{path}: no decoded genotype; run the decode stage first (or give a retrain run its genotype)")
     return load_genotype(path)
 
 
@@ -113,8 +89,8 @@ def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, d
     result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
                                 batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
                                 iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched")
-    _save_model_atomic(run_dir / RETRAINED, {"model": model.state_dict(), "val_miou": result["miou"],
-                                             "steps": result["steps"]})
+    state = {"model": model.state_dict(), "val_miou": result["miou"], "steps": result["steps"]}
+    write_atomic(RunDir(run_dir).retrained, lambda fh: torch.save(state, fh))
     return result
 
 
@@ -124,7 +100,7 @@ def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, 
     from nas_core.data.loader import make_loader
     from nas_core.train.loop import evaluate
 
-    path = run_dir / RETRAINED
+    path = RunDir(run_dir).retrained
     if not path.exists():
         raise StageError(f"{path}: no retrained weights; run the retrain stage first")
     model = build_network(_genotype(run_dir), cfg.space)
@@ -138,8 +114,8 @@ def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, 
                          "mdice": result["mdice"], "dice": result["dice"], "accuracy": result["accuracy"],
                          "ap": {str(k): v for k, v in result["ap"].items()},
                          "params": sum(p.numel() for p in model.parameters())})
-    write_json_atomic(run_dir / METRICS, metrics)
-    events.emit("evaluation", {"stage": "evaluate", "label": "searched", **metrics})
+    write_json(RunDir(run_dir).metrics, metrics)
+    events.emit(EventKind.evaluation, {"stage": "evaluate", "label": "searched", **metrics})
     return metrics
 
 
@@ -183,7 +159,7 @@ def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resum
             continue
         if on_stage is not None:
             on_stage(stage)
-        events.emit("status", {"state": "running", "stage": stage})
+        events.emit(EventKind.status, {"state": StatusState.running, "stage": stage})
         if stage == "search":
             run_search_stage(cfg, run_dir, events, resume, on_step, device, engine)
         elif stage == "decode":

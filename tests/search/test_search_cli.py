@@ -77,7 +77,7 @@ def test_a_stage_without_its_input_fails_clearly(tmp_path):
     assert "genotype.json" in r.output and "decode stage first" in r.output
     assert read_log(run / "events.jsonl")[-1]["payload"]["state"] == "failed"
     r = _invoke(tmp_path / "exp.yaml", "--run-dir", run, "--stage", "bogus")
-    assert r.exit_code == 1 and "use one of search, decode, retrain, evaluate" in r.output
+    assert r.exit_code == 2 and "use one of search, decode, retrain, evaluate" in r.output
 
 
 def test_checkpoint_restores_every_rng_and_refuses_another_experiment(tmp_path):
