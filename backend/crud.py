@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from pydantic import ValidationError
 from sqlalchemy import func, or_
 from sqlmodel import Session, col, select
 
@@ -25,6 +26,7 @@ from backend.models import (
     utcnow,
 )
 from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
+from nas_core.data.roots import confine_data_path
 
 
 # Which status may follow which. A status may repeat itself (the worker re-sends, or updates the reason).
@@ -171,20 +173,68 @@ def create_run(session: Session, exp: Experiment, *, kind: str, method: str, lau
     return run
 
 
+def with_confined_data(cfg: ExperimentConfig, roots: Sequence[Path], base: Path) -> ExperimentConfig:
+    """The config with data.path resolved (a relative one from `base`) and checked against the data roots; the
+    resolved path is what is stored, so the run later opens what was checked. OutsideDataRoots (a ValueError) if not."""
+    if cfg.data.path is None:
+        return cfg
+    path = confine_data_path(cfg.data.path, roots, base)
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(path)})})
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _launch_error(exc: ValidationError) -> str:
+    # Errors inside the launcher section are the body's resources: name them as the caller wrote them.
+    parts = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        where = ".".join(["resources", *loc[1:]] if loc[:1] == ["launcher"] else loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {msg}" if where else msg)
+    return "; ".join(parts)
+
+
+def launch_config(cfg: ExperimentConfig, *, method: str, launcher: str | None = None,
+                  resources: dict[str, Any] | None = None) -> ExperimentConfig:
+    """The config a run is launched with: the launch body's method, launcher and resources merged into the
+    experiment's, then the whole config validated again, so a launch obeys the same schema (and launch-shape
+    rules) as the YAML file. ValueError names the field as `resources.<field>`."""
+    over = dict(resources or {})
+    if launcher is not None:
+        if over.get("kind", launcher) != launcher:
+            raise ValueError(f"resources.kind: {over['kind']!r} disagrees with launcher {launcher!r}; give one of them")
+        over["kind"] = launcher
+    data = cfg.model_dump(mode="json")
+    data["search"]["method"] = method
+    data["launcher"] = _merged(data["launcher"], over)
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(_launch_error(exc)) from None
+
+
 def launch(session: Session, exp: Experiment, *, kind: str = "search", method: str | None = None, launcher: str | None = None,
            resources: dict[str, Any] | None = None, parent_run_id: int | None = None, baselines: bool = True,
            runs_dir: Path | None = None) -> tuple[Run, list[Run]]:
-    """Create a queued run (and the random baselines a continuous search asks for); the caller hands them to the worker."""
+    """Create a queued run (and the random baselines a continuous search asks for); the caller hands them to the worker.
+
+    The run's `launcher` and `resources` are the validated launcher section of its config: what the worker will use."""
     cfg = ExperimentConfig.model_validate(exp.config)
     method = method or cfg.search.method
     if parent_run_id is not None:
         parent = get_run(session, parent_run_id)
         if parent.experiment_id != exp.id:
             raise ValueError(f"parent_run_id: run {parent_run_id} belongs to another experiment")
-    snapshot = cfg.model_dump(mode="json")
-    snapshot["search"]["method"] = method
-    res = {**cfg.launcher.model_dump(mode="json"), **(resources or {})}
-    run = create_run(session, exp, kind=kind, method=method, launcher=launcher or cfg.launcher.kind, resources=res,
+    launched = launch_config(cfg, method=method, launcher=launcher, resources=resources)
+    snapshot = launched.model_dump(mode="json")
+    res = snapshot["launcher"]
+    run = create_run(session, exp, kind=kind, method=method, launcher=launched.launcher.kind, resources=res,
                      config=snapshot, parent_run_id=parent_run_id, runs_dir=runs_dir)
     made: list[Run] = []
     if baselines and kind == "search" and method in CONTINUOUS_METHODS and cfg.baseline.random:

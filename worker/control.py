@@ -17,6 +17,7 @@ from backend.core.config import get_settings
 from backend.core.db import session_scope
 from backend.models import TERMINAL_STATUSES, Run
 from nas_core.config import ExperimentConfig, LauncherConfig, format_validation_error
+from nas_core.data.roots import confine_data_path
 from worker.launchers import Launcher, RunSpec, confine, create_launcher
 from worker.settings import get_worker_settings
 
@@ -120,6 +121,8 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
     """Write config.yaml and hand the run to its launcher (adopting a live job of the run if there is one)."""
     try:
         spec = spec_for(run, resume=resume)
+        if spec.config.data.path is not None:  # again before starting: roots may have narrowed or a link moved
+            confine_data_path(spec.config.data.path, get_settings().data_roots, base=spec.run_dir)
         launcher = create_launcher(run.launcher)
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         _write_config(spec.run_dir / "config.yaml", run.config)

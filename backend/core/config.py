@@ -1,11 +1,14 @@
 """Server settings from the environment: `NASFORGE_*`, plus the conventional `DATABASE_URL` and `REDIS_URL`."""
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -30,6 +33,13 @@ class Settings(BaseSettings):
     health_cache_s: float = Field(2.0, ge=0, description="Worker ping results are reused this long.")
     celery_queue: str | None = Field(None, description="Queue for launch/cancel tasks; default: Celery's default queue.")
     frontend_dir: Path | None = Field(None, description="Static UI folder; default: frontend/ at the repo root.")
+    data_roots_env: str = Field(
+        "", validation_alias=AliasChoices("NASFORGE_DATA_ROOTS", "data_roots"),
+        description="Folders (separated by os.pathsep) a data.path must lie in; default: DATA_DIR/data and "
+                    "../shared/data beside the repo when it exists.",
+    )
+    max_tokens_per_user: int = Field(50, ge=1, description="Live (unrevoked, unexpired) API tokens one user may hold.")
+    stream_ticket_s: int = Field(60, ge=5, le=3600, description="Lifetime of a stream ticket (EventSource auth).")
 
     @property
     def db_url(self) -> str:
@@ -40,6 +50,13 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    @property
+    def data_roots(self) -> list[Path]:
+        if self.data_roots_env.strip():
+            return [Path(p) for p in self.data_roots_env.split(os.pathsep) if p.strip()]
+        shared = _REPO_ROOT.parent / "shared" / "data"
+        return [self.data_dir / "data", *([shared] if shared.is_dir() else [])]
 
     @property
     def cors_list(self) -> list[str]:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from backend import crud
-from backend.api.deps import Id, Reader, SessionDep, Writer, check_owner
+from backend.api.deps import Id, Reader, SessionDep, SettingsDep, Writer, check_owner
 from backend.models import Experiment, ExperimentClone, ExperimentList, ExperimentPublic, ExperimentUpdate
 from nas_core.config import ExperimentConfig
 
@@ -22,9 +22,10 @@ def _public_one(session, exp: Experiment) -> ExperimentPublic:
 
 
 @router.post("", status_code=201, response_model=ExperimentPublic)
-def create_experiment(config: ExperimentConfig, session: SessionDep, who: Writer) -> ExperimentPublic:
-    """The body is the experiment config itself (the YAML file's content as JSON)."""
+def create_experiment(config: ExperimentConfig, session: SessionDep, who: Writer, settings: SettingsDep) -> ExperimentPublic:
+    """The body is the experiment config itself (the YAML file's content as JSON); data.path must lie in a data root."""
     crud.check_json_safe(config.model_dump(), "body")
+    config = crud.with_confined_data(config, settings.data_roots, settings.data_dir)
     return public(crud.create_experiment(session, config, who.user_id))
 
 
@@ -47,11 +48,13 @@ def read_experiment(experiment_id: Id, session: SessionDep, _: Reader) -> Experi
 
 
 @router.put("/{experiment_id}", response_model=ExperimentPublic)
-def replace_experiment(experiment_id: Id, config: ExperimentConfig, session: SessionDep, who: Writer) -> ExperimentPublic:
+def replace_experiment(experiment_id: Id, config: ExperimentConfig, session: SessionDep, who: Writer,
+                       settings: SettingsDep) -> ExperimentPublic:
     """Replace the config; runs keep the snapshot they were launched with."""
     exp = crud.get_experiment(session, experiment_id)
     check_owner(who, exp.owner_id)
     crud.check_json_safe(config.model_dump(), "body")
+    config = crud.with_confined_data(config, settings.data_roots, settings.data_dir)
     return _public_one(session, crud.replace_config(session, exp, config))
 
 

@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse
 from backend import crud
 from backend.api.deps import BridgeDep, Id, Reader, SessionDep, SettingsDep, Writer, check_owner
 from backend.core.security import create_ingest_token
-from backend.models import Artifact, LaunchResult, Run, RunDetail, RunLaunch, RunList, RunPublic, RunStatus, TokenSecret
+from backend.models import (Artifact, LaunchResult, Run, RunDetail, RunLaunch, RunList, RunPublic, RunStatus, TokenSecret,
+                            experiment_config_from)
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["runs"])
@@ -45,7 +46,9 @@ def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: Brid
     exp = crud.get_experiment(session, experiment_id)
     check_owner(who, exp.owner_id)
     if body.resources:
-        crud.check_json_safe(body.resources, "body.resources")
+        crud.check_json_safe(body.resources, "resources")
+    # Checked again at launch: the experiment may predate the data roots, or the roots may have narrowed since.
+    crud.with_confined_data(experiment_config_from(exp), settings.data_roots, settings.data_dir)
     run, baselines = crud.launch(session, exp, kind=body.kind, method=body.method, launcher=body.launcher,
                                  resources=body.resources, parent_run_id=body.parent_run_id, baselines=body.baselines,
                                  runs_dir=settings.runs_dir)
