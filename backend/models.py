@@ -75,6 +75,8 @@ class ApiToken(SQLModel, table=True):
     secret_hash: str = Field(max_length=64)
     revoked: bool = False
     created_at: dt.datetime = _ts(nullable=False)
+    expires_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    last_used_at: dt.datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class Experiment(SQLModel, table=True):
@@ -255,6 +257,8 @@ class TokenCreate(SQLModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(default="", max_length=200)
     scopes: list[Scope] = Field(default_factory=lambda: ["read"], min_length=1)
+    expires_in: int | None = Field(default=None, ge=60, le=366 * 86400,
+                                   description="Seconds until the token stops working; default: it never expires.")
 
 
 class UserCreate(SQLModel):
@@ -271,6 +275,8 @@ class TokenPublic(SQLModel):
     run_id: int | None
     revoked: bool
     created_at: dt.datetime
+    expires_at: dt.datetime | None = None
+    last_used_at: dt.datetime | None = Field(default=None, description="Recorded at most once a minute.")
 
 
 class TokenSecret(TokenPublic):
@@ -292,6 +298,17 @@ class Me(SQLModel):
 class UserWithToken(SQLModel):
     user: UserPublic
     token: TokenSecret
+
+
+class StreamTicketCreate(SQLModel):
+    model_config = ConfigDict(extra="forbid")
+    path: str = Field(max_length=200, description="The stream this ticket opens, e.g. /api/runs/3/stream.")
+
+
+class StreamTicket(SQLModel):
+    ticket: str = Field(description="Send as ?ticket= on that stream's URL (EventSource cannot send headers).")
+    path: str
+    expires_in: int = Field(description="Seconds the ticket stays valid.")
 
 
 class HealthPart(SQLModel):

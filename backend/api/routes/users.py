@@ -1,12 +1,13 @@
-"""Users and their API tokens: who am I, admins create users, everyone manages their own tokens."""
+"""Users and their API tokens: who am I, admins create users, writers manage their own tokens (admins anyone's)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Response
 from sqlmodel import Session, col, select
 
-from backend.api.deps import Admin, AnyToken, Id, Reader, SessionDep
-from backend.core.security import create_user, issue_token
-from backend.models import ApiToken, Me, TokenCreate, TokenPublic, TokenSecret, User, UserCreate, UserPublic, UserWithToken
+from backend.api.deps import Admin, AnyToken, Id, SessionDep, SettingsDep, Writer
+from backend.core.security import covers, create_user, is_live, issue_token
+from backend.models import (ApiToken, ErrorResponse, Me, TokenCreate, TokenPublic, TokenSecret, User, UserCreate, UserPublic,
+                            UserWithToken)
 
 router = APIRouter(tags=["users"])
 
@@ -41,23 +42,31 @@ def list_users(session: SessionDep, _: Admin) -> list[UserPublic]:
     return [UserPublic.model_validate(u) for u in session.exec(select(User).order_by(col(User.id))).all()]
 
 
-@router.post("/tokens", status_code=201, response_model=TokenSecret)
-def create_token(body: TokenCreate, session: SessionDep, who: Reader) -> TokenSecret:
-    """A new token for the caller, with at most the caller's own scopes."""
+def _live_count(session: Session, user_id: int) -> int:
+    rows = session.exec(select(ApiToken).where(ApiToken.user_id == user_id, col(ApiToken.revoked).is_(False))).all()
+    return sum(is_live(t) for t in rows)
+
+
+@router.post("/tokens", status_code=201, response_model=TokenSecret,
+             responses={429: {"model": ErrorResponse, "description": "The user holds NASFORGE_MAX_TOKENS_PER_USER live tokens."}})
+def create_token(body: TokenCreate, session: SessionDep, who: Writer, settings: SettingsDep) -> TokenSecret:
+    """A new token for the caller, with at most the caller's own scopes; `expires_in` seconds bound its life."""
     if who.user_id is None:
         raise HTTPException(403, "only a user's token can create tokens")
-    missing = set(body.scopes) - who.scopes
-    if missing:
-        raise HTTPException(403, f"scopes {sorted(missing)} exceed this token's scopes {sorted(who.scopes)}")
+    if not covers(who, body.scopes):
+        raise HTTPException(403, f"scopes {sorted(body.scopes)} exceed this token's scopes {sorted(who.scopes)}")
     if "\x00" in body.name:
         raise HTTPException(422, "body.name: must not contain NUL characters")
-    _, token = issue_token(session, scopes=list(body.scopes), user_id=who.user_id, name=body.name)
+    if _live_count(session, who.user_id) >= settings.max_tokens_per_user:
+        raise HTTPException(429, f"this user already holds {settings.max_tokens_per_user} live tokens "
+                                 "(NASFORGE_MAX_TOKENS_PER_USER); revoke one first")
+    _, token = issue_token(session, scopes=list(body.scopes), user_id=who.user_id, name=body.name, expires_in=body.expires_in)
     return token_secret(session, token)
 
 
 @router.get("/tokens", response_model=list[TokenPublic])
-def list_tokens(session: SessionDep, who: Reader) -> list[TokenPublic]:
-    """The caller's tokens (all tokens for an admin); secrets are never shown again."""
+def list_tokens(session: SessionDep, who: Writer) -> list[TokenPublic]:
+    """The caller's tokens (all tokens for an admin), expired and revoked ones included; secrets are never shown again."""
     q = select(ApiToken).order_by(col(ApiToken.id))
     if not who.has("admin"):
         q = q.where(ApiToken.user_id == who.user_id)
@@ -65,10 +74,14 @@ def list_tokens(session: SessionDep, who: Reader) -> list[TokenPublic]:
 
 
 @router.delete("/tokens/{token_id}", status_code=204, response_class=Response)
-def revoke_token(token_id: Id, session: SessionDep, who: Reader) -> Response:
+def revoke_token(token_id: Id, session: SessionDep, who: Writer) -> Response:
+    """Another user's token needs admin (404 otherwise: its existence is not told); a token with more scopes than
+    the caller's is refused (403), so a lesser token cannot lock out a greater one."""
     row = session.get(ApiToken, token_id)
     if row is None or (row.user_id != who.user_id and not who.has("admin")):
         raise HTTPException(404, f"token {token_id} not found")
+    if not covers(who, row.scopes.split()):
+        raise HTTPException(403, f"token {token_id} has scopes beyond this token's {sorted(who.scopes)}")
     row.revoked = True
     session.add(row)
     session.commit()
