@@ -12,10 +12,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from backend import crud
-from backend.api.routes import compare, events, experiments, health, runs, schema, users
+from backend.api.routes import compare, events, experiments, health, runs, schema, streams, users
 from backend.core.bridge import WorkerBridge
 from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine, run_migrations
+from backend.core.redact import install as redact_logs
 from backend.frontend import mount_frontend
 from backend.models import ErrorResponse
 
@@ -87,6 +88,7 @@ def _internal(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    redact_logs("uvicorn.access", "uvicorn.error", "backend")
     engine = get_engine(settings)
 
     @asynccontextmanager
@@ -115,7 +117,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router, prefix="/api")
     app.include_router(schema.router, prefix="/api")
-    for module in (experiments, runs, events, compare, users):
+    for module in (experiments, runs, events, streams, compare, users):
         app.include_router(module.router, prefix="/api", responses=_ERRORS)
 
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)

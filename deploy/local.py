@@ -76,12 +76,14 @@ class Stack:
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
-        (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "logs").mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def _spawn(self, name: str, cmd: list[str], env: dict | None = None, cwd: Path | None = None,
                user: str | None = None) -> Service:
         log = self.workdir / "logs" / f"{name}.log"
-        fh = open(log, "ab")
+        # Only the owner reads service logs: they name users, runs and paths (secrets are filtered, not trusted to be).
+        fh = os.fdopen(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
+        os.chmod(log, 0o600)  # a log made by an older version kept its 0644
         kwargs = {}
         if user:
             import pwd

@@ -9,7 +9,10 @@ from sqlmodel import Session
 
 from backend.core.bridge import WorkerBridge
 from backend.core.config import Settings
-from backend.core.security import Principal, authenticate
+from backend.core.security import Principal, authenticate, principal_of
+from backend.core.streams import get_redis
+from backend.core.tickets import redeem_ticket
+from backend.models import ApiToken
 
 _bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer nf_...` (an API or ingest token)")
 # Ids are int4 in PostgreSQL: larger values are simply not found, never a database error.
@@ -47,14 +50,23 @@ def get_principal(session: SessionDep, creds: Annotated[HTTPAuthorizationCredent
     return principal
 
 
-def get_stream_principal(session: SessionDep, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-                         access_token: Annotated[str | None, Query(max_length=200, description="For EventSource, which cannot send headers.")] = None) -> Principal:
-    raw = creds.credentials if creds else access_token
-    if not raw:
-        raise _unauthorized("missing bearer token: send `Authorization: Bearer <token>` or ?access_token=")
-    principal = authenticate(session, raw)
-    if principal is None or not principal.has("read"):
-        raise _unauthorized("invalid or revoked token") if principal is None else HTTPException(403, "this token lacks the read scope")
+def get_stream_principal(request: Request, session: SessionDep, settings: SettingsDep,
+                         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+                         ticket: Annotated[str | None, Query(max_length=100, description="A stream ticket (POST /api/streams/ticket) "
+                                                             "for this path: EventSource cannot send headers.")] = None) -> Principal:
+    """The bearer header, or a ticket made for exactly this stream; a bearer token in the query is not accepted."""
+    if creds is not None:
+        principal = authenticate(session, creds.credentials)
+    elif ticket:
+        token_id = redeem_ticket(get_redis(settings.redis_url), ticket, request.url.path)
+        row = session.get(ApiToken, token_id) if token_id is not None else None
+        principal = principal_of(session, row) if row is not None else None
+    else:
+        raise _unauthorized("missing credentials: send `Authorization: Bearer <token>` or ?ticket= from POST /api/streams/ticket")
+    if principal is None:
+        raise _unauthorized("invalid, expired or revoked token or ticket")
+    if not principal.has("read"):
+        raise HTTPException(403, "this token lacks the read scope")
     return principal
 
 
@@ -64,6 +76,7 @@ def require(scope: str):
             raise HTTPException(403, f"this token lacks the {scope} scope")
         return principal
 
+    dep.scope = scope  # read back by backend/api/access.py, which tabulates what each route needs
     return dep
 
 

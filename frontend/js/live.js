@@ -28,6 +28,7 @@ export class RunFollower {
     this.closed = false;
     this.source = null;
     this.poll = null;
+    this.reopened = false;
   }
 
   deliver(events) {
@@ -43,14 +44,24 @@ export class RunFollower {
     } catch (err) {
       this.onError(err);
     }
-    if (!this.closed) this.open();
+    if (!this.closed) await this.open();
     return this;
   }
 
-  open() {
-    const src = new EventSource(streamUrl(this.runId, this.lastSeq));
+  async open() {
+    let url;
+    try {
+      url = await streamUrl(this.runId, this.lastSeq);
+    } catch (err) {
+      this.onError(err);
+      if (!this.closed) this.startPolling();
+      return;
+    }
+    if (this.closed) return;
+    const src = new EventSource(url);
     this.source = src;
     src.onmessage = (msg) => {
+      this.reopened = false;  // the stream works again: a later expiry may reopen once more
       try { this.deliver([JSON.parse(msg.data)]); } catch (err) { this.onError(err); }
     };
     src.addEventListener("end", (msg) => {
@@ -58,8 +69,13 @@ export class RunFollower {
       this.onEnd(JSON.parse(msg.data || "{}"));
     });
     src.onerror = () => {
-      // CLOSED means the browser gave up (an HTTP error, not a dropped connection): poll instead.
-      if (src.readyState === EventSource.CLOSED && !this.closed) this.startPolling();
+      // CLOSED means the browser gave up (an HTTP error, not a dropped connection). The first time, the ticket
+      // has likely expired during a reconnect: open again with a fresh one; after that, poll instead.
+      if (src.readyState !== EventSource.CLOSED || this.closed) return;
+      if (this.source === src && !this.reopened) {
+        this.reopened = true;
+        this.open();
+      } else this.startPolling();
     };
   }
 
