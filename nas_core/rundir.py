@@ -86,9 +86,12 @@ for _name, *_ in LAYOUT:
 # ------------------------------------------------------------------------------------------- atomic writes
 
 
-def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Any], None]) -> None:
+def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Any], None], durable: bool = True) -> None:
     """Replace `path` with `data` (bytes, text, or a function writing to a binary file) so that a reader or a
-    kill at any moment sees the old content or the new, never a part."""
+    kill at any moment sees the old content or the new, never a part.
+
+    `durable=False` skips the fsyncs: still atomic for readers and kills, not across a power cut (for liveness
+    files rewritten every step, where the next write supersedes a lost one)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Unique per process and thread: two writers of one file never share a temp file.
@@ -100,18 +103,20 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Any], No
             else:
                 fh.write(data.encode() if isinstance(data, str) else data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
-def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2) -> None:
+def write_json(path: str | os.PathLike, data: Any, indent: int | None = 2, durable: bool = True) -> None:
     """`data` as JSON (no NaN: the event format and the API forbid it), written atomically."""
     text = json.dumps(data, indent=indent, allow_nan=False, separators=None if indent else (",", ":"))
-    write_atomic(path, text + "\n")
+    write_atomic(path, text + "\n", durable=durable)
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from nas_core.data.readers import DataError
+from nas_core.rundir import write_json
 
 FORMAT = "nasforge-prepared/1"
 MANIFEST = "manifest.json"
@@ -26,12 +27,7 @@ def sha256_file(path: Path) -> str:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w") as fh:
-        json.dump(obj, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    write_json(path, obj, indent=1)
 
 
 def load_manifest(root: str | Path, verify: bool = False) -> dict:

@@ -11,6 +11,8 @@ import threading
 import time
 from pathlib import Path
 
+from nas_core.rundir import write_json
+
 
 class RankFailure(RuntimeError):
     """A peer rank died or stalled; the message names it."""
@@ -28,9 +30,9 @@ class Heartbeats:
         return self.dir / f"rank-{rank}.json"
 
     def _write(self, waiting: float | None) -> None:
-        tmp = self._path(self.rank).with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps({"step": self.step, "time": time.time(), "pid": os.getpid(), "waiting": waiting}))
-        os.replace(tmp, self._path(self.rank))
+        # Rewritten every step: atomic for the other ranks' reads, not fsynced (the next beat supersedes a lost one).
+        write_json(self._path(self.rank), {"step": self.step, "time": time.time(), "pid": os.getpid(),
+                                           "waiting": waiting}, indent=None, durable=False)
 
     def beat(self, step: int) -> None:
         self.step = step

@@ -1,0 +1,98 @@
+"""Every status state and event kind the code writes validates against the published schema: the logs of a
+continuous run, a discrete run, a retrain run (of the continuous run's genotype) and failed runs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nas_core.cli import app
+from nas_core.events import EventKind, StatusState
+from nas_core.rundir import RunDir, RunOverrides, write_config
+from nas_core.search.event_schema import EVENT_SCHEMA, validate_events
+from tests.search.conftest import read_log, tiny_experiment
+
+
+def _search(config, run_dir, *args):
+    return CliRunner().invoke(app, ["search", str(config), "--run-dir", str(run_dir), "--threads", "1", *args])
+
+
+@pytest.fixture(scope="module")
+def logs(tmp_path_factory):
+    """One run of each kind, in one module so the tiny searches run once."""
+    tmp = tmp_path_factory.mktemp("logs")
+    out = {}
+    exp = tiny_experiment(method="darts")
+    write_config(tmp / "darts.yaml", exp)
+    r = _search(tmp / "darts.yaml", tmp / "darts")
+    assert r.exit_code == 0, r.output
+    out["continuous"] = RunDir(tmp / "darts")
+
+    discrete = tiny_experiment(method="random", trials=2, trial_epochs=1)
+    write_config(tmp / "random.yaml", discrete)
+    r = _search(tmp / "random.yaml", tmp / "random")
+    assert r.exit_code == 0, r.output
+    out["discrete"] = RunDir(tmp / "random")
+
+    genotype = json.loads(out["continuous"].genotype.read_text())
+    write_config(tmp / "retrain.yaml", exp, RunOverrides(kind="retrain", parent_run_id=1, genotype=genotype))
+    r = _search(tmp / "retrain.yaml", tmp / "retrain")
+    assert r.exit_code == 0, r.output
+    out["retrain"] = RunDir(tmp / "retrain")
+
+    # Failed three ways: a bad config, a stage without its input, a retrain run without a genotype.
+    (tmp / "failed-config").mkdir()
+    (tmp / "bad.yaml").write_text(yaml.safe_dump({**exp, "search": {"method": "darts", "pc_k": 99}}))
+    assert _search(tmp / "bad.yaml", tmp / "failed-config").exit_code == 2
+    out["failed-config"] = RunDir(tmp / "failed-config")
+    assert _search(tmp / "darts.yaml", tmp / "failed-stage", "--stage", "evaluate").exit_code == 1
+    out["failed-stage"] = RunDir(tmp / "failed-stage")
+    (tmp / "failed-retrain").mkdir()
+    write_config(tmp / "retrain-none.yaml", exp, RunOverrides(kind="retrain", parent_run_id=1))
+    assert _search(tmp / "retrain-none.yaml", tmp / "failed-retrain").exit_code == 2
+    out["failed-retrain"] = RunDir(tmp / "failed-retrain")
+    return {name: read_log(rd.events) for name, rd in out.items()} | {"dirs": out}
+
+
+@pytest.mark.parametrize("name", ["continuous", "discrete", "retrain", "failed-config", "failed-stage", "failed-retrain"])
+def test_each_log_validates_against_the_published_schema(logs, name):
+    events = logs[name]
+    assert validate_events(events) == len(events) > 0
+    if name.startswith("failed"):
+        assert events[-1]["kind"] == "status" and events[-1]["payload"]["state"] == "failed"
+        assert events[-1]["payload"]["error"]
+    else:
+        assert events[-1]["payload"]["state"] == "succeeded"
+
+
+def test_the_logs_together_use_every_status_state_and_the_kinds_a_run_writes(logs):
+    events = [e for name in ("continuous", "discrete", "retrain", "failed-stage") for e in logs[name]]
+    states = {e["payload"]["state"] for e in events if e["kind"] == "status"}
+    # `resumed` is written by a restarted discrete search (tests/discrete cover the restart).
+    assert states >= set(StatusState) - {StatusState.resumed}
+    kinds = {e["kind"] for e in events}
+    # A heartbeat needs 10 s of silence, a tiny run has none: its schema is checked below instead.
+    assert kinds >= set(EventKind) - {EventKind.heartbeat, EventKind.log}
+    assert set(EVENT_SCHEMA["properties"]["kind"]["enum"]) == set(EventKind)
+
+
+def test_the_schema_refuses_what_the_enums_do_not_define(logs):
+    good = logs["continuous"][:1]
+    for bad in ({**good[0], "kind": "alphas"},
+                {**good[0], "kind": "status", "payload": {"state": "finished"}},
+                {**good[0], "kind": "status", "payload": {"state": "failed"}}):  # failed needs its error
+        with pytest.raises(ValueError):
+            validate_events([bad])
+
+
+def test_a_retrain_run_retrains_the_given_genotype_and_never_searches(logs):
+    events, rd = logs["retrain"], logs["dirs"]["retrain"]
+    stages = [e["payload"].get("stage") for e in events if e["kind"] == "status" and e["payload"]["state"] == "running"]
+    assert stages == ["retrain", "evaluate"]
+    assert not rd.checkpoint.exists() and rd.metrics.exists() and rd.retrained.exists()
+    assert json.loads(rd.genotype.read_text()) == json.loads(logs["dirs"]["continuous"].genotype.read_text())
+    given = [e for e in events if e["kind"] == "genotype"]
+    assert len(given) == 1 and given[0]["payload"]["parent_run_id"] == 1
+    assert "run.genotype" in logs["failed-retrain"][-1]["payload"]["error"]
