@@ -38,7 +38,7 @@ def _run_pool(job: SearchJob, sched: Scheduler, workers: int) -> None:
 
     def work(w: int, spec: dict[str, Any]) -> None:
         try:
-            results.put((w, run_trial(spec, worker=w, gpu=w % gpus if gpus else None, log_dir=job.root / "trials")))
+            results.put((w, run_trial(spec, worker=w, gpu=w % gpus if gpus else None, run_dir=job.root)))
         except BaseException as exc:  # a dispatcher bug, not a trial failure: surface it in the main thread
             results.put((w, exc))
 

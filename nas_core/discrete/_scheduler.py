@@ -12,7 +12,7 @@ from typing import Any
 
 from nas_core.discrete.checkpoint import Checkpoint
 from nas_core.discrete.job import SearchJob
-from nas_core.events import EventLog, read_events
+from nas_core.events import EventKind, EventLog, StatusState, read_events
 
 
 class Scheduler:
@@ -23,10 +23,10 @@ class Scheduler:
             raise ValueError("a search needs at least one worker")
         self.job = job
         self.workers = list(workers)
-        self.checkpoint = Checkpoint.open(job.root / "checkpoint.json", job.fingerprint())
+        self.checkpoint = Checkpoint.open(job.run_dir.trials_checkpoint, job.fingerprint())
         # A resumed search must not re-propose what the first run proposed, so its strategy seed moves on.
         self.strategy = job.build_strategy(seed=job.seed + 1_000_003 * self.checkpoint.resumes)
-        self.events_path = job.root / "events.jsonl"
+        self.events_path = job.run_dir.events
         # No fsync per event: the checkpoint is fsynced, and a resumed run restores any final event a crash
         # lost (see _replay); a killed process loses nothing that it wrote.
         self.events = EventLog(self.events_path, fsync=False)
@@ -47,14 +47,15 @@ class Scheduler:
         self.queue.extend((self._spec(rec), None) for rec in ckpt.unfinished)
         # The checkpoint is written before the event, so a kill in between leaves an event to restore.
         logged = {(e["payload"].get("trial"), e["payload"].get("attempt")) for _, e in read_events(self.events_path)
-                  if e["kind"] == "candidate" and e["payload"].get("final")}
+                  if e["kind"] == EventKind.candidate and e["payload"].get("final")}
         for result in ckpt.finished.values():
             if (result["trial"], result["attempt"]) not in logged:
                 self._log_candidate(result, final=True)
         self.flush()
-        self.events.append("status", {"state": "resumed" if ckpt.resumes else "running", "search": "discrete",
+        state = StatusState.resumed if ckpt.resumes else StatusState.running
+        self.events.append(EventKind.status, {"state": state, "search": "discrete",
                                       "method": self.job.method, "trials": self.job.trials, "prescreen": self.job.prescreen,
-                                      "workers": len(self.workers),
+                                      "workers": len(self.workers), "worker_ids": self.workers,
                                       "finished": len(ckpt.finished), "redo": len(self.queue)})
 
     @property
@@ -159,7 +160,10 @@ class Scheduler:
             self.queue.append((retry, worker))
 
     def _log_candidate(self, result: dict[str, Any], final: bool) -> None:
-        keys = ("trial", "attempt", "genotype", "iou", "train_time_s", "params_count", "proxies", "status", "error", "worker")
+        # `worker` is the MPI rank (or pool slot) that trained it; `started`/`finished` (Unix time, as the worker
+        # saw them) draw the per-worker timeline and its busy and idle time.
+        keys = ("trial", "attempt", "genotype", "iou", "train_time_s", "params_count", "proxies", "status", "error",
+                "worker", "started", "finished")
         payload = {k: result.get(k) for k in keys}
         payload.update(final=final, method=self.job.method, stage=result.get("stage", "train"))
         self._pending.append(payload)
@@ -170,20 +174,20 @@ class Scheduler:
         if self.checkpoint.dirty:
             self.checkpoint.save()
         for payload in self._pending:
-            self.events.append("candidate", payload)
+            self.events.append(EventKind.candidate, payload)
         self._pending.clear()
 
     def fail(self, message: str) -> None:
         """End the search with an error event; the checkpoint keeps what finished for a restart."""
         self.flush()
-        self.events.append("status", {"state": "failed", "error": message, "finished": len(self.checkpoint.finished),
+        self.events.append(EventKind.status, {"state": StatusState.failed, "error": message, "finished": len(self.checkpoint.finished),
                                       "trials": self.job.trials})
         self.events.close()
 
     def close(self) -> dict[str, Any]:
         self.flush()
         summary = self.summary()
-        self.events.append("status", {"state": "done", **{k: v for k, v in summary.items() if k != "timing"}})
+        self.events.append(EventKind.status, {"state": StatusState.done, **{k: v for k, v in summary.items() if k != "timing"}})
         self.events.close()
         return summary
 

@@ -1,11 +1,13 @@
 """The orchestrator's checkpoint: which trials were issued and which finished, so a restarted search reuses
-every finished trial and redoes only the unfinished ones. Written atomically (temp file, fsync, rename)."""
+every finished trial and redoes only the unfinished ones. Written atomically (`nas_core.rundir.write_json`)."""
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
 from typing import Any
+
+from nas_core.rundir import read_json, write_json
 
 VERSION = 1
 
@@ -26,12 +28,12 @@ class Checkpoint:
     def open(cls, path: str | os.PathLike, fingerprint: str) -> "Checkpoint":
         """Load `path` if it exists (a resume) or start empty; a checkpoint of another search is an error."""
         ckpt = cls(path, fingerprint)
-        if not ckpt.path.exists():
-            return ckpt
         try:
-            data = json.loads(ckpt.path.read_text())
+            data = read_json(ckpt.path)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{ckpt.path}: unreadable checkpoint ({exc}); delete it to start the search over") from None
+        if data is None:
+            return ckpt
         if data.get("version") != VERSION or data.get("fingerprint") != fingerprint:
             raise ValueError(
                 f"{ckpt.path}: this checkpoint belongs to a different search (its settings changed); "
@@ -58,11 +60,5 @@ class Checkpoint:
         data = {"version": VERSION, "fingerprint": self.fingerprint, "resumes": self.resumes,
                 "issued": {str(k): v for k, v in self.issued.items()},
                 "finished": [[k, v] for k, v in self.finished.items()]}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(data, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        write_json(self.path, data, indent=None)
         self.dirty = False

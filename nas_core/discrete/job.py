@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nas_core.discrete._base import SearchSpace, Strategy
 from nas_core.discrete.trial import SYNTHETIC, TRAIN, check_objective
+from nas_core.rundir import RunDir, write_atomic
 from nas_core.space.config import SpaceConfig
 
 
@@ -59,6 +60,11 @@ class SearchJob(BaseModel):
     def root(self) -> Path:
         return Path(self.workdir)
 
+    @property
+    def run_dir(self) -> RunDir:
+        """The work directory as a run directory: job.json, events.jsonl, checkpoint.json, trials/ (`RunDir`)."""
+        return RunDir(self.workdir)
+
     def fingerprint(self) -> str:
         """What must match for a checkpoint to be resumed: everything that decides which trials exist."""
         keep = self.model_dump(mode="json", exclude={"workdir", "silent_worker_s", "gpus_per_node", "barrier", "time_limit_s"})
@@ -84,11 +90,8 @@ class SearchJob(BaseModel):
         return create_strategy(self.method, self.build_space(), seed=self.seed if seed is None else seed, **kwargs)
 
     def save(self) -> Path:
-        path = self.root / "job.json"
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.model_dump_json(indent=2))
-        os.replace(tmp, path)
+        path = self.run_dir.job
+        write_atomic(path, self.model_dump_json(indent=2))
         return path
 
     @classmethod

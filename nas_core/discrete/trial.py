@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from nas_core.rundir import RunDir, write_json
+
 SYNTHETIC = "nas_core.discrete.trial:synthetic_objective"
 TRAIN = "nas_core.discrete._candidate:train_candidate"
 # Pre-screening: the proxies-only counterpart of each trial function (no training, `iou` None).
@@ -44,11 +46,12 @@ def load_objective(path: str) -> Callable[..., dict[str, Any]]:
 
 
 def run_trial(
-    spec: dict[str, Any], *, worker: int = 0, gpu: int | None = None, log_dir: str | os.PathLike | None = None,
+    spec: dict[str, Any], *, worker: int = 0, gpu: int | None = None, run_dir: str | os.PathLike | None = None,
     heartbeat: Callable[[], None] | None = None, heartbeat_s: float = 10.0,
 ) -> dict[str, Any]:
     """Run `spec` in a child Python process and return its result; never raises for a failing trial.
 
+    The child's output goes to the run directory's trial log (`RunDir.trial_log`) when `run_dir` is given.
     `heartbeat` is called every `heartbeat_s` while the child runs, so a dispatcher can tell a long trial
     from a dead worker.
     """
@@ -60,7 +63,7 @@ def run_trial(
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="nasforge-trial-") as tmp:
         out = Path(tmp) / "result.json"
-        log_path = Path(log_dir) / f"trial-{spec['trial']}-{spec['attempt']}.log" if log_dir else Path(tmp) / "log"
+        log_path = RunDir(run_dir).trial_log(spec["trial"], spec["attempt"]) if run_dir else Path(tmp) / "log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "wb") as log:
             child = subprocess.Popen(
@@ -192,6 +195,8 @@ def synthetic_objective(genotype: dict[str, Any], budget: dict[str, Any], seed: 
     if fires("kill_on"):
         os.kill(os.getpid(), signal.SIGKILL)
     if fires("kill_worker_on"):
+        if state is not None:  # which worker died, for a test to check the rank the search names
+            (state / f"killed-worker-{trial}-{os.getppid()}").touch()
         os.kill(os.getppid(), signal.SIGKILL)
         os._exit(1)
     if fires("stop_worker_on"):  # the worker rank freezes without dying: only its silence tells
@@ -236,10 +241,8 @@ def _unit_hash(text: str) -> float:
 def _main(argv: list[str]) -> int:
     spec = json.loads(sys.stdin.read())
     result = _execute(spec)
-    out = Path(argv[0])
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, out)
+    # Atomic: a child killed while writing leaves no result, which the worker reports as a killed trial.
+    write_json(argv[0], result, indent=None)
     return 0
 
 

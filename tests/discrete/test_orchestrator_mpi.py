@@ -2,6 +2,7 @@
 worker rank ending the job without a hang, and a restart that redoes only unfinished trials."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -12,6 +13,7 @@ import pytest
 from conftest import candidate_events, finished_trials, starts
 from nas_core.discrete import SearchJob
 from nas_core.discrete.orchestrator import OrchestratorError, have_mpi, launch
+from nas_core.events import read_events
 from nas_core.mpi import mpirun_command
 
 pytestmark = [pytest.mark.mpi, pytest.mark.skipif(not have_mpi(), reason="needs mpirun (OpenMPI) and mpi4py")]
@@ -43,6 +45,13 @@ def test_killed_worker_rank_ends_the_job_and_restart_redoes_only_unfinished(tmp_
     with pytest.raises(OrchestratorError, match=r"(?s)after \d+ of 16 trials.*launch again to resume.*rank \d"):
         launch(job, 4, timeout=90)
     assert time.monotonic() - t0 < 60  # ended, not hung until the timeout
+    # Rank 0's own word names the rank that died and its trial (not mpirun's "rank N" of whatever it noticed).
+    failed = [e for _, e in read_events(job.run_dir.events) if e["kind"] == "status"][-1]["payload"]
+    assert failed["state"] == "failed", failed
+    lost = re.match(r"trial worker rank (\d) \(pid (\d+) on .+\) died while running trial 5 ", failed["error"])
+    assert lost, failed["error"]
+    (killed,) = (tmp_path / "state").glob("killed-worker-5-*")  # the objective's note of the pid it killed
+    assert lost.group(2) == killed.name.rsplit("-", 1)[1] and lost.group(1) in "123"
     done_before = set(finished_trials(job.root))
     assert 5 not in done_before and len(done_before) < 16
     runs_before = set(starts(tmp_path / "state"))

@@ -12,11 +12,11 @@ def _spec(**params) -> dict:
 
 
 def test_ok_trial_returns_the_objectives_score(tmp_path):
-    result = run_trial(_spec(), worker=2, log_dir=tmp_path)
+    result = run_trial(_spec(), worker=2, run_dir=tmp_path)
     expected = synthetic_objective({"choices": [1, 0, 2]}, {}, 3, {})["iou"]
     assert result["status"] == "ok" and result["iou"] == pytest.approx(expected)
     assert result["worker"] == 2 and result["params_count"] == 3000 and result["train_time_s"] >= 0
-    assert (tmp_path / "trial-7-0.log").exists()
+    assert (tmp_path / "trials" / "trial-7-0.log").exists()
 
 
 def test_synthetic_objective_is_deterministic_and_depends_on_the_genotype():
