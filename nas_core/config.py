@@ -103,7 +103,31 @@ class ExperimentConfig(BaseModel):
     def _check(self) -> "ExperimentConfig":
         if self.data.source == "prepared" and not self.data.path:
             raise ValueError("data.path: a prepared dataset needs its directory; set data.path or use data.source: synthetic")
+        self._check_launch_shape()
         return self
+
+    @property
+    def processes(self) -> int:
+        """The ranks the launcher starts: SLURM tasks (nodes x tasks_per_node) on slurm, else launcher.processes."""
+        if self.launcher.kind == "slurm":
+            return self.launcher.slurm.nodes * self.launcher.slurm.tasks_per_node
+        return self.launcher.processes
+
+    def _check_launch_shape(self) -> None:
+        # Several processes are either data-parallel ranks of one search or the MPI orchestrator of a discrete
+        # one; any other shape starts independent searches that write one run directory (doubled events).
+        n, engine, method = self.processes, self.distributed.engine, self.search.method
+        where = ("launcher.slurm.nodes x launcher.slurm.tasks_per_node" if self.launcher.kind == "slurm"
+                 else "launcher.processes")
+        if n <= 1:
+            return
+        if method in CONTINUOUS_METHODS and engine == "none":
+            raise ValueError(f"distributed.engine: {method} on {n} processes ({where}) needs distributed.engine ddp "
+                             f"or horovod to split each batch across them; set it, or set {where} to 1")
+        if method in DISCRETE_METHODS and engine != "none":
+            raise ValueError(f"distributed.engine: a discrete search ({method}) on {n} processes ({where}) runs them "
+                             "as its MPI orchestrator (rank 0 dispatches, the others train candidates), never as "
+                             f"{engine} ranks; set distributed.engine: none")
 
 
 class ConfigError(ValueError):
