@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from nas_core.rundir import RunDir
+
 OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"]
 
 
@@ -53,7 +55,7 @@ def _measure(run_dir: Path, cfg: dict, ranks: int) -> dict:
     out = subprocess.run(argv, cwd=run_dir, env=env, capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(f"{engine} x{ranks} failed:\n{out.stderr[-3000:]}")
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    events = [json.loads(line) for line in RunDir(run_dir).events.read_text().splitlines()]
     start = next(e["time"] for e in events if e["kind"] == "status" and e["payload"].get("state") == "running")
     metric = next(e for e in events if e["kind"] == "metric")
     steps = metric["payload"]["step"]

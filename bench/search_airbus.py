@@ -51,6 +51,7 @@ def _scores(result: dict) -> dict:
 
 def _searched(method: str, data: Path, p: dict, out: Path) -> dict:
     from nas_core.config import parse_experiment
+    from nas_core.rundir import RunDir
     from nas_core.search.reporting import EventSink
     from nas_core.search.stages import run_stages
 
@@ -58,7 +59,7 @@ def _searched(method: str, data: Path, p: dict, out: Path) -> dict:
     run_dir = out / method
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    with EventSink(run_dir / "events.jsonl") as events:
+    with EventSink(RunDir(run_dir).events) as events:
         run_stages(cfg, run_dir, events, resume=True)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     return {**_scores(metrics), "seconds": time.time() - t0, "run_dir": str(run_dir),

@@ -1,4 +1,4 @@
-"""The worker's watcher and reconciliation: events/s from a run's events.jsonl into SQLite + Redis (against the
+"""The worker's watcher and reconciliation: events/s from a run's event log into SQLite + Redis (against the
 same batches ingested directly, so the ratio is what reading and tracking the log costs), and the time of one
 reconcile sweep per active local run.
 
@@ -36,7 +36,7 @@ def run(quick: bool = False, events: int | str = 50000, runs: int | str = 20) ->
         sweep_s = _sweep(runs)
     per_run_ms = 1000 * sweep_s / runs
     return {
-        "figure": f"watcher: {events / tail_s:,.0f} events/s from events.jsonl into SQLite+Redis "
+        "figure": f"watcher: {events / tail_s:,.0f} events/s from the event log into SQLite+Redis "
                   f"({tail_s / direct_s:.2f}x the time of ingesting the same batches directly); "
                   f"reconcile sweep {per_run_ms:.1f} ms per active local run ({runs} runs)",
         "events": events, "tail_s": round(tail_s, 3), "direct_s": round(direct_s, 3),
@@ -61,6 +61,7 @@ def _tail_vs_direct(n: int) -> tuple[float, float]:
     from backend import crud
     from backend.core.db import session_scope
     from nas_core.events import EventLog, read_events
+    from nas_core.rundir import RunDir
     from worker.watcher import tail
 
     ids = [_make_run(), _make_run()]
@@ -68,7 +69,7 @@ def _tail_vs_direct(n: int) -> tuple[float, float]:
         runs = [crud.get_run(s, i) for i in ids]
     for r in runs:
         Path(r.run_dir).mkdir(parents=True)
-        with EventLog(Path(r.run_dir) / "events.jsonl", fsync=False) as log:
+        with EventLog(RunDir(r.run_dir).events, fsync=False) as log:
             for i in range(n):
                 log.append("metric", {"step": i, "loss": 1.0 / (i + 1), "epoch": i // 100, "epochs": n // 100 + 1})
     with session_scope() as s:
@@ -76,7 +77,7 @@ def _tail_vs_direct(n: int) -> tuple[float, float]:
         t0 = time.perf_counter()
         tail(s, run)
         tail_s = time.perf_counter() - t0
-    parsed = [ev for _, ev in read_events(Path(runs[1].run_dir) / "events.jsonl")]
+    parsed = [ev for _, ev in read_events(RunDir(runs[1].run_dir).events)]
     with session_scope() as s:
         t0 = time.perf_counter()
         for i in range(0, n, 500):

@@ -19,25 +19,44 @@ from pydantic import BaseModel, ConfigDict, Field
 class EventKind(StrEnum):
     """What an event says; its payload's shape is per kind (nas_core/search/event_schema.py)."""
 
-    alpha = "alpha"            # architecture weights (alpha, beta) of every cell, as used in the forward pass
-    metric = "metric"          # losses and IoU of an epoch
-    genotype = "genotype"      # a decoded cell (per epoch; the decode stage's is the result)
-    candidate = "candidate"    # a discrete search's trained (or pre-screened) candidate
-    evaluation = "evaluation"  # test metrics and precision-recall curves
-    log = "log"                # a line for the user
-    status = "status"          # the run's own word on its state (`StatusState`)
-    progress = "progress"      # fraction done and ETA of the current stage
-    heartbeat = "heartbeat"    # nothing to say, still alive (at least every HEARTBEAT_S)
+    alpha = "alpha"
+    metric = "metric"
+    genotype = "genotype"
+    candidate = "candidate"
+    evaluation = "evaluation"
+    log = "log"
+    status = "status"
+    progress = "progress"
+    heartbeat = "heartbeat"
 
 
 class StatusState(StrEnum):
     """The `state` of a `status` event. Only `succeeded` and `failed` end a run; the rest say where it is."""
 
-    running = "running"      # a stage starts (payload.stage), or a discrete search starts its trials
-    resumed = "resumed"      # a discrete search restarts from its checkpoint
-    done = "done"            # a discrete search's trials are over; its later stages follow
-    succeeded = "succeeded"  # the run's last event when it ends well (exit code 0)
-    failed = "failed"        # the run's last event when it ends badly, with `error`
+    running = "running"
+    resumed = "resumed"
+    done = "done"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+# What each name means: docs/events.md's tables are generated from these (nas_core/contract_docs.py).
+MEANING = {
+    EventKind.alpha: "architecture weights (alpha, beta) of every cell, as used in the forward pass",
+    EventKind.metric: "losses and IoU of an epoch (search or retrain)",
+    EventKind.genotype: "a decoded cell: per epoch, the decode stage's result, or a retrain run's given genotype",
+    EventKind.candidate: "a discrete search's trained (or pre-screened) candidate",
+    EventKind.evaluation: "test metrics and precision-recall curves",
+    EventKind.log: "a line for the user",
+    EventKind.status: "the run's own word on its state (`state` below)",
+    EventKind.progress: "fraction done and ETA of the current stage",
+    EventKind.heartbeat: "nothing to say, still alive (at least every HEARTBEAT_S)",
+    StatusState.running: "a stage starts (`stage`), or a discrete search starts its trials",
+    StatusState.resumed: "a discrete search restarts from its checkpoint",
+    StatusState.done: "a discrete search's trials are over; its retrain and evaluate stages follow",
+    StatusState.succeeded: "the run's last event when it ends well (exit code 0)",
+    StatusState.failed: "the run's last event when it ends badly, with `error`",
+}
 
 
 EVENT_KINDS = tuple(EventKind)

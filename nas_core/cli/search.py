@@ -82,7 +82,7 @@ class _Bars:
 
 def search_cmd(
     experiment: Path = typer.Argument(..., help="Experiment YAML (the schema of nas_core.config)."),
-    run_dir: Path = typer.Option(..., "--run-dir", help="The run directory: events.jsonl, checkpoints/, genotype.json, metrics.json."),
+    run_dir: Path = typer.Option(..., "--run-dir", help="The run directory (docs/run-directory.md): event log, checkpoints, genotype, metrics."),
     resume: bool = typer.Option(False, "--resume", help="Continue from checkpoints/last.pt and skip finished stages."),
     stage: str = typer.Option(None, "--stage", help="Run only this stage: search, decode, retrain or evaluate."),
     deterministic: bool = typer.Option(False, "--deterministic", help="torch.use_deterministic_algorithms: bitwise resumable on CPU."),
@@ -251,19 +251,44 @@ def _rank_device(engine):
 
 
 def _discrete(cfg, rd, resume: bool, stage: str | None, device: str | None) -> int:
-    """Random, evolution and REINFORCE: the trials run through nas_core.discrete (a local trial pool), the best
-    candidate becomes genotype.json, then the same retrain and evaluate stages as a continuous run's decoded cell,
-    so a random baseline's test IoU is measured by the searched cell's protocol."""
-    from nas_core.rundir import RunLock
+    """Random, evolution and REINFORCE: the trials run through nas_core.discrete, the best candidate becomes
+    genotype.json, then the same retrain and evaluate stages as a continuous run's decoded cell, so a random
+    baseline's test IoU is measured by the searched cell's protocol.
+
+    One process runs its trials on a local trial process; under `mpirun -np N` or `srun -n N` the trials run on
+    the MPI orchestrator in place: rank 0 holds the strategy, the lock and the only pen (events, checkpoint,
+    genotype.json, then retrain and evaluate), ranks 1..N-1 train candidates and exit once stopped."""
+    from nas_core.discrete.orchestrator import OrchestratorError, stop_workers, world
+    from nas_core.rundir import RunDirBusy, RunLock
     from nas_core.search.reporting import EventSink
     from nas_core.search.stages import run_stages, stage_done
 
-    with RunLock(rd.lock):
+    try:
+        comm = world()
+    except OrchestratorError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    if comm is not None and comm.rank != 0:
+        return _trial_worker(cfg, rd, comm)
+    lock = RunLock(rd.lock)
+    try:
+        lock.acquire()
+    except RunDirBusy:
+        if comm is not None:
+            stop_workers(comm)
+        raise
+    with lock:
         # The trials are this method's search and decode; a resumed run whose genotype.json exists has done them.
         if stage in (None, "search", "decode") and not (resume and stage is None and rd.genotype.exists()):
-            code = _discrete_trials(cfg, rd)
-            if code:
-                return code
+            code = _discrete_trials(cfg, rd, comm)
+        else:
+            code = 0
+            if comm is not None:
+                stop_workers(comm)
+        if comm is not None:
+            _leave_world()
+        if code:
+            return code
         later = [s for s in ("retrain", "evaluate") if stage == s or (stage is None and cfg.retrain.enabled)]
         # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
         after = _decode_seq(rd) if resume else None
@@ -276,24 +301,29 @@ def _discrete(cfg, rd, resume: bool, stage: str | None, device: str | None) -> i
             return _finish(events, stage, rd.root, work)
 
 
-def _discrete_trials(cfg, rd) -> int:
-    """Run (or resume, from its checkpoint.json) the trials, then write the best candidate to genotype.json."""
+def _discrete_trials(cfg, rd, comm=None) -> int:
+    """Run (or resume, from its checkpoint.json) the trials, then write the best candidate to genotype.json.
+    `comm`: the MPI world whose ranks 1..N-1 train (this process is rank 0), or None for one local trial process."""
     from nas_core.discrete import SearchJob, run_search
+    from nas_core.discrete.orchestrator import dispatch, stop_workers
     from nas_core.events import EventKind, EventLog, StatusState
     from nas_core.rundir import write_json
     from nas_core.search.reporting import param_free_share
 
     try:
-        job = SearchJob.from_experiment(cfg, rd.root)
+        job = SearchJob.from_experiment(cfg, rd.root, **_trial_gpus(cfg))
     except Exception as exc:
         typer.echo(f"error: {exc}", err=True)
         _fail_event(rd, str(exc), locked=True)
+        if comm is not None:
+            stop_workers(comm)
         return 2
     try:
-        summary = run_search(job, workers=1)
+        summary = run_search(job, workers=1) if comm is None else dispatch(comm, job)
     except Exception as exc:  # the scheduler has written the failed status event already
         typer.echo(f"error: {exc}", err=True)
         return 1
+    write_json(rd.summary, summary)
     best = summary.get("best_genotype")
     with EventLog(rd.events) as log:
         if best is None:
@@ -306,6 +336,39 @@ def _discrete_trials(cfg, rd) -> int:
                                         "val_iou": summary["best_iou"], "compute_s": summary["compute_s"],
                                         "genotype": best, "param_free_share": param_free_share(best)})
     return 0
+
+
+def _trial_worker(cfg, rd, comm) -> int:
+    """Ranks 1..N-1 of a discrete search: train the trials rank 0 sends, write nothing of the run's own, exit 0
+    once stopped (rank 0 alone goes on to retrain and evaluate)."""
+    from nas_core.discrete import SearchJob
+    from nas_core.discrete.orchestrator import work
+
+    try:
+        job = SearchJob.from_experiment(cfg, rd.root, **_trial_gpus(cfg))
+    except Exception:  # rank 0 builds the same job, says why and stops the workers; this rank just waits for it
+        job = None
+    code = work(comm, job) if job is not None else 2
+    _leave_world()
+    return code
+
+
+def _trial_gpus(cfg) -> dict:
+    """A trial worker's GPU is its local rank modulo the GPUs of its node: SLURM's request, or those visible here."""
+    if cfg.launcher.slurm.gpus_per_node:
+        return {}
+    import torch
+
+    return {"gpus_per_node": torch.cuda.device_count()} if torch.cuda.is_available() else {}
+
+
+def _leave_world() -> None:
+    # Every rank leaves MPI as soon as the trials end: the trial workers exit at once instead of waiting in
+    # MPI_Finalize for rank 0's retrain and evaluate.
+    from mpi4py import MPI
+
+    if not MPI.Is_finalized():
+        MPI.Finalize()
 
 
 def _decode_seq(rd) -> int | None:

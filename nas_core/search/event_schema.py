@@ -1,5 +1,5 @@
 """The JSON Schema of the event log (docs/events.md): the envelope of every event and the payloads a search
-writes, so a test, the backend or a user can check a run's `events.jsonl` line by line."""
+writes, so a test, the backend or a user can check a run's event log (`RunDir.events`) line by line."""
 from __future__ import annotations
 
 from typing import Any, Iterable
