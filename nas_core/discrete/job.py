@@ -21,7 +21,7 @@ from nas_core.space.config import SpaceConfig
 
 class SearchJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    workdir: str = Field(..., description="Holds job.json, events.jsonl, checkpoint.json and trial logs.")
+    workdir: str = Field(..., description="The run directory: job, event log, trial checkpoint and trial logs (nas_core.rundir).")
     method: Literal["random", "evolution", "reinforce"] = "random"
     trials: int = Field(20, ge=1, le=100000, description="Distinct candidates to train.")
     seed: int = Field(0, ge=0)
@@ -62,7 +62,7 @@ class SearchJob(BaseModel):
 
     @property
     def run_dir(self) -> RunDir:
-        """The work directory as a run directory: job.json, events.jsonl, checkpoint.json, trials/ (`RunDir`)."""
+        """The work directory as a run directory (`RunDir`: job, event log, trial checkpoint, trial logs)."""
         return RunDir(self.workdir)
 
     def fingerprint(self) -> str:
