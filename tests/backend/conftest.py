@@ -15,11 +15,14 @@ from sqlmodel import Session
 from backend.core.config import Settings
 from backend.core.db import dispose_engine, get_engine
 from backend.core.security import create_admin_token, create_user, issue_token
+from backend.core.streams import get_redis
 from backend.main import create_app
+from deploy.local import Stack, free_port
 
 # Redis databases 8-15 are ours (the platform fixture uses 0): each test flushes the one it gets; 7 holds the
 # stub worker's queue for the whole session.
 _REDIS_DBS = itertools.cycle(range(8, 16))
+SERVER_TOKEN_CAP = 20  # NASFORGE_MAX_TOKENS_PER_USER of the `server` fixture
 
 
 def _plain_pg(url: str) -> str:
@@ -81,6 +84,25 @@ def client(settings):
 def session(client, settings):
     with Session(get_engine(settings), expire_on_commit=False) as s:
         yield s
+
+
+@pytest.fixture
+def server(tmp_path, db_url, redis_db_url):
+    """uvicorn backend.main:app in its own process (as deployed), on SQLite or a fresh PostgreSQL database; its
+    service logs are in `logs`."""
+    port = free_port()
+    env = {"NASFORGE_DATA_DIR": str(tmp_path / "var"), "REDIS_URL": redis_db_url, "NASFORGE_SSE_BLOCK_MS": "200",
+           "NASFORGE_FRONTEND_DIR": str(tmp_path / "none"), "DATABASE_URL": db_url,
+           "NASFORGE_WORKER_PING_TIMEOUT_S": "0.2", "NASFORGE_MAX_TOKENS_PER_USER": str(SERVER_TOKEN_CAP)}
+    settings = Settings(data_dir=tmp_path / "var", database_url=db_url, redis_url=redis_db_url)
+    with Stack(tmp_path / "stack") as stack:
+        stack.api(env, port)
+        with Session(get_engine(settings), expire_on_commit=False) as session:
+            token = create_admin_token(session)
+            yield {"url": f"http://127.0.0.1:{port}", "session": session, "redis": get_redis(redis_db_url),
+                   "headers": {"Authorization": f"Bearer {token}"}, "token": token, "settings": settings,
+                   "logs": stack.workdir / "logs"}
+    dispose_engine(settings.db_url)
 
 
 class Tokens:

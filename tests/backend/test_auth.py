@@ -1,5 +1,5 @@
-"""Access control on SQLite and PostgreSQL: the matrix of callers x routes, ownership, token management,
-the first admin token printed by the CLI hook, and CORS off unless configured."""
+"""Access control on SQLite and PostgreSQL: token management, the first admin token printed by the CLI hook, and
+CORS off unless configured (the matrix of callers x routes is test_access_matrix.py, the attacks test_attacks.py)."""
 from __future__ import annotations
 
 import os
@@ -13,53 +13,9 @@ from sqlmodel import Session
 from backend import crud
 from backend.core.config import Settings
 from backend.core.db import dispose_engine, get_engine
-from backend.core.security import create_ingest_token
 from backend.main import create_app
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_access_matrix(client, session, tokens):
-    exp = client.post("/api/experiments", json={"name": "m", "baseline": {"random": False}}, headers=tokens.write).json()["id"]
-    runs = [client.post(f"/api/experiments/{exp}/runs", headers=tokens.write).json()["run"]["id"] for _ in range(2)]
-    callers = {"none": {}, "bad": tokens.h("nf_1_not-the-secret"), "read": tokens.read, "other": tokens.other_writer,
-               "write": tokens.write, "admin": tokens.admin, "ingest": tokens.h(create_ingest_token(session, runs[0]))}
-    ev = [{"seq": 1, "kind": "log", "payload": {}}]
-    # (method, path, body, expected status per caller: none, bad, read, other, write, admin, ingest)
-    matrix = [
-        ("GET", "/api/health", None, (503,) * 7),  # no Celery worker here: health is honest about it
-        ("GET", "/api/schema/experiment", None, (200,) * 7),
-        ("GET", "/api/users/me", None, (401, 401, 200, 200, 200, 200, 200)),
-        ("GET", "/api/experiments", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("GET", f"/api/experiments/{exp}", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("POST", "/api/experiments", {"name": "n"}, (401, 401, 403, 201, 201, 201, 403)),
-        ("PATCH", f"/api/experiments/{exp}", {"description": "d"}, (401, 401, 403, 403, 200, 200, 403)),
-        ("POST", f"/api/experiments/{exp}/clone", None, (401, 401, 403, 201, 201, 201, 403)),
-        ("POST", f"/api/experiments/{exp}/runs", {"baselines": False}, (401, 401, 403, 403, 201, 201, 403)),
-        ("GET", "/api/runs", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("GET", f"/api/runs/{runs[0]}", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("GET", f"/api/runs/{runs[0]}/events", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("POST", f"/api/runs/{runs[0]}/events", ev, (401, 401, 403, 403, 200, 200, 200)),
-        ("POST", f"/api/runs/{runs[1]}/events", ev, (401, 401, 403, 403, 200, 200, 403)),
-        ("POST", f"/api/runs/{runs[0]}/ingest-token", None, (401, 401, 403, 403, 201, 201, 403)),
-        ("GET", f"/api/runs/{runs[0]}/artifacts", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("GET", f"/api/compare?runs={runs[0]}&runs={runs[1]}", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("POST", "/api/tokens", {"scopes": ["write"]}, (401, 401, 403, 201, 201, 201, 403)),
-        ("GET", "/api/tokens", None, (401, 401, 200, 200, 200, 200, 403)),
-        ("GET", "/api/users", None, (401, 401, 403, 403, 403, 200, 403)),
-        ("POST", "/api/users", {"name": "carol"}, (401, 401, 403, 403, 403, 201, 403)),
-        ("GET", f"/api/runs/{runs[0]}/stream", None, (401, 401, None, None, None, None, 403)),
-        ("POST", f"/api/runs/{runs[1]}/cancel", None, (401, 401, 403, 403, 200, 409, 403)),
-    ]
-    wrong = []
-    for method, path, body, expected in matrix:
-        for (who, headers), want in zip(callers.items(), expected):
-            if want is None:
-                continue  # a reader's stream stays open: covered by test_sse.py
-            got = client.request(method, path, json=body, headers=headers).status_code
-            if got != want:
-                wrong.append(f"{who:6} {method} {path}: {got}, expected {want}")
-    assert not wrong, "\n".join(wrong)
 
 
 def test_tokens_are_scoped_revocable_and_hashed(client, session, tokens, settings):

@@ -12,28 +12,8 @@ import pytest
 from sqlmodel import Session
 
 from backend import crud
-from backend.core.config import Settings
-from backend.core.db import dispose_engine, get_engine
-from backend.core.security import create_admin_token
-from backend.core.streams import get_redis
-from deploy.local import Stack, free_port
+from backend.core.security import issue_token
 from nas_core.config import ExperimentConfig
-
-
-@pytest.fixture
-def server(tmp_path, db_url, redis_db_url):
-    """uvicorn backend.main:app in its own process, on SQLite or a fresh PostgreSQL database."""
-    port = free_port()
-    env = {"NASFORGE_DATA_DIR": str(tmp_path / "var"), "REDIS_URL": redis_db_url, "NASFORGE_SSE_BLOCK_MS": "200",
-           "NASFORGE_FRONTEND_DIR": str(tmp_path / "none"), "DATABASE_URL": db_url}
-    settings = Settings(data_dir=tmp_path / "var", database_url=db_url, redis_url=redis_db_url)
-    with Stack(tmp_path / "stack") as stack:
-        stack.api(env, port)
-        with Session(get_engine(settings), expire_on_commit=False) as session:
-            token = create_admin_token(session)
-            yield {"url": f"http://127.0.0.1:{port}", "session": session, "redis": get_redis(redis_db_url),
-                   "headers": {"Authorization": f"Bearer {token}"}, "token": token}
-    dispose_engine(settings.db_url)
 
 
 def _read(url: str, headers: dict, stop_after: int | None, timeout: float = 30) -> tuple[list[dict], str | None, bool]:
@@ -140,13 +120,39 @@ def test_experiment_stream_resumes_from_its_cursor(server):
     assert cursor == ",".join(f"{r}:120" for r in sorted(run_ids))
 
 
-def test_stream_auth_by_query_token_and_bad_resume_point(server):
+def _ticket(server, path: str, headers: dict | None = None) -> httpx.Response:
+    return httpx.post(f"{server['url']}/api/streams/ticket", json={"path": path}, headers=headers or server["headers"])
+
+
+def test_stream_auth_by_ticket_for_that_stream_only_and_bad_resume_point(server):
     s = server["session"]
     exp_id, (run_id,) = _new_runs(s, 1)
     crud.ingest_events(s, run_id, [{"seq": 1, "kind": "log", "payload": {"msg": "hi"}}], redis=server["redis"])
     crud.set_run_status(s, run_id, "failed", status_reason="test")
-    events, last_id, ended = _read(f"{server['url']}/api/runs/{run_id}/stream?access_token={server['token']}", {}, None)
-    assert [e["payload"] for e in events] == [{"msg": "hi"}] and last_id == "1" and ended
+    path = f"/api/runs/{run_id}/stream"
+    r = _ticket(server, path)
+    assert r.status_code == 201 and r.json()["expires_in"] == 60, r.text
+    ticket = r.json()["ticket"]
+    assert not ticket.startswith("nf_")
+    for _ in range(2):  # EventSource reconnects with the same URL: the ticket holds until it expires
+        events, last_id, ended = _read(f"{server['url']}{path}?ticket={ticket}", {}, None)
+        assert [e["payload"] for e in events] == [{"msg": "hi"}] and last_id == "1" and ended
+    # Bound to its path: not another stream, and not a bearer token anywhere else.
+    assert httpx.get(f"{server['url']}/api/experiments/{exp_id}/stream?ticket={ticket}").status_code == 401
+    assert httpx.get(f"{server['url']}/api/runs/{run_id}", headers={"Authorization": f"Bearer {ticket}"}).status_code == 401
+    # The bearer token itself in the query is no longer accepted.
+    assert httpx.get(f"{server['url']}{path}?access_token={server['token']}").status_code == 401
+    assert _ticket(server, f"/api/runs/{run_id}/events").status_code == 422
+    # Revoking the token ends its tickets; an expired ticket (gone from Redis) opens nothing.
+    row, token = issue_token(s, scopes=["read"], user_id=None, name="reader")
+    mine = _ticket(server, path, {"Authorization": f"Bearer {token}"}).json()["ticket"]
+    row.revoked = True
+    s.add(row)
+    s.commit()
+    assert httpx.get(f"{server['url']}{path}?ticket={mine}").status_code == 401
+    for key in server["redis"].scan_iter("nasforge:ticket:*"):
+        server["redis"].delete(key)
+    assert httpx.get(f"{server['url']}{path}?ticket={ticket}").status_code == 401
     r = httpx.get(f"{server['url']}/api/runs/{run_id}/stream", headers={**server["headers"], "Last-Event-ID": "abc"})
     assert r.status_code == 422 and "Last-Event-ID" in r.json()["detail"]
     r = httpx.get(f"{server['url']}/api/experiments/{exp_id}/stream", headers={**server["headers"], "Last-Event-ID": "1:x"})
