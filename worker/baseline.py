@@ -1,5 +1,6 @@
 """Random baselines at equal compute: a baseline run waits for its search run, then gets the search's measured
-compute (search-stage wall time x processes) as its trial budget. See docs/search.md, "Random baseline"."""
+compute (search-stage wall time x processes) as its trial budget, and as many trial workers as the search had
+processes. See docs/search.md, "Random baseline"."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -106,13 +107,28 @@ def _processes(search: Run) -> int:
 
 
 def budgeted_config(config: dict[str, Any], compute: Compute) -> dict[str, Any]:
-    """The baseline's config with the search's compute as its trial budget (and no trial count to stop first)."""
+    """The baseline's config with the search's compute as its trial budget (and no trial count to stop first),
+    its launch shape from `trial_workers`, and no data-parallel engine (a discrete search's ranks are its MPI
+    orchestrator, never DDP/Horovod ranks)."""
     search = dict(config.get("search") or {}, compute_budget_s=round(compute.seconds, 3), trials=_MAX_TRIALS)
-    return {**config, "search": search}
+    distributed = dict(config.get("distributed") or {}, engine="none")
+    launcher = trial_workers(config.get("launcher") or {}, compute.processes)
+    return {**config, "search": search, "distributed": distributed, "launcher": launcher}
 
 
-def one_process(resources: dict[str, Any]) -> dict[str, Any]:
-    """The baseline's launch resources: one process. Its trials run on one local trial worker, and several ranks of
-    `nasforge search` on a discrete method would each run the same trials into the same run directory."""
-    slurm = dict(resources.get("slurm") or {}, nodes=1, tasks_per_node=1)
-    return {**resources, "processes": 1, "slurm": slurm}
+def trial_workers(resources: dict[str, Any], processes: int) -> dict[str, Any]:
+    """The baseline's launch resources: as many trial workers as the search had processes, so both spend the same
+    worker-seconds in the same wall-clock shape. One process runs its trials itself; P > 1 takes P + 1 ranks of the
+    MPI orchestrator (rank 0 dispatches, ranks 1..P train). On SLURM the extra rank goes on the first node's share:
+    one node gets tasks_per_node P + 1; several keep their nodes and get one more task each (rank 0 takes one slot,
+    so the trial workers are P + nodes - 1; the budget, in worker-seconds, still ends the trials at equal compute)."""
+    n = 1 if processes <= 1 else processes + 1
+    slurm = dict(resources.get("slurm") or {})
+    nodes = int(slurm.get("nodes") or 1)
+    if processes <= 1:
+        slurm.update(nodes=1, tasks_per_node=1)
+    elif nodes == 1:
+        slurm.update(tasks_per_node=n)
+    else:
+        slurm.update(tasks_per_node=int(slurm.get("tasks_per_node") or 1) + 1)
+    return {**resources, "processes": n, "slurm": slurm}

@@ -3,6 +3,8 @@ Redis lock, real local launcher): it waits for its search, starts with the searc
 budget, and is cancelled with its search."""
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from backend import crud
@@ -101,7 +103,7 @@ def test_a_data_parallel_search_counts_every_process(launch_search):
     assert c.processes == 3 and c.seconds == 12.0
 
 
-def test_a_data_parallel_searchs_baseline_runs_as_one_process_with_all_its_compute(launch_search):
+def test_a_data_parallel_searchs_baseline_runs_one_trial_worker_per_search_process(launch_search):
     search, bases = launch_search(distributed={"engine": "ddp"}, launcher={"processes": 2})
     _events(search, [(0, "status", {"state": "running", "stage": "search"}),
                      (4, "status", {"state": "running", "stage": "decode"})])
@@ -109,9 +111,24 @@ def test_a_data_parallel_searchs_baseline_runs_as_one_process_with_all_its_compu
     assert _run(bases[0]).resources["processes"] == 2, "created with the search's resources"
     assert control.launch(bases[0]) == "submitted"
     run = _run(bases[0])
-    assert run.resources["processes"] == 1 and run.config["search"]["compute_budget_s"] == 8.0
-    assert "torchrun" not in open(f"{run.run_dir}/local.json").read(), "one process, no rank launcher"
+    # 2 search processes x 4 s: 8 worker-seconds, spent by 2 trial workers (ranks 1-2) beside rank 0.
+    assert run.resources["processes"] == 3 and run.config["search"]["compute_budget_s"] == 8.0
+    assert run.config["distributed"]["engine"] == "none", "a discrete search's ranks are never DDP ranks"
+    ExperimentConfig.model_validate(run.config)  # a launch shape the schema accepts
+    argv = json.loads(open(f"{run.run_dir}/local.json").read())["argv"]
+    assert "torchrun" not in " ".join(argv) and argv[argv.index("-np") + 1] == "3", argv
     control.cancel(bases[0])
+
+
+def test_trial_workers_match_the_search_processes_on_either_launcher():
+    from worker.baseline import trial_workers
+
+    assert trial_workers({"processes": 1}, 1)["processes"] == 1
+    assert trial_workers({"processes": 4}, 4)["processes"] == 5
+    one_node = trial_workers({"slurm": {"nodes": 1, "tasks_per_node": 4}}, 4)["slurm"]
+    assert (one_node["nodes"], one_node["tasks_per_node"]) == (1, 5)
+    two_nodes = trial_workers({"slurm": {"nodes": 2, "tasks_per_node": 2}}, 4)["slurm"]
+    assert (two_nodes["nodes"], two_nodes["tasks_per_node"]) == (2, 3)
 
 
 def test_a_failed_search_cancels_its_baselines_with_the_reason(launch_search):
