@@ -260,8 +260,6 @@ def _discrete(cfg, rd, resume: bool, stage: str | None, device: str | None) -> i
     genotype.json, then retrain and evaluate), ranks 1..N-1 train candidates and exit once stopped."""
     from nas_core.discrete.orchestrator import OrchestratorError, stop_workers, world
     from nas_core.rundir import RunDirBusy, RunLock
-    from nas_core.search.reporting import EventSink
-    from nas_core.search.stages import run_stages, stage_done
 
     try:
         comm = world()
@@ -277,28 +275,39 @@ def _discrete(cfg, rd, resume: bool, stage: str | None, device: str | None) -> i
         if comm is not None:
             stop_workers(comm)
         raise
-    with lock:
-        # The trials are this method's search and decode; a resumed run whose genotype.json exists has done them.
-        if stage in (None, "search", "decode") and not (resume and stage is None and rd.genotype.exists()):
-            code = _discrete_trials(cfg, rd, comm)
-        else:
-            code = 0
-            if comm is not None:
-                stop_workers(comm)
-        if comm is not None:
-            _leave_world()
-        if code:
-            return code
-        later = [s for s in ("retrain", "evaluate") if stage == s or (stage is None and cfg.retrain.enabled)]
-        # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
-        after = _decode_seq(rd) if resume else None
-        with EventSink(rd.events, after_seq=after) as events:
-            def work():
-                for name in later:
-                    if not (resume and stage is None and stage_done(rd.root, name, cfg)):
-                        run_stages(cfg, rd.root, events, resume=resume, only=name, device=device)
+    try:
+        return _discrete_stages(cfg, rd, resume, stage, device, comm)
+    finally:
+        lock.release()
 
-            return _finish(events, stage, rd.root, work)
+
+def _discrete_stages(cfg, rd, resume: bool, stage: str | None, device: str | None, comm) -> int:
+    """Rank 0 (or the one process) of a discrete search, holding the run directory's lock."""
+    from nas_core.discrete.orchestrator import stop_workers
+    from nas_core.search.reporting import EventSink
+    from nas_core.search.stages import run_stages, stage_done
+
+    # The trials are this method's search and decode; a resumed run whose genotype.json exists has done them.
+    if stage in (None, "search", "decode") and not (resume and stage is None and rd.genotype.exists()):
+        code = _discrete_trials(cfg, rd, comm)
+    else:
+        code = 0
+        if comm is not None:
+            stop_workers(comm)
+    if comm is not None:
+        _leave_world()
+    if code:
+        return code
+    later = [s for s in ("retrain", "evaluate") if stage == s or (stage is None and cfg.retrain.enabled)]
+    # Resuming, retrain events a killed attempt wrote after the genotype are history not to be written again.
+    after = _decode_seq(rd) if resume else None
+    with EventSink(rd.events, after_seq=after) as events:
+        def work():
+            for name in later:
+                if not (resume and stage is None and stage_done(rd.root, name, cfg)):
+                    run_stages(cfg, rd.root, events, resume=resume, only=name, device=device)
+
+        return _finish(events, stage, rd.root, work)
 
 
 def _discrete_trials(cfg, rd, comm=None) -> int:
@@ -342,15 +351,18 @@ def _trial_worker(cfg, rd, comm) -> int:
     """Ranks 1..N-1 of a discrete search: train the trials rank 0 sends, write nothing of the run's own, exit 0
     once stopped (rank 0 alone goes on to retrain and evaluate)."""
     from nas_core.discrete import SearchJob
-    from nas_core.discrete.orchestrator import work
+    from nas_core.discrete.orchestrator import TAG_STOP, work
 
     try:
         job = SearchJob.from_experiment(cfg, rd.root, **_trial_gpus(cfg))
-    except Exception:  # rank 0 builds the same job, says why and stops the workers; this rank just waits for it
+    except Exception:  # rank 0 builds the same job, says why and stops the workers; this rank waits for that
         job = None
-    code = work(comm, job) if job is not None else 2
+    if job is None:
+        comm.recv(source=0, tag=TAG_STOP)
+    else:
+        work(comm, job)
     _leave_world()
-    return code
+    return 0
 
 
 def _trial_gpus(cfg) -> dict:

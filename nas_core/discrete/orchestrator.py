@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,10 @@ def dispatch(comm: Any, job: SearchJob) -> dict[str, Any]:
         os.kill(os.getpid(), signal.SIGTERM)
     except _WorkerLost as exc:
         _lost(comm, sched, job, exc)
+    except Exception as exc:  # a dispatcher bug or a bad pre-screen: say so in the log, then end every rank
+        sched.fail(f"{type(exc).__name__}: {exc}")
+        traceback.print_exc()
+        comm.Abort(1)
     finally:
         signal.signal(signal.SIGTERM, previous)
     stop_workers(comm)
