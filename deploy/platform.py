@@ -5,7 +5,6 @@ worker with beat, and the API + UI on http://127.0.0.1:8000. Ctrl-C stops everyt
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,6 +13,7 @@ import time
 from pathlib import Path
 
 from deploy.local import ROOT, Stack
+from nas_core.rundir import LocalRecord, RunDir
 
 
 def main() -> int:
@@ -61,14 +61,14 @@ def _stop_local_runs(runs_dir: Path, grace_s: float = 10.0) -> None:
     on `make run` leaves no process behind. Killed by SIGTERM, they are requeued from their checkpoint on the
     next start."""
     groups = []
-    for record in runs_dir.glob("*/local.json"):
+    for folder in runs_dir.iterdir() if runs_dir.is_dir() else ():
+        record = LocalRecord.read(RunDir(folder).local_record)
         try:
-            pid = int(json.loads(record.read_text())["pid"])
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError, KeyError):
+            cmdline = Path(f"/proc/{record.pid}/cmdline").read_bytes() if record else b""
+        except OSError:
             continue
-        if b"worker.launchers._runner" in cmdline and str(record.parent).encode() in cmdline:
-            groups.append(pid)
+        if b"worker.launchers._runner" in cmdline and str(folder).encode() in cmdline:
+            groups.append(record.pid)
     for sig in (signal.SIGTERM, signal.SIGKILL):
         for pgid in groups:
             try:

@@ -1,14 +1,9 @@
 """Launch and cancel of one run, keyed by run id and safe to repeat: the bodies of the Celery tasks."""
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
 from pathlib import Path
-from typing import Iterator
 
-import yaml
 from pydantic import ValidationError
 from sqlmodel import Session
 
@@ -18,33 +13,14 @@ from backend.core.db import session_scope
 from backend.models import TERMINAL_STATUSES, Run
 from nas_core.config import ExperimentConfig, LauncherConfig, format_validation_error
 from nas_core.data.roots import confine_data_path
+from nas_core.rundir import LaunchRecord, RunDir, RunOverrides, read_json, write_config
+from nas_core.space.genotypes import Genotype
+from worker.baseline import budgeted_config, decide, trial_workers
 from worker.launchers import Launcher, RunSpec, confine, create_launcher
-from worker.settings import get_worker_settings
+from worker.locks import run_lock
+from worker.watcher import tail
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def run_lock(run_id: int, wait: float | None = 30.0) -> Iterator[bool]:
-    """A per-run Redis lock so two workers never submit the same run; yields False when `wait=0` finds it taken.
-
-    It expires on its own (NASFORGE_LOCK_TIMEOUT_S), so a worker killed while holding it blocks no one for long.
-    """
-    from backend.core.streams import get_redis
-
-    lock = get_redis(get_settings().redis_url).lock(f"nasforge:lock:run:{int(run_id)}",
-                                                     timeout=get_worker_settings().lock_timeout_s,
-                                                     blocking=wait != 0, blocking_timeout=wait or None)
-    got = lock.acquire()
-    if not got and wait != 0:
-        raise TimeoutError(f"run {run_id} is locked by another worker for more than {wait:.0f} s; the next "
-                           "reconciliation will try again")
-    try:
-        yield got
-    finally:
-        if got:
-            with contextlib.suppress(Exception):  # expired meanwhile: nothing to release
-                lock.release()
 
 
 def spec_for(run: Run, resume: bool = False) -> RunSpec:
@@ -95,10 +71,8 @@ def launch(run_id: int) -> str:
 
 def _release_baseline(session: Session, run: Run) -> bool:
     """True when the run may start now. A random baseline waits (queued, the reconcile sweep asks again) until
-    its search succeeded, then starts with the search's measured compute as its budget; a failed or cancelled
-    search cancels it."""
-    from worker.baseline import budgeted_config, decide, trial_workers
-
+    its search succeeded, then starts with the search's measured compute as its budget and one trial worker per
+    process of the search; a failed or cancelled search cancels it."""
     decision = decide(session, run)
     if decision is None:
         return True
@@ -125,7 +99,7 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
             confine_data_path(spec.config.data.path, get_settings().data_roots, base=spec.run_dir)
         launcher = create_launcher(run.launcher)
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        _write_config(spec.run_dir / "config.yaml", run.config)
+        write_config(RunDir(spec.run_dir).config, run.config, overrides_for(session, run))
         found = launcher.find(spec)
         handle = found or launcher.submit(spec)
     except Exception as exc:  # a refused sbatch or a bad config ends the run with the reason, not the worker
@@ -137,16 +111,37 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
     if attempt is not None:
         fields["attempt"] = attempt
     # SLURM counts its own requeues of a job from 0; the attempt this job started at turns them into ours.
-    _write_json(spec.run_dir / "launch.json", {"handle": handle, "attempt": attempt or run.attempt})
+    LaunchRecord(handle=handle, attempt=attempt or run.attempt).write(RunDir(spec.run_dir).launch_record)
     if not set_status(session, run, "submitted", status_reason=reason, **fields):
         # Cancelled while we submitted: the job must not outlive the run.
         launcher.cancel(handle, spec)
 
 
+def overrides_for(session: Session, run: Run) -> RunOverrides:
+    """The `run:` overrides of the run's config.yaml. A retrain run gets its genotype here: the one stored on the
+    run, else its parent's genotype.json (then stored, so a resumed attempt retrains the same cell)."""
+    if run.kind != "retrain":
+        return RunOverrides(kind=run.kind, baseline_of=run.baseline_of)
+    genotype = run.genotype
+    if genotype is None:
+        parent = session.get(Run, run.parent_run_id) if run.parent_run_id is not None else None
+        if parent is None:
+            raise ValueError(f"retrain run {run.id} has neither a genotype nor a parent run to take one from")
+        path = RunDir(confine(parent.run_dir, get_settings().runs_dir)).genotype
+        genotype = read_json(path)
+        if genotype is None:
+            raise ValueError(f"parent run {parent.id} has no genotype yet ({path} does not exist: its decode stage "
+                             "has not run); retrain it once it has one")
+        Genotype.from_dict(genotype, where=str(path))
+        run.genotype = genotype
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+    return RunOverrides(kind="retrain", parent_run_id=run.parent_run_id, genotype=genotype)
+
+
 def cancel(run_id: int) -> str:
     """Cancel the run in the database and end its job; an ended run stays as it ended."""
-    from worker.watcher import tail
-
     with run_lock(run_id), session_scope() as session:
         run = crud.get_run(session, run_id)
         if run.status not in TERMINAL_STATUSES:
@@ -172,22 +167,6 @@ def kill(launcher: Launcher, handle: str, spec: RunSpec) -> None:
 
 def base_attempt(run: Run, run_dir: Path) -> int:
     """The run's attempt when its current job was submitted (SLURM restarts of that job come on top)."""
-    try:
-        info = json.loads((run_dir / "launch.json").read_text())
-        if str(info.get("handle")) == handle_of(run):
-            return int(info["attempt"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    return 1
+    record = LaunchRecord.read(RunDir(run_dir).launch_record)
+    return record.attempt if record is not None and record.handle == handle_of(run) else 1
 
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def _write_config(path: Path, config: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-    os.replace(tmp, path)

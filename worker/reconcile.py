@@ -1,7 +1,9 @@
-"""Brings the database in line with the scheduler and the process table: one run (`sync_run`) or all (`reconcile`).
+"""Brings the database in line with the scheduler and the process table: one run (`sync_run`), all of them
+(`reconcile`), and the fast event sweep between them (`tail_active`).
 
 Run by Celery beat every few seconds, so a restarted worker or API picks up every run where it was: it tails
 each active run's event log, reads the job's state, and moves the run on (requeueing after a preemption).
+Imports go one way: watcher (the log) <- control (launch, cancel) <- reconcile.
 """
 from __future__ import annotations
 
@@ -12,15 +14,21 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from backend import crud
+from backend.core.config import get_settings
 from backend.core.db import session_scope
 from backend.models import ACTIVE_STATUSES, Run, utcnow
-from worker.control import base_attempt, handle_of, launch, kill, run_lock, set_status, spec_for, submit
-from worker.launchers import ACTIVE, REQUEUE_STATES, JobState, create_launcher
+from nas_core.events import FINAL_STATES, StatusState
+from nas_core.rundir import RunDir
+from worker.control import base_attempt, handle_of, launch, kill, set_status, spec_for, submit
+from worker.launchers import ACTIVE, REQUEUE_STATES, JobState, confine, create_launcher
+from worker.locks import run_lock
 from worker.settings import get_worker_settings
 from worker.watcher import last_status, silent_for, tail
 
 log = logging.getLogger(__name__)
 _RECENTLY_CANCELLED = dt.timedelta(minutes=10)
+# Runs whose job may be writing events now (a queued run has no job yet).
+_LIVE = ACTIVE_STATUSES - {"queued"}
 
 
 def reconcile() -> dict[str, int]:
@@ -60,6 +68,36 @@ def reconcile() -> dict[str, int]:
                     sync_run(session, crud.get_run(session, run_id))
         except Exception:
             log.exception("reconcile: cancelled run %s", run_id)
+    return counts
+
+
+def tail_active() -> dict[str, int]:
+    """The fast path between reconciliations: store new events of every live run whose log has grown.
+
+    One stat per run when nothing changed, so it can run every second or two; a run whose search wrote its
+    final `status` is reconciled at once rather than at the next sweep.
+    """
+    counts = {"runs": 0, "events": 0, "finished": 0}
+    with session_scope() as session:
+        runs = session.exec(select(Run).where(col(Run.status).in_(_LIVE))).all()
+        for run in runs:
+            counts["runs"] += 1
+            try:
+                run_dir = confine(run.run_dir, get_settings().runs_dir)
+                if RunDir(run_dir).events.stat().st_size <= run.log_offset:
+                    continue
+                counts["events"] += tail(session, run, run_dir)
+                if (last_status(session, run.id) or {}).get("state") in FINAL_STATES:
+                    with run_lock(run.id, wait=0) as got:
+                        if got:
+                            session.refresh(run)
+                            sync_run(session, run)
+                            counts["finished"] += 1
+            except (OSError, ValueError):
+                continue  # no log yet, or a run dir the reconciler will fail with its reason
+            except Exception:
+                session.rollback()
+                log.exception("tail_active: run %s", run.id)
     return counts
 
 
@@ -125,7 +163,7 @@ def _apply(session: Session, run: Run, js: JobState, spec, max_restarts: int) ->
         set_status(session, run, "cancelled", status_reason="cancelled outside nasforge (scancel or a signal to the job)")
     elif js.state in REQUEUE_STATES:
         said = last_status(session, run.id) or {}
-        if js.state == "LOST" and said.get("state") in ("succeeded", "failed"):
+        if js.state == "LOST" and said.get("state") in FINAL_STATES:
             _finish(session, run, js, spec)
         elif run.attempt > max_restarts:
             set_status(session, run, "failed", status_reason=f"{js.state}: {js.reason}; gave up after {max_restarts} restarts"[:2000])
@@ -137,7 +175,7 @@ def _apply(session: Session, run: Run, js: JobState, spec, max_restarts: int) ->
 def _finish(session: Session, run: Run, js: JobState, spec) -> None:
     """An ended job: the search's last `status` event is its own word; the exit code decides when it left none."""
     said = last_status(session, run.id) or {}
-    if said.get("state") == "failed" or (js.state == "FAILED" and said.get("state") != "succeeded"):
+    if said.get("state") == StatusState.failed or (js.state == "FAILED" and said.get("state") != StatusState.succeeded):
         reason = said.get("error") or js.reason or "the search failed"
         tail_lines = _stderr_tail(spec.run_dir)
         set_status(session, run, "failed", status_reason=(f"{reason}\n{tail_lines}" if tail_lines else str(reason))[:2000])
@@ -147,7 +185,7 @@ def _finish(session: Session, run: Run, js: JobState, spec) -> None:
 
 def _stderr_tail(run_dir: Path, lines: int = 5) -> str:
     try:
-        with open(run_dir / "stderr.log", "rb") as fh:
+        with open(RunDir(run_dir).stderr, "rb") as fh:
             fh.seek(0, 2)
             fh.seek(max(0, fh.tell() - 4096))
             text = fh.read().decode(errors="replace")

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from backend import crud
 from backend.core.db import session_scope
-from worker import control, reconcile as _reconcile, watcher as _watcher
+from worker import control, reconcile as _reconcile
 from worker.celery_app import app
+from worker.locks import run_lock
 
 
 @app.task(name="nasforge.launch_run")
@@ -25,7 +26,7 @@ def cancel_run(run_id: int) -> str:
 @app.task(name="nasforge.watch_run")
 def watch_run(run_id: int) -> str:
     """One pass for one run (events, state); the periodic reconcile makes the passes that follow."""
-    with control.run_lock(int(run_id), wait=0) as got:
+    with run_lock(int(run_id), wait=0) as got:
         with session_scope() as session:
             run = crud.get_run(session, int(run_id))
             return _reconcile.sync_run(session, run) if got else run.status
@@ -38,7 +39,7 @@ def reconcile() -> dict[str, int]:
 
 @app.task(name="nasforge.tail_active")
 def tail_active() -> dict[str, int]:
-    return _watcher.tail_active()
+    return _reconcile.tail_active()
 
 
 @app.task(name="nasforge.ping")

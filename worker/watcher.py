@@ -15,20 +15,17 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from backend import crud
-from backend.core.config import get_settings
-from backend.core.db import session_scope
 from backend.models import Event, Run
-from worker.launchers import confine
+from nas_core.events import EventKind
+from nas_core.rundir import RunDir
 
 log = logging.getLogger(__name__)
-EVENTS_FILE = "events.jsonl"
 _BATCH = 500
-_LIVE = ("submitted", "pending", "running", "stale", "preempted")
 
 
 def tail(session: Session, run: Run, run_dir: Path | None = None) -> int:
     """Store every complete event line past `run.log_offset`; return how many were new (then refresh `run`)."""
-    path = Path(run_dir or run.run_dir) / EVENTS_FILE
+    path = RunDir(run_dir or run.run_dir).events
     offset, stored = run.log_offset, 0
     while True:
         batch, next_offset = _read(path, offset, _BATCH)
@@ -39,42 +36,9 @@ def tail(session: Session, run: Run, run_dir: Path | None = None) -> int:
         offset = next_offset
 
 
-def tail_active() -> dict[str, int]:
-    """The fast path between reconciliations: store new events of every live run whose log has grown.
-
-    One stat per run when nothing changed, so it can run every second or two; a run whose search wrote its
-    final `status` is reconciled at once rather than at the next sweep.
-    """
-    from worker.control import run_lock
-    from worker.reconcile import sync_run
-
-    counts = {"runs": 0, "events": 0, "finished": 0}
-    with session_scope() as session:
-        runs = session.exec(select(Run).where(col(Run.status).in_(_LIVE))).all()
-        for run in runs:
-            counts["runs"] += 1
-            try:
-                run_dir = confine(run.run_dir, get_settings().runs_dir)
-                if (run_dir / EVENTS_FILE).stat().st_size <= run.log_offset:
-                    continue
-                counts["events"] += tail(session, run, run_dir)
-                if (last_status(session, run.id) or {}).get("state") in ("succeeded", "failed"):
-                    with run_lock(run.id, wait=0) as got:
-                        if got:
-                            session.refresh(run)
-                            sync_run(session, run)
-                            counts["finished"] += 1
-            except (OSError, ValueError):
-                continue  # no log yet, or a run dir the reconciler will fail with its reason
-            except Exception:
-                session.rollback()
-                log.exception("tail_active: run %s", run.id)
-    return counts
-
-
 def last_status(session: Session, run_id: int) -> dict[str, Any] | None:
     """The payload of the run's last `status` event, the search's own word on how it ended."""
-    ev = session.exec(select(Event).where(Event.run_id == run_id, Event.kind == "status")
+    ev = session.exec(select(Event).where(Event.run_id == run_id, Event.kind == EventKind.status)
                       .order_by(col(Event.seq).desc()).limit(1)).first()
     return ev.payload if ev else None
 
@@ -90,9 +54,10 @@ def silent_for(run: Run, run_dir: Path | None = None, now: dt.datetime | None = 
     if last.tzinfo is None:  # SQLite hands back naive datetimes
         last = last.replace(tzinfo=dt.timezone.utc)
     stamp = last.timestamp()
-    for name in ("stdout.log", "stderr.log", "launch.json") if run_dir else ():
+    rd = RunDir(run_dir) if run_dir else None
+    for path in (rd.stdout, rd.stderr, rd.launch_record) if rd else ():
         try:
-            stamp = max(stamp, (run_dir / name).stat().st_mtime)
+            stamp = max(stamp, path.stat().st_mtime)
         except OSError:
             pass
     return now.timestamp() - stamp

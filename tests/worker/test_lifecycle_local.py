@@ -156,7 +156,7 @@ def test_a_silent_run_becomes_stale_and_recovers(worker_home, monkeypatch):
 
 
 def test_tail_active_stores_new_events_between_sweeps_and_finishes_a_run_at_once(worker_home):
-    from worker.watcher import tail_active
+    from worker.reconcile import tail_active
 
     run_id = make_run(epochs=3, fake={"step_s": 0.3})
     control.launch(run_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from worker.launchers._base import ACTIVE, ENDED, REQUEUE_STATES, JobState, Launcher, RunSpec, confine
 from worker.launchers.local import LocalLauncher
 from worker.launchers.slurm import ClusterProfile, SlurmLauncher
+from worker.settings import get_worker_settings
 
 __all__ = ["ACTIVE", "ENDED", "REQUEUE_STATES", "JobState", "Launcher", "RunSpec", "confine", "LocalLauncher",
            "SlurmLauncher", "ClusterProfile", "create_launcher"]
@@ -11,8 +12,6 @@ __all__ = ["ACTIVE", "ENDED", "REQUEUE_STATES", "JobState", "Launcher", "RunSpec
 
 def create_launcher(kind: str, settings=None) -> Launcher:
     """The launcher named by a run's `launcher` field, configured from the worker settings."""
-    from worker.settings import get_worker_settings
-
     s = settings or get_worker_settings()
     if kind == "local":
         return LocalLauncher(s.search_argv(), cancel_grace_s=s.cancel_grace_s)

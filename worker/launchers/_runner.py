@@ -1,16 +1,17 @@
-"""Leader of a local run's process group: runs the search and records how it ended in `exit.json`.
+"""Leader of a local run's process group: runs the search and records how it ended (`ExitRecord`).
 
 A worker that restarts is no longer the run's parent and cannot wait() for it; this record is how it still
 learns the exit code. No record and no process means the run was killed from outside (a lost node, in effect).
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from nas_core.rundir import ExitRecord, RunDir
 
 
 def main(argv: list[str]) -> int:
@@ -23,10 +24,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: None)
     signal.signal(signal.SIGINT, lambda *_: None)
     rc = child.wait()
-    record = {"pid": os.getpid(), "returncode": rc, "signal": -rc if rc < 0 else None}
-    tmp = run_dir / f".exit.json.{os.getpid()}"
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, run_dir / "exit.json")
+    ExitRecord(pid=os.getpid(), returncode=rc, signal=-rc if rc < 0 else None).write(RunDir(run_dir).exit_record)
     return 0 if rc == 0 else 1
 
 

@@ -1,7 +1,6 @@
 """Local launcher: each run is a detached process group on this machine; cancel signals the whole group."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from nas_core.rundir import ExitRecord, LocalRecord, RunDir
 from worker.launchers._base import JobState, Launcher, RunSpec, job_env, parallel_argv, search_argv
 
 _RUNNER = "worker.launchers._runner"
@@ -26,24 +26,21 @@ class LocalLauncher(Launcher):
 
     def submit(self, spec: RunSpec) -> str:
         argv = parallel_argv(spec, search_argv(self.search_command, spec.resume))
-        run_dir = spec.run_dir
-        (run_dir / "exit.json").unlink(missing_ok=True)
+        run_dir, rd = spec.run_dir, RunDir(spec.run_dir)
+        rd.exit_record.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", _RUNNER, str(run_dir), "--", *argv]
         env = {**job_env(dict(os.environ)), **spec.extra_env, "NASFORGE_RUN_ID": str(spec.run_id)}
         # The worker's repo root must be importable for the runner, whatever the run directory is.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [_repo_root(), env.get("PYTHONPATH", "")]))
-        with open(run_dir / "stdout.log", "ab") as out, open(run_dir / "stderr.log", "ab") as err:
+        with open(rd.stdout, "ab") as out, open(rd.stderr, "ab") as err:
             proc = subprocess.Popen(cmd, cwd=run_dir, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                     start_new_session=True, close_fds=True)
-        _write_json(run_dir / "local.json", {"pid": proc.pid, "argv": argv, "resume": spec.resume})
+        LocalRecord(pid=proc.pid, argv=argv, resume=spec.resume).write(rd.local_record)
         return str(proc.pid)
 
     def find(self, spec: RunSpec) -> str | None:
-        try:
-            pid = int(json.loads((spec.run_dir / "local.json").read_text())["pid"])
-        except (OSError, ValueError, KeyError):
-            return None
-        return str(pid) if _is_our_runner(pid, spec) else None
+        record = LocalRecord.read(RunDir(spec.run_dir).local_record)
+        return str(record.pid) if record is not None and _is_our_runner(record.pid, spec) else None
 
     def state(self, handle: str, spec: RunSpec, known: dict[str, str] | None = None) -> JobState:
         pid = int(handle)
@@ -51,18 +48,15 @@ class LocalLauncher(Launcher):
         if _is_our_runner(pid, spec):
             return JobState("RUNNING")
         # Checked after the liveness test: the runner writes the record and only then exits.
-        try:
-            record = json.loads((spec.run_dir / "exit.json").read_text())
-        except (OSError, ValueError):
-            record = None
-        if record is None or record.get("pid") != pid:
+        record = ExitRecord.read(RunDir(spec.run_dir).exit_record)
+        if record is None or record.pid != pid:
             if _group_alive(pid):
                 return JobState("RUNNING", reason="leader gone, group still running")
             return JobState("LOST", reason=f"process group {pid} vanished without an exit record")
-        rc = int(record["returncode"])
+        rc = record.returncode
         if rc == 0:
             return JobState("COMPLETED", exit_code=0)
-        sig = record.get("signal")
+        sig = record.signal
         if sig and sig in _KILLED:
             return JobState("PREEMPTED", reason=f"killed by {signal.Signals(sig).name}", exit_code=rc)
         return JobState("FAILED", reason=f"exit code {rc}" if rc > 0 else f"signal {sig}", exit_code=rc)
@@ -83,12 +77,6 @@ class LocalLauncher(Launcher):
 
 def _repo_root() -> str:
     return str(Path(__file__).resolve().parents[2])
-
-
-def _write_json(path, data) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
 
 
 def _reap(pid: int) -> None:

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nas_core.config import SlurmConfig
+from nas_core.rundir import RunDir, write_atomic
 from worker.launchers._base import JobState, Launcher, RunSpec, check_token, job_env, search_argv
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "slurm" / "job.sbatch"
@@ -93,12 +94,11 @@ class SlurmLauncher(Launcher):
     # ----------------------------------------------------------------------------------------- scheduler
 
     def submit(self, spec: RunSpec) -> str:
-        script = spec.run_dir / "job.sbatch"
-        tmp = script.with_name(f".job.sbatch.{os.getpid()}")
-        tmp.write_text(self.render(spec))
-        os.replace(tmp, script)
+        rd = RunDir(spec.run_dir)
+        script = rd.sbatch
+        write_atomic(script, self.render(spec))
         argv = [self.tool("sbatch"), "--parsable", f"--job-name={spec.job_name}", f"--chdir={spec.run_dir}",
-                f"--output={spec.run_dir / 'stdout.log'}", f"--error={spec.run_dir / 'stderr.log'}",
+                f"--output={rd.stdout}", f"--error={rd.stderr}",
                 "--open-mode=append", "--requeue", str(script)]
         # sbatch hands its environment to the job (--export=ALL): without the platform's credentials.
         out = self._run(argv, env=job_env(self.env))
