@@ -1,17 +1,20 @@
-"""Side-by-side comparison of 2-4 runs: alpha per epoch and final, genotypes and their diff, metrics, IoU vs baseline."""
+"""Side-by-side comparison of 2-4 runs: alpha per epoch and final, genotypes and their diff, metrics, IoU vs baseline.
+
+Each run's IoU is its headline (backend/headline.py), the same number and label the run page shows.
+"""
 from __future__ import annotations
 
 import json
 import statistics
-from pathlib import Path
 from typing import Any
 
 from sqlmodel import Field, Session, SQLModel
 
 from backend import crud
-from backend.models import Run, RunPublic
+from backend.headline import headline
+from backend.models import Headline, Run, RunPublic
+from nas_core.rundir import RunDir, read_json
 
-IOU_KEYS = ("search.val_iou", "val_iou", "miou", "iou")
 _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
 _MAX_EVENTS = 5000
 
@@ -23,11 +26,11 @@ class CompareRun(SQLModel):
     genotype: dict[str, Any] | None
     metrics: dict[str, list[list[float]]]
     final_metrics: dict[str, float]
-    iou: float | None = Field(description="Test mIoU of the last evaluation; else the best candidate's IoU (discrete "
-                                          "search); else the last validation IoU.")
+    headline: Headline = Field(description="The run's headline IoU and what it is (backend/headline.py).")
+    iou: float | None = Field(description="headline.value, the number set against the baselines'.")
     best_candidate: dict[str, Any] | None = None
     baseline_runs: list[int]
-    baseline_iou: list[float | None] = Field(description="Final IoU of each baseline run (None until it has one).")
+    baseline_iou: list[float | None] = Field(description="Headline IoU of each baseline run (None until it has one).")
     baseline_iou_mean: float | None
     iou_vs_baseline: float | None
 
@@ -50,19 +53,6 @@ def _scalar(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _final_iou(evaluations: list[dict[str, Any]], final_metrics: dict[str, float]) -> float | None:
-    """The test-split mean IoU of the last evaluation (evaluate stage: `miou`; retrain: `pixel.miou`), else the
-    last validation IoU of the search (None: the caller may use the best candidate's)."""
-    for payload in reversed(evaluations):
-        for value in (payload.get("miou"), (payload.get("pixel") or {}).get("miou"), payload.get("iou")):
-            if _scalar(value) is not None:
-                return _scalar(value)
-    for k in IOU_KEYS:
-        if k in final_metrics:
-            return final_metrics[k]
-    return None
-
-
 def _summary(session: Session, run: Run) -> dict[str, Any]:
     alpha = [dict(e.payload, seq=e.seq) for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "alpha")]
     genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, "genotype")
@@ -76,7 +66,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
         genotype = best.get("genotype")
     if genotype is None and run.run_dir:
         try:
-            genotype = json.loads((Path(run.run_dir) / "genotype.json").read_text())
+            genotype = read_json(RunDir(run.run_dir).genotype)
         except (OSError, ValueError):
             pass
     # Series are named stage.metric (search.val_iou, retrain.train_loss): the stages train different networks.
@@ -95,11 +85,9 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
         prefix = f"{payload.get('stage') or 'evaluation'}."
         final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})
         final.update({prefix + k: v for k, v in _numbers(payload.get("pixel") or {}).items()})
-    iou = _final_iou(evaluations, final)
-    if iou is None and best is not None:
-        iou = float(best["iou"])
+    top = headline(session, run)
     return {"alpha": alpha, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype, "metrics": metrics,
-            "final_metrics": final, "iou": iou,
+            "final_metrics": final, "headline": top, "iou": top.value,
             "best_candidate": {k: best.get(k) for k in ("trial", "iou", "params_count", "train_time_s")} if best else None}
 
 
@@ -131,10 +119,11 @@ def compare_runs(session: Session, run_ids: list[int]) -> Comparison:
         run = crud.get_run(session, run_id)
         s = _summary(session, run)
         bases = sorted(crud.list_runs(session, baseline_of=run.id, limit=100)[0], key=lambda b: b.id)
-        base_iou = [_summary(session, b)["iou"] for b in bases]
+        base_iou = [headline(session, b).value for b in bases]
         known = [v for v in base_iou if v is not None]
         mean = statistics.fmean(known) if known else None
-        out.append(CompareRun(run=RunPublic.model_validate(run), baseline_runs=[b.id for b in bases], baseline_iou=base_iou,
+        public = RunPublic.model_validate(run, update={"headline": s["headline"]})
+        out.append(CompareRun(run=public, baseline_runs=[b.id for b in bases], baseline_iou=base_iou,
                               baseline_iou_mean=mean, iou_vs_baseline=(s["iou"] - mean) if s["iou"] is not None and mean is not None else None,
                               **s))
     return Comparison(runs=out, genotype_diff=genotype_diff([r.genotype for r in out]))

@@ -19,6 +19,7 @@ from backend.ingest import event_dict, events_since, ingest_events, ingest_many,
 from backend.models import (
     ACTIVE_STATUSES,
     RUN_STATUSES,
+    RETRIABLE_STATUSES,
     TERMINAL_STATUSES,
     Event,
     Experiment,
@@ -150,10 +151,11 @@ def get_run(session: Session, run_id: int) -> Run:
 
 
 def list_runs(session: Session, *, experiment_id: int | None = None, status: str | None = None, kind: str | None = None,
-              method: str | None = None, baseline_of: int | None = None, limit: int = 50, offset: int = 0) -> tuple[Sequence[Run], int]:
+              method: str | None = None, baseline_of: int | None = None, parent_run_id: int | None = None,
+              limit: int = 50, offset: int = 0) -> tuple[Sequence[Run], int]:
     where = []
     for column, value in ((Run.experiment_id, experiment_id), (Run.status, status), (Run.kind, kind), (Run.method, method),
-                          (Run.baseline_of, baseline_of)):
+                          (Run.baseline_of, baseline_of), (Run.parent_run_id, parent_run_id)):
         if value is not None:
             where.append(column == value)
     total = session.exec(select(func.count()).select_from(Run).where(*where)).one()
@@ -163,9 +165,9 @@ def list_runs(session: Session, *, experiment_id: int | None = None, status: str
 
 def create_run(session: Session, exp: Experiment, *, kind: str, method: str, launcher: str, resources: dict[str, Any],
                config: dict[str, Any], baseline_of: int | None = None, parent_run_id: int | None = None,
-               runs_dir: Path | None = None) -> Run:
+               genotype: dict[str, Any] | None = None, runs_dir: Path | None = None) -> Run:
     run = Run(experiment_id=exp.id, kind=kind, method=method, launcher=launcher, resources=resources, config=config,
-              baseline_of=baseline_of, parent_run_id=parent_run_id)
+              baseline_of=baseline_of, parent_run_id=parent_run_id, genotype=genotype)
     session.add(run)
     session.flush()
     run.run_dir = str(((runs_dir or get_settings().runs_dir) / str(run.id)).resolve())
@@ -221,21 +223,28 @@ def launch_config(cfg: ExperimentConfig, *, method: str, launcher: str | None = 
 
 def launch(session: Session, exp: Experiment, *, kind: str = "search", method: str | None = None, launcher: str | None = None,
            resources: dict[str, Any] | None = None, parent_run_id: int | None = None, baselines: bool = True,
+           genotype: dict[str, Any] | None = None, retrain_epochs: int | None = None, seed: int | None = None,
            runs_dir: Path | None = None) -> tuple[Run, list[Run]]:
     """Create a queued run (and the random baselines a continuous search asks for); the caller hands them to the worker.
 
     The run's `launcher` and `resources` are the validated launcher section of its config: what the worker will use."""
     cfg = ExperimentConfig.model_validate(exp.config)
-    method = method or cfg.search.method
+    parent = None
     if parent_run_id is not None:
         parent = get_run(session, parent_run_id)
         if parent.experiment_id != exp.id:
             raise ValueError(f"parent_run_id: run {parent_run_id} belongs to another experiment")
+    # A retrain run is named after the method that found its cell (the worker reads the genotype at submit).
+    method = method or (parent.method if kind == "retrain" and parent is not None else cfg.search.method)
     launched = launch_config(cfg, method=method, launcher=launcher, resources=resources)
     snapshot = launched.model_dump(mode="json")
+    if retrain_epochs is not None or seed is not None:
+        snapshot = ExperimentConfig.model_validate(_merged(snapshot, {
+            **({"retrain": {"epochs": retrain_epochs}} if retrain_epochs is not None else {}),
+            **({"seed": seed} if seed is not None else {})})).model_dump(mode="json")
     res = snapshot["launcher"]
     run = create_run(session, exp, kind=kind, method=method, launcher=launched.launcher.kind, resources=res,
-                     config=snapshot, parent_run_id=parent_run_id, runs_dir=runs_dir)
+                     config=snapshot, parent_run_id=parent_run_id, genotype=genotype, runs_dir=runs_dir)
     made: list[Run] = []
     if baselines and kind == "search" and method in CONTINUOUS_METHODS and cfg.baseline.random:
         for i in range(cfg.baseline.seeds):
@@ -278,8 +287,9 @@ def set_run_status(session: Session, run_id: int, status: str, **fields: Any) ->
 
 
 def retry_run(session: Session, run: Run) -> Run:
-    if run.status not in {"failed", "cancelled", "stale", "preempted"}:
-        raise Conflict(f"run {run.id} is {run.status}; only failed, cancelled, stale or preempted runs can be retried")
+    if run.status not in RETRIABLE_STATUSES:
+        allowed = ", ".join(s for s in RUN_STATUSES if s in RETRIABLE_STATUSES)
+        raise Conflict(f"run {run.id} is {run.status}; only {allowed} runs can be retried")
     return set_run_status(session, run.id, "queued", attempt=run.attempt + 1, status_reason="retried", pid=None, job_id=None)
 
 

@@ -4,21 +4,29 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from nas_core.config import ExperimentConfig
+from nas_core import events as event_format
+from nas_core.config import METHODS, ExperimentConfig, RetrainConfig
+from nas_core.rundir import RUN_KINDS
+from nas_core.space.genotypes import Genotype
 
-RUN_KINDS = ("search", "baseline", "retrain")
+# A run's status in the database (the platform's word; the search's own word is a `status` event's StatusState).
 RUN_STATUSES = ("queued", "submitted", "pending", "running", "succeeded", "failed", "cancelled", "stale", "preempted")
-ACTIVE_STATUSES = frozenset({"queued", "submitted", "pending", "running", "stale", "preempted"})
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+ACTIVE_STATUSES = frozenset(RUN_STATUSES) - TERMINAL_STATUSES
+# Statuses a user may queue again (POST /runs/{id}/retry).
+RETRIABLE_STATUSES = frozenset({"failed", "cancelled", "stale", "preempted"})
+# A baseline is created by the platform beside its search, never launched on its own.
+LAUNCH_KINDS = tuple(k for k in RUN_KINDS if k != "baseline")
 SCOPES = ("read", "write", "admin")
 
-RunKind = Literal["search", "baseline", "retrain"]
-RunStatus = Literal["queued", "submitted", "pending", "running", "succeeded", "failed", "cancelled", "stale", "preempted"]
+RunKind = Literal[RUN_KINDS]
+RunStatus = Literal[RUN_STATUSES]
+Method = Literal[METHODS]
 Launcher = Literal["local", "slurm"]
 Scope = Literal["read", "write", "admin"]
 
@@ -51,6 +59,11 @@ def _ts(**kw: Any) -> Any:
 
 def _json(nullable: bool = False) -> Any:
     return Column(JSON, nullable=nullable)
+
+
+def _bound(model: Any, field: str, which: str) -> Any:
+    """A bound of a config field (`ge`, `le`), so an API override obeys the same limits as the YAML file."""
+    return next(getattr(m, which) for m in model.model_fields[field].metadata if getattr(m, which, None) is not None)
 
 
 # ---------------------------------------------------------------------------------------------------- tables
@@ -112,6 +125,8 @@ class Run(SQLModel, table=True):
     progress: float = 0.0
     baseline_of: int | None = Field(default=None, foreign_key="run.id", ondelete="SET NULL")
     parent_run_id: int | None = Field(default=None, foreign_key="run.id", ondelete="SET NULL")
+    genotype: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True),
+                                            description="A retrain run: the genotype it retrains (given, or its parent's).")
     run_dir: str = Field(default="", max_length=1000)
     log_offset: int = Field(default=0, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False))
     last_seq: int = 0
@@ -180,20 +195,45 @@ class ExperimentList(Page):
 
 class RunLaunch(SQLModel):
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["search", "retrain"] = "search"
-    method: Literal["darts", "pcdarts", "gaea", "random", "evolution", "reinforce"] | None = Field(
-        default=None, description="Default: the experiment's search.method."
-    )
+    kind: Literal[LAUNCH_KINDS] = "search"
+    method: Method | None = Field(default=None, description="Default: the experiment's search.method.")
     launcher: Launcher | None = Field(default=None, description="Default: the experiment's launcher.kind.")
     resources: dict[str, Any] | None = Field(default=None, description="Overrides of launcher resources.")
     parent_run_id: int | None = Field(default=None, ge=1, description="retrain: the search run whose genotype is retrained.")
+    genotype: dict[str, Any] | None = Field(default=None, description="retrain: the genotype to retrain "
+                                            "(`Genotype.to_dict()`), instead of the parent's.")
+    retrain_epochs: int | None = Field(default=None, ge=_bound(RetrainConfig, "epochs", "ge"),
+                                       le=_bound(RetrainConfig, "epochs", "le"),
+                                       description="retrain: epochs (default: the experiment's retrain.epochs).")
+    seed: int | None = Field(default=None, ge=0, description="Default: the experiment's seed.")
     baselines: bool = Field(default=True, description="Create the random baselines the config asks for.")
+
+    @field_validator("genotype")
+    @classmethod
+    def _genotype(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else Genotype.from_dict(value).to_dict()
+
+    @model_validator(mode="after")
+    def _retrain_has_a_cell(self) -> "RunLaunch":
+        if self.kind == "retrain" and self.parent_run_id is None and self.genotype is None:
+            raise ValueError("a retrain run needs parent_run_id (retrain its genotype) or genotype")
+        if self.kind != "retrain" and (self.genotype is not None or self.retrain_epochs is not None):
+            raise ValueError("genotype and retrain_epochs are for kind 'retrain'")
+        return self
+
+
+class Headline(SQLModel):
+    """The one IoU a run is summed up by (backend/headline.py), with what it is: pages show `label` beside it."""
+
+    value: float | None
+    label: str
+    source: str | None = Field(description="Where it comes from: evaluate, candidate, search, or None (no IoU yet).")
 
 
 class RunPublic(SQLModel):
     id: int
     experiment_id: int
-    kind: str
+    kind: RunKind
     method: str
     launcher: str
     resources: dict[str, Any]
@@ -205,18 +245,21 @@ class RunPublic(SQLModel):
     progress: float
     baseline_of: int | None
     parent_run_id: int | None
+    genotype: dict[str, Any] | None = None
     run_dir: str
     last_seq: int
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     last_event_at: dt.datetime | None
+    headline: Headline | None = None
 
 
 class RunDetail(RunPublic):
     config: dict[str, Any]
     log_offset: int
     baselines: list[int] = Field(default_factory=list)
+    retrains: list[int] = Field(default_factory=list, description="Retrain runs of this run's genotype.")
 
 
 class RunList(Page):
@@ -228,14 +271,10 @@ class LaunchResult(SQLModel):
     baselines: list[RunPublic]
 
 
-class EventIn(SQLModel):
-    """One event as the run's log holds it; keys beyond these four are kept as they are."""
+class EventIn(event_format.Event):
+    """One event as the run's log holds it (`nas_core.events.Event`); `time` may be left to the server."""
 
-    model_config = ConfigDict(extra="allow")
-    seq: int = Field(ge=1, le=2**31 - 1)
-    kind: Literal["alpha", "metric", "genotype", "candidate", "evaluation", "log", "status", "progress", "heartbeat"]
-    time: float | None = Field(default=None, ge=0, le=1e11)
-    payload: dict[str, Any] = Field(default_factory=dict)
+    time: float | None = Field(default=None, ge=0, le=1e11, description="Unix time of writing; default: receipt.")
 
 
 class EventPublic(SQLModel):

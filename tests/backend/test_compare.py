@@ -1,4 +1,5 @@
-"""Comparison of runs: per-epoch and final alpha, genotype diff, metric series, IoU against the random baseline."""
+"""Comparison of runs: per-epoch and final alpha, genotype diff, metric series, IoU against the random baseline;
+the headline IoU rule (backend/headline.py) and that the run endpoints return the same headline as /api/compare."""
 from __future__ import annotations
 
 import pytest
@@ -20,8 +21,9 @@ def _seed_run(session, exp, method, genotype, ious, baseline_ious=()):
                                                   "iou": [0.9, ious[-1]], "tiles": 8}}]
     crud.ingest_events(session, run.id, [dict(e, seq=i) for i, e in enumerate(events, start=1)], redis=None)
     for i, (base, iou) in enumerate(zip(bases, baseline_ious)):
-        if i == 0:  # a retrained and evaluated baseline
-            crud.ingest_events(session, base.id, [{"seq": 1, "kind": "evaluation", "payload": {"pixel": {"miou": iou}}}], redis=None)
+        if i == 0:  # a retrained and evaluated baseline: its evaluate stage's foreground-class test IoU counts
+            crud.ingest_events(session, base.id, [{"seq": 1, "kind": "evaluation", "payload": {
+                "stage": "evaluate", "split": "test", "miou": 0.9, "iou": [0.99, iou]}}], redis=None)
         else:  # a discrete search as nas_core/discrete reports it: its best final candidate counts
             crud.ingest_events(session, base.id, [
                 {"seq": 1, "kind": "candidate", "payload": {"trial": 0, "iou": iou - 0.2, "genotype": genotype, "final": True}},
@@ -50,12 +52,21 @@ def test_compare_two_runs(client, session, tokens):
     assert ra["final_metrics"]["search.train_loss"] == pytest.approx(0.3)
     assert "search.step" not in ra["metrics"] and "search.arch_updates" not in ra["metrics"]
     assert ra["final_metrics"]["evaluate.miou"] == pytest.approx(0.71) and "evaluate.tiles" not in ra["final_metrics"]
-    assert ra["iou"] == pytest.approx(0.71)  # the evaluation's test mIoU, preferred to the last validation IoU
+    # The evaluate stage's foreground-class (class 1) test IoU, preferred to the mIoU and to the last validation IoU.
+    assert ra["iou"] == pytest.approx(0.7) and ra["headline"] == {
+        "value": pytest.approx(0.7), "label": "test IoU, foreground class (evaluate stage)", "source": "evaluate"}
+    assert ra["run"]["headline"] == ra["headline"]
     assert ra["baseline_runs"] == sorted(x.id for x in bases) and ra["baseline_iou"] == [0.4, 0.5]
-    assert ra["iou_vs_baseline"] == pytest.approx(0.71 - 0.45)
+    assert ra["iou_vs_baseline"] == pytest.approx(0.7 - 0.45)
     assert rb["baseline_runs"] == [] and rb["iou_vs_baseline"] is None
     rbase = client.get("/api/compare", params={"runs": [bases[1].id, a.id]}, headers=tokens.read).json()["runs"][0]
     assert rbase["iou"] == pytest.approx(0.5) and rbase["best_candidate"]["trial"] == 1 and rbase["genotype"] == g1
+    assert rbase["headline"]["label"] == "best candidate validation IoU (discrete search)"
+    # The run endpoints give the same headline as the comparison.
+    for run_id, expected in ((a.id, ra["headline"]), (bases[1].id, rbase["headline"])):
+        assert client.get(f"/api/runs/{run_id}", headers=tokens.read).json()["headline"] == expected
+        listed = client.get("/api/runs", params={"experiment_id": exp_id, "limit": 500}, headers=tokens.read).json()["items"]
+        assert next(r["headline"] for r in listed if r["id"] == run_id) == expected
     # Only the edge whose op differs shows up in the diff, with each run's value.
     assert r.json()["genotype_diff"] == [{"path": "cells.normal.nodes.0.1", "values": [["skip_connect", 1], ["max_pool_3x3", 1]]}]
     assert crud.get_run(session, a.id).progress == pytest.approx(1.0)
@@ -68,3 +79,23 @@ def test_compare_needs_two_to_four_existing_runs(client, session, tokens):
         r = client.get("/api/compare", params={"runs": runs}, headers=tokens.read)
         assert r.status_code == 422 and "two to four" in r.json()["detail"]
     assert client.get("/api/compare", params={"runs": [run.id, 999]}, headers=tokens.read).status_code == 404
+
+
+def test_headline_names_what_it_is_when_there_is_no_evaluate_stage(client, session, tokens):
+    exp = crud.get_experiment(session, client.post("/api/experiments", json={"name": "h"}, headers=tokens.write).json()["id"])
+    run, _ = crud.launch(session, exp, baselines=False)
+    assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
+        "value": None, "label": "no IoU yet", "source": None}
+    crud.ingest_events(session, run.id, [
+        {"seq": 1, "kind": "metric", "payload": {"stage": "search", "epoch": 1, "val_iou": 0.4}},
+        {"seq": 2, "kind": "metric", "payload": {"stage": "search", "epoch": 2, "val_iou": 0.6}},
+        # The retrain stage's evaluation is on the validation half: not a test result, not the headline.
+        {"seq": 3, "kind": "evaluation", "payload": {"stage": "retrain", "split": "val", "pixel": {"miou": 0.9}}}],
+        redis=None)
+    assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
+        "value": pytest.approx(0.6), "label": "validation mIoU during search", "source": "search"}
+    # Three classes: the mean over the foreground classes (1 and 2), never over the background.
+    crud.ingest_events(session, run.id, [{"seq": 4, "kind": "evaluation", "payload": {
+        "stage": "evaluate", "split": "test", "iou": [0.99, 0.5, 0.3]}}], redis=None)
+    assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
+        "value": pytest.approx(0.4), "label": "test mIoU over the foreground classes (evaluate stage)", "source": "evaluate"}

@@ -12,6 +12,7 @@ from backend.api.deps import AnyToken, Id, Reader, SessionDep, SettingsDep, Stre
 from backend.core.follow import follow_experiment, follow_run, parse_cursor
 from backend.core.streams import get_redis
 from backend.models import EventIn, EventPublic, IngestResult
+from nas_core.events import EVENT_KINDS, pattern
 
 router = APIRouter(tags=["events"])
 _SSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -19,9 +20,24 @@ _SSE = {200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
+def _inlined(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with its `$defs` put in place: OpenAPI resolves `#/$defs/...` from the document's root, not from
+    this fragment of a request body."""
+    defs = schema.pop("$defs", {})
+
+    def put(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return put(dict(defs[ref.removeprefix("#/$defs/")]))
+            return {k: put(v) for k, v in node.items()}
+        return [put(v) for v in node] if isinstance(node, list) else node
+    return put(schema)
+
+
 _MAX_BATCH = 10000
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "array", "maxItems": _MAX_BATCH, "items": EventIn.model_json_schema()}}}}}
+    "type": "array", "maxItems": _MAX_BATCH, "items": _inlined(EventIn.model_json_schema())}}}}}
 
 
 async def _event_batch(request: Request) -> list[Any]:
@@ -58,7 +74,7 @@ def ingest_events(run_id: Id, session: SessionDep, who: AnyToken, settings: Sett
 def read_events(run_id: Id, session: SessionDep, _: Reader,
                 since: Annotated[int, Query(ge=0, le=2**31 - 1, description="Events with seq greater than this.")] = 0,
                 limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
-                kind: Annotated[str | None, Query(pattern="^(alpha|metric|genotype|candidate|evaluation|log|status|progress|heartbeat)$")] = None,
+                kind: Annotated[str | None, Query(pattern=pattern(EVENT_KINDS))] = None,
                 ) -> list[EventPublic]:
     crud.get_run(session, run_id)
     return [EventPublic.model_validate(crud.event_dict(e)) for e in crud.events_since(session, run_id, since, limit, kind)]

@@ -11,8 +11,12 @@ from fastapi.responses import FileResponse
 from backend import crud
 from backend.api.deps import BridgeDep, Id, Reader, SessionDep, SettingsDep, Writer, check_owner
 from backend.core.security import create_ingest_token
+from backend.headline import headline
 from backend.models import (Artifact, LaunchResult, Run, RunDetail, RunLaunch, RunList, RunPublic, RunStatus, TokenSecret,
                             experiment_config_from)
+from nas_core.config import METHODS
+from nas_core.events import pattern
+from nas_core.rundir import RUN_KINDS
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["runs"])
@@ -22,7 +26,13 @@ _ARTIFACT_KINDS = {".json": "genotype", ".pt": "checkpoint", ".png": "prediction
 
 def _detail(session, run: Run) -> RunDetail:
     baselines = [r.id for r in crud.list_runs(session, baseline_of=run.id, limit=500)[0]]
-    return RunDetail.model_validate(run, update={"baselines": sorted(baselines)})
+    retrains = [r.id for r in crud.list_runs(session, parent_run_id=run.id, limit=500)[0]]
+    return RunDetail.model_validate(run, update={"baselines": sorted(baselines), "retrains": sorted(retrains),
+                                                 "headline": headline(session, run)})
+
+
+def _public(session, run: Run) -> RunPublic:
+    return RunPublic.model_validate(run, update={"headline": headline(session, run)})
 
 
 def _hand_over(session, bridge, runs: list[Run]) -> None:
@@ -51,6 +61,7 @@ def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: Brid
     crud.with_confined_data(experiment_config_from(exp), settings.data_roots, settings.data_dir)
     run, baselines = crud.launch(session, exp, kind=body.kind, method=body.method, launcher=body.launcher,
                                  resources=body.resources, parent_run_id=body.parent_run_id, baselines=body.baselines,
+                                 genotype=body.genotype, retrain_epochs=body.retrain_epochs, seed=body.seed,
                                  runs_dir=settings.runs_dir)
     _hand_over(session, bridge, [run, *baselines])
     return LaunchResult(run=RunPublic.model_validate(run), baselines=[RunPublic.model_validate(b) for b in baselines])
@@ -60,14 +71,15 @@ def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: Brid
 def list_runs(session: SessionDep, _: Reader,
               experiment_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
               status: RunStatus | None = None,
-              kind: Annotated[str | None, Query(pattern="^(search|baseline|retrain)$")] = None,
-              method: Annotated[str | None, Query(pattern="^(darts|pcdarts|gaea|random|evolution|reinforce)$")] = None,
+              kind: Annotated[str | None, Query(pattern=pattern(RUN_KINDS))] = None,
+              method: Annotated[str | None, Query(pattern=pattern(METHODS))] = None,
               baseline_of: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+              parent_run_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Retrain runs of this run.")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> RunList:
     rows, total = crud.list_runs(session, experiment_id=experiment_id, status=status, kind=kind, method=method,
-                                 baseline_of=baseline_of, limit=limit, offset=offset)
-    return RunList(items=[RunPublic.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
+                                 baseline_of=baseline_of, parent_run_id=parent_run_id, limit=limit, offset=offset)
+    return RunList(items=[_public(session, r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
