@@ -198,7 +198,8 @@ class RunLaunch(SQLModel):
     kind: Literal[LAUNCH_KINDS] = "search"
     method: Method | None = Field(default=None, description="Default: the experiment's search.method.")
     launcher: Launcher | None = Field(default=None, description="Default: the experiment's launcher.kind.")
-    resources: dict[str, Any] | None = Field(default=None, description="Overrides of launcher resources.")
+    resources: dict[str, Any] | None = Field(default=None, description="Overrides of the experiment's `launcher` section, "
+                                             "validated by its schema (kind, processes, max_restarts, slurm.*).")
     parent_run_id: int | None = Field(default=None, ge=1, description="retrain: the search run whose genotype is retrained.")
     genotype: dict[str, Any] | None = Field(default=None, description="retrain: the genotype to retrain "
                                             "(`Genotype.to_dict()`), instead of the parent's.")
