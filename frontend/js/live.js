@@ -1,6 +1,7 @@
 // Following a run live: the stored history first, then the SSE stream (resumed by the browser with
 // Last-Event-ID), with polling as the fallback; redraws are throttled so a burst of events costs one frame.
 import { allEvents, api, streamUrl } from "./api.js";
+import { names } from "./names.js";
 
 export const MAX_REDRAWS_PER_S = 5;
 
@@ -84,8 +85,8 @@ export class RunFollower {
     this.poll = setInterval(async () => {
       try {
         this.deliver(await allEvents(this.runId, { since: this.lastSeq }));
-        const run = await api(`/api/runs/${this.runId}`);
-        if (["succeeded", "failed", "cancelled"].includes(run.status)) {
+        const [run, { terminal }] = await Promise.all([api(`/api/runs/${this.runId}`), names()]);
+        if (terminal.has(run.status)) {
           this.stopPolling();
           this.onEnd({ status: run.status, last_seq: this.lastSeq });
         }

@@ -116,19 +116,6 @@ export function frameAtEpoch(state, epoch) {
   return found;
 }
 
-// The searched cell's IoU to set against random candidates (which report validation IoU): the retrained cell's
-// validation mIoU when there is one, else the test mIoU, else the search's last validation IoU.
-export function searchedIou(state) {
-  const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
-  const evals = [...state.evaluations].reverse();
-  const val = evals.find((e) => e.split === "val" && e.pixel && num(e.pixel.miou) !== null);
-  if (val) return { iou: val.pixel.miou, source: "retrained, validation mIoU" };
-  const test = evals.find((e) => num(e.miou) !== null || num(e.test_iou) !== null);
-  if (test) return { iou: num(test.miou) ?? test.test_iou, source: "test mIoU" };
-  const m = [...state.metrics].reverse().find((x) => num(x.val_iou) !== null);
-  return m ? { iou: m.val_iou, source: "search, validation IoU" } : null;
-}
-
 // The newest evaluation that carries precision-recall curves.
 export function prEvaluation(state) {
   return [...state.evaluations].reverse().find((e) => e.curves || e.pr || e.pr_curves) || null;

@@ -202,12 +202,16 @@ def test_run_page_follows_events_live(page, ui_api, ui_stack, artifacts_dir):
     feed.send("evaluation", {"stage": "retrain", "label": "searched", "split": "val", "pixel": {"miou": 0.42},
                              "curves": {"1": {"0.5": {"precision": [1.0, 0.7], "recall": [0.4, 0.8], "ap": 0.66},
                                               "0.75": {"precision": [0.9, 0.5], "recall": [0.2, 0.5], "ap": 0.35}}}})
-    feed.send("evaluation", {"stage": "evaluate", "label": "searched", "split": "test", "miou": 0.4, "ap": {"0.5": 0.6}})
+    feed.send("evaluation", {"stage": "evaluate", "label": "searched", "split": "test", "miou": 0.4, "iou": [0.9, 0.42],
+                             "ap": {"0.5": 0.6}})
     page.get_by_role("button", name="Evaluation").click()
     page.wait_for_function("() => document.getElementById('eval-pr') && document.getElementById('eval-pr').data", timeout=20000)
     names = page.evaluate("document.getElementById('eval-pr').data.map(t => t.name)")
     assert names == ["IoU ≥ 0.5 (AP 0.660)", "IoU ≥ 0.75 (AP 0.350)"]
-    assert page.evaluate("document.getElementById('eval-strip').data[1].y") == [0.42]
+    # The searched cell's point is the run's headline (the evaluate stage's foreground-class test IoU), fetched anew.
+    page.wait_for_function("() => { const d = document.getElementById('eval-strip'); "
+                           "return d && d.data && d.data[1] && d.data[1].y[0] === 0.42; }", timeout=20000)
+    assert page.locator("#run-headline").inner_text() == "test IoU, foreground class (evaluate stage): 0.420"
     shot(page, artifacts_dir, "run-evaluation")
     assert page.console_errors == []
 
@@ -268,14 +272,15 @@ def test_searched_cell_against_its_random_baselines(page, ui_api, ui_stack, arti
                                     "params_count": 1000, "status": "ok", "final": True, "method": "random"})
         feed.send("candidate", {"trial": 6, "attempt": 0, "genotype": GENOTYPE, "iou": None, "train_time_s": 1.0,
                                 "status": "error", "error": "out of memory", "final": True, "method": "random"})
-    Feed(ui_api, run_id).send("evaluation", {"stage": "retrain", "split": "val", "pixel": {"miou": 0.61}})
+    # The searched cell's IoU is its headline (backend/headline.py): the evaluate stage's foreground-class test IoU.
+    Feed(ui_api, run_id).send("evaluation", {"stage": "evaluate", "split": "test", "miou": 0.78, "iou": [0.95, 0.61]})
 
     sign_in(page, ui_stack["url"], ui_api.token, f"#/runs/{run_id}")
     page.get_by_role("button", name="Evaluation").click()
     page.wait_for_function("() => document.getElementById('eval-strip') && document.getElementById('eval-strip').data", timeout=20000)
     strip = page.evaluate("document.getElementById('eval-strip').data.map(t => ({name: t.name, y: t.y}))")
     assert sorted(strip[0]["y"]) == sorted(ious[baselines[0]] + ious[baselines[1]])  # the failed trials are left out
-    assert strip[1]["y"] == [0.61] and "retrained" in strip[1]["name"]
+    assert strip[1]["y"] == [0.61] and "test IoU, foreground class (evaluate stage)" in strip[1]["name"]
     best = page.evaluate("document.getElementById('eval-best').data.map(t => ({name: t.name, y: t.y}))")
     assert [b["name"] for b in best] == [f"random, run {baselines[0]}", f"random, run {baselines[1]}", strip[1]["name"]]
     assert [b["y"][-1] for b in best[:2]] == [max(ious[baselines[0]]), max(ious[baselines[1]])]

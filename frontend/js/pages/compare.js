@@ -2,6 +2,7 @@
 // final metrics, and each searched cell's IoU against its random baseline (from /api/compare).
 import { allEvents, api } from "../api.js";
 import { badge, draw, el, errorBox } from "../dom.js";
+import { headlineText } from "../names.js";
 import * as fig from "../figures.js";
 import { applyEvent, createRunState, frameAtEpoch } from "../runstate.js";
 
@@ -37,7 +38,8 @@ export async function render(root, { params }) {
   const cols = `repeat(${runs.length}, minmax(0, 1fr))`;
   const heads = el("div", { class: "side", style: `grid-template-columns: ${cols}` }, runs.map((r) => el("div", { class: "run-head" },
     el("h3", {}, el("a", { href: `#/runs/${r.run.id}` }, r.label)), badge(r.run.status),
-    el("div", { class: "muted" }, r.iou != null ? `IoU ${r.iou.toFixed(3)}` : "no IoU yet",
+    el("div", { class: "muted" }, el("span", { class: "headline", "data-run": r.run.id,
+      "data-value": typeof r.headline.value === "number" ? String(r.headline.value) : "" }, headlineText(r.headline)),
       r.baseline_iou_mean != null ? ` · random ${r.baseline_iou_mean.toFixed(3)}` : "",
       r.iou_vs_baseline != null ? ` · Δ ${r.iou_vs_baseline >= 0 ? "+" : ""}${r.iou_vs_baseline.toFixed(3)}` : ""))));
   const alphaGrid = el("div", { class: "side", id: "compare-alpha", style: `grid-template-columns: ${cols}` });

@@ -1,14 +1,15 @@
 // One experiment: its config in brief, launch and clone, and its runs (paginated) with a compare selection.
 import { api } from "../api.js";
 import { ago, badge, el, errorBox } from "../dom.js";
+import { headlineText, names } from "../names.js";
 
 const PAGE = 50;
 
 export async function render(root, { id, params }) {
   const offset = Math.max(0, Number(params.get("offset")) || 0);
-  let exp;
+  let exp, N;
   try {
-    exp = await api(`/api/experiments/${id}`);
+    [exp, N] = await Promise.all([api(`/api/experiments/${id}`), names()]);
   } catch (err) {
     root.append(errorBox(err));
     return;
@@ -35,7 +36,7 @@ export async function render(root, { id, params }) {
       el("dt", {}, "method"), el("dd", {}, c.search.method),
       el("dt", {}, "space"), el("dd", {}, `${c.space.macro}, depth ${c.space.depth}, ${c.space.channels} channels, cells ${Object.keys(c.space.cells).join("/")}`),
       el("dt", {}, "data"), el("dd", {}, c.data.source === "prepared" ? c.data.path : `synthetic ${c.data.num_tiles} × ${c.data.tile_size} px`),
-      el("dt", {}, "budget"), el("dd", {}, ["random", "evolution", "reinforce"].includes(c.search.method)
+      el("dt", {}, "budget"), el("dd", {}, N.discrete.has(c.search.method)
         ? `${c.search.trials} trials × ${c.search.trial_epochs} epochs` : `${c.search.epochs} epochs`),
       el("dt", {}, "launcher"), el("dd", {}, c.launcher.kind === "slurm"
         ? `SLURM ${c.launcher.slurm.partition || "(default partition)"}, ${c.launcher.slurm.nodes} node(s)` : `local, ${c.launcher.processes} process(es)`),
@@ -62,13 +63,16 @@ export async function render(root, { id, params }) {
 
 export function runTable(runs, onPick) {
   return el("table", { class: "list" },
-    el("thead", {}, el("tr", {}, ...["", "run", "kind", "method", "status", "progress", "created"].map((h) => el("th", {}, h)))),
+    el("thead", {}, el("tr", {}, ...["", "run", "kind", "method", "status", "progress", "IoU", "created"].map((h) => el("th", {}, h)))),
     el("tbody", {}, runs.map((r) => el("tr", { "data-run": r.id },
       el("td", {}, onPick ? el("input", { type: "checkbox", class: "pick", value: r.id, onchange: onPick, "aria-label": `select run ${r.id}` }) : ""),
       el("td", {}, el("a", { href: `#/runs/${r.id}` }, `run ${r.id}`)),
-      el("td", {}, r.kind + (r.baseline_of ? ` of ${r.baseline_of}` : "")),
+      el("td", { class: "kind" }, r.kind, r.baseline_of ? ` of ${r.baseline_of}` : "",
+        // A retrain run names its parent, so it reads beside the search whose cell it retrains.
+        r.parent_run_id ? el("span", {}, " of ", el("a", { href: `#/runs/${r.parent_run_id}` }, `run ${r.parent_run_id}`)) : ""),
       el("td", {}, r.method),
       el("td", {}, badge(r.status)),
       el("td", {}, el("progress", { max: 1, value: r.progress || 0 })),
+      el("td", { class: "headline muted" }, headlineText(r.headline)),
       el("td", { class: "muted" }, ago(r.created_at))))));
 }

@@ -1,18 +1,19 @@
 // Run: status and progress, then the search as it happens: alpha heatmaps with an epoch slider, entropy, the
-// parameter-free share with the collapse warning, loss and IoU, the decoded cell, and the evaluation.
+// parameter-free share with the collapse warning, loss and IoU, the decoded cell, and the evaluation; the run's
+// headline IoU as the server states it, and "retrain this cell" for a run with a genotype.
 import { allEvents, api } from "../api.js";
 import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
 import * as fig from "../figures.js";
 import { RunFollower, throttle } from "../live.js";
-import { applyEvents, createRunState, latestGenotype, prEvaluation, searchedIou } from "../runstate.js";
+import { headlineText, names } from "../names.js";
+import { applyEvents, createRunState, latestGenotype, prEvaluation } from "../runstate.js";
 
-const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
 const TABS = [["alpha", "Alpha"], ["training", "Loss and IoU"], ["cell", "Cell graph"], ["evaluation", "Evaluation"], ["log", "Log"]];
 
 export async function render(root, { id }) {
-  let run;
+  let run, N;
   try {
-    run = await api(`/api/runs/${id}`);
+    [run, N] = await Promise.all([api(`/api/runs/${id}`), names()]);
   } catch (err) {
     root.append(errorBox(err));
     return;
@@ -20,7 +21,8 @@ export async function render(root, { id }) {
   const state = createRunState();
   const ui = layout(root, run);
   // A discrete search (random, evolution, REINFORCE) has no alpha: it opens on its candidates.
-  const discrete = ["random", "evolution", "reinforce"].includes(run.method);
+  const discrete = N.discrete.has(run.method);
+  const TERMINAL = N.terminal;
   let tab = "alpha", live = true, frame = -1, playing = null, baselineCandidates = null, baselinesAt = -Infinity;
 
   const header = () => {
@@ -35,7 +37,11 @@ export async function render(root, { id }) {
       `${Math.round(fraction * 100)}%`, p.eta_s != null && !TERMINAL.has(run.status) ? `ETA ${duration(p.eta_s)}` : ""]
       .filter(Boolean).join(" · ");
     ui.cancel.hidden = TERMINAL.has(run.status);
-    ui.retry.hidden = !["failed", "cancelled", "stale", "preempted"].includes(run.status);
+    ui.retry.hidden = !N.retriable.has(run.status);
+    ui.headline.textContent = headlineText(run.headline);
+    ui.headline.dataset.value = run.headline && typeof run.headline.value === "number" ? String(run.headline.value) : "";
+    // A cell to retrain: a finished search's decoded genotype, a discrete search's best candidate, a retrain's input.
+    ui.retrain.hidden = !(run.genotype || latestGenotype(state) || (run.status === "succeeded" && run.kind !== "retrain"));
     const warnings = fig.collapseWarnings(state);
     ui.warnings.replaceChildren(...warnings.map((w) => el("div", { class: "warning", role: "alert", "data-cell": w.cell }, `⚠ ${w.message}`)));
   };
@@ -79,17 +85,16 @@ export async function render(root, { id }) {
         candidates: evs.map((e) => e.payload).filter((p) => p.final !== false) }));
     }
     const random = discrete ? state.candidates : (baselineCandidates || []).flatMap((b) => b.candidates);
-    const found = searchedIou(state);
-    const searched = run.kind === "search" && !discrete && found
-      ? [{ label: `run ${run.id} (${run.method}): ${found.source}`, iou: found.iou }] : [];
+    // The searched cell's IoU is the run's headline, named as what it is (backend/headline.py).
+    const h = run.headline;
+    const searched = run.kind === "search" && !discrete && h && typeof h.value === "number"
+      ? [{ label: `run ${run.id} (${run.method}): ${h.label}`, iou: h.value }] : [];
     if (random.length || searched.length) parts.push(["strip", fig.searchedVsRandom(searched, random, { group: discrete ? run.method : "random" })]);
     const series = [];
     if (state.candidates.length) series.push({ name: `run ${run.id} (${run.method})`, candidates: state.candidates });
     for (const b of baselineCandidates || []) if (b.candidates.length) series.push({ name: `random, run ${b.run}`, candidates: b.candidates });
     if (series.length) parts.push(["best", fig.bestSoFar(series, { reference: searched[0] })]);
-    const test = [...state.evaluations].reverse().find((e) => e.split === "test" || e.test_iou != null);
-    const testIou = test ? test.miou ?? test.test_iou : null;
-    ui.evalNote.textContent = parts.length ? (typeof testIou === "number" ? `test mIoU ${testIou.toFixed(3)}` : "")
+    ui.evalNote.textContent = parts.length ? headlineText(run.headline)
       : "no evaluation yet: it follows the search (precision-recall at the IoU thresholds, searched vs random)";
     for (const [key, spec] of parts) draw(ui.slot(ui.evaluation, `eval-${key}`), spec);
     samples(ui.samples, state.evaluation);
@@ -143,10 +148,25 @@ export async function render(root, { id }) {
   ui.retry.addEventListener("click", async () => {
     try { run = await api(`/api/runs/${id}/retry`, { method: "POST" }); header(); } catch (err) { ui.message.replaceChildren(errorBox(err)); }
   });
+  ui.retrain.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = new FormData(ui.retrain);
+    const body = { kind: "retrain", parent_run_id: run.id, baselines: false };
+    if (form.get("epochs")) body.retrain_epochs = Number(form.get("epochs"));
+    if (form.get("seed") !== "") body.seed = Number(form.get("seed"));
+    try {
+      const res = await api(`/api/experiments/${run.experiment_id}/runs`, { method: "POST", body });
+      location.hash = `#/runs/${res.run.id}`;
+    } catch (err) { ui.message.replaceChildren(errorBox(err)); }
+  });
 
+  // The headline is the server's (backend/headline.py): events that can move it fetch the run again.
+  const refreshHeadline = throttle(async () => { await refresh(); if (tab === "evaluation") drawTab(); }, 1000);
   const follower = new RunFollower(id, {
     onEvents: (events) => {
-      for (const k of applyEvents(state, events)) dirty.add(k);
+      const kinds = applyEvents(state, events);
+      for (const k of kinds) dirty.add(k);
+      if (["evaluation", "candidate", "metric"].some((k) => kinds.has(k))) refreshHeadline();
       ui.root.dataset.lastSeq = String(state.lastSeq);
       countedRedraw();
     },
@@ -164,7 +184,7 @@ export async function render(root, { id }) {
   header();
   drawTab();  // says what is still to come on an empty run
   follower.start();
-  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); };
+  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); refreshHeadline.cancel(); };
 }
 
 function layout(root, run) {
@@ -179,6 +199,13 @@ function layout(root, run) {
     message: el("div", {}),
     cancel: el("button", {}, "Cancel"),
     retry: el("button", {}, "Retry"),
+    headline: el("span", { class: "headline", id: "run-headline" }),
+    retrain: el("form", { class: "toolbar", id: "retrain-form", hidden: true },
+      el("label", {}, "epochs ", el("input", { name: "epochs", type: "number", min: 1, step: 1, size: 4,
+        value: (run.config.retrain || {}).epochs ?? "", "aria-label": "retrain epochs" })),
+      el("label", {}, "seed ", el("input", { name: "seed", type: "number", min: 0, step: 1, size: 4,
+        value: run.config.seed ?? 0, "aria-label": "retrain seed" })),
+      el("button", { type: "submit", class: "primary" }, "Retrain this cell")),
     tabs: el("div", { class: "tabs", role: "tablist" }, TABS.map(([k, label], i) =>
       el("button", { type: "button", "data-tab": k, class: i === 0 ? "active" : "" }, label))),
     panels,
@@ -214,8 +241,13 @@ function layout(root, run) {
   root.append(
     el("h1", {}, `Run ${run.id}`, el("span", { class: "muted" }, ` · ${run.kind} · ${run.method} · `),
        el("a", { href: `#/experiments/${run.experiment_id}` }, `experiment ${run.experiment_id}`),
-       run.baseline_of ? el("span", {}, " · baseline of ", el("a", { href: `#/runs/${run.baseline_of}` }, `run ${run.baseline_of}`)) : ""),
+       run.baseline_of ? el("span", {}, " · baseline of ", el("a", { href: `#/runs/${run.baseline_of}` }, `run ${run.baseline_of}`)) : "",
+       run.parent_run_id ? el("span", {}, " · retrain of ", el("a", { href: `#/runs/${run.parent_run_id}` }, `run ${run.parent_run_id}`)) : ""),
     el("div", { class: "toolbar" }, ui.status, ui.cancel, ui.retry),
+    el("div", { class: "toolbar" }, el("strong", {}, "IoU "), ui.headline),
+    run.retrains && run.retrains.length ? el("p", { class: "muted", id: "run-retrains" }, "retrains of this cell: ",
+      ...run.retrains.map((r) => el("a", { href: `#/runs/${r}`, class: "chip" }, `run ${r}`))) : "",
+    ui.retrain,
     el("div", { class: "toolbar" }, ui.bar, ui.progressText),
     run.baselines && run.baselines.length ? el("p", { class: "muted" }, "random baselines: ",
       ...run.baselines.map((b) => el("a", { href: `#/runs/${b}`, class: "chip" }, `run ${b}`)),
