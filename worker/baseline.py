@@ -10,10 +10,11 @@ from sqlmodel import Session, col, select
 
 from backend.models import Event, Run
 from nas_core.config import LauncherConfig, SearchConfig
+from nas_core.events import HEARTBEAT_S
 
-# Inside one live attempt the event sink writes at least every 10 s (nas_core/search/reporting.HEARTBEAT_S);
-# a longer silence before a status event is the time between two attempts (queued, requeued), not compute.
-_ALIVE_GAP_S = 30.0
+# Inside one live attempt the event sink writes at least every HEARTBEAT_S; a silence of three missed beats before
+# a status event is the time between two attempts (queued, requeued), not compute.
+_ALIVE_GAP_S = 3 * HEARTBEAT_S
 # The budget, not the trial count, must end a baseline's trials: the count is lifted to the schema's maximum.
 _MAX_TRIALS = next(m.le for m in SearchConfig.model_fields["trials"].metadata if getattr(m, "le", None))
 

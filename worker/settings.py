@@ -11,13 +11,18 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from nas_core.events import HEARTBEAT_S, STALE_AFTER_S
+
 
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NASFORGE_", extra="ignore")
 
     reconcile_interval_s: float = Field(10.0, gt=0, description="Celery beat period of nasforge.reconcile.")
     watch_interval_s: float = Field(2.0, gt=0, description="Celery beat period of nasforge.tail_active (event latency).")
-    stale_after_s: float = Field(300.0, gt=0, description="A running run with no event this long is marked stale.")
+    # Below HEARTBEAT_S a healthy run flickers to stale between beats; allowed (a test makes a run stale at once).
+    stale_after_s: float = Field(STALE_AFTER_S, gt=0,
+                                 description="A running run with no event this long is marked stale (the search writes "
+                                             f"one at least every {HEARTBEAT_S:g} s, nas_core.events.HEARTBEAT_S).")
     cancel_grace_s: float = Field(10.0, ge=0, description="SIGTERM, then SIGKILL after this long (local launcher).")
     search_command: str = Field("", description="Command that runs a search, as a JSON list or a shell-like string; "
                                                 "default: the `nasforge` next to this Python.")
