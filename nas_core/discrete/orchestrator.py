@@ -35,8 +35,9 @@ _ALIVE_CHECK_S = 0.5
 # A worker rank told to stop (SIGTERM) waits this long before it exits, so that rank 0, stopped at the same moment,
 # finds only the rank whose death made the launcher stop the job, not every rank the stop itself ended.
 _STOP_GRACE_S = 0.5
-# The launcher's size of the world, by launcher: OpenMPI, MPICH/Intel MPI (PMI), srun.
-WORLD_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
+# The launcher's size of the world, by launcher: OpenMPI, MPICH/Intel MPI (PMI), srun. Not SLURM_NTASKS: a batch
+# script has it too, where one process runs before (or without) srun.
+WORLD_SIZE_ENV = ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS")
 
 
 class OrchestratorError(RuntimeError):

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nas_core.config import SlurmConfig
+from nas_core.config import DISCRETE_METHODS, SlurmConfig
 from nas_core.rundir import RunDir, write_atomic
 from worker.launchers._base import JobState, Launcher, RunSpec, check_token, job_env, search_argv
 
@@ -81,7 +81,7 @@ class SlurmLauncher(Launcher):
                                                   "NASFORGE_RUN_ID": str(int(spec.run_id))}.items()),
             "setup": "\n".join(self.profile.setup),
             "run_dir": shlex.quote(str(spec.run_dir)),
-            "launch": _launch_line(self.profile.launch, spec.config.distributed.engine) if tasks > 1 else "",
+            "launch": _launch_line(self.profile.launch, _needs_mpi(spec.config)) if tasks > 1 else "",
             # Always --resume: a requeued job runs this same script again and must continue, not restart.
             "command": shlex.join(search_argv(self.search_command, resume=True)),
         }
@@ -207,15 +207,21 @@ def _check(pattern: re.Pattern, value: str, what: str) -> str:
     return str(value)
 
 
-def _launch_line(launch: str, engine: str) -> str:
-    """srun for several tasks: one dead rank ends the step (never a job left hanging), and Horovod's MPI
-    controller gets its world from SLURM through PMIx unless the cluster profile names another --mpi."""
+def _needs_mpi(cfg) -> bool:
+    """Horovod's controller and a discrete search's orchestrator (mpi4py) are MPI programs; DDP is not."""
+    return cfg.distributed.engine == "horovod" or cfg.search.method in DISCRETE_METHODS
+
+
+def _launch_line(launch: str, needs_mpi: bool) -> str:
+    """srun for several tasks: one dead rank ends the step (never a job left hanging), and an MPI program gets
+    its world from SLURM through PMIx unless the cluster profile names another --mpi (OpenMPI started by srun
+    without it cannot initialise: tested on the dev cluster)."""
     words = shlex.split(launch.strip())
     if not words:
         return ""
     if words[0] == "srun":
         if not any(w.startswith("--kill-on-bad-exit") or w == "-K" for w in words):
             words.append("--kill-on-bad-exit=1")
-        if engine == "horovod" and not any(w.startswith("--mpi") for w in words):
+        if needs_mpi and not any(w.startswith("--mpi") for w in words):
             words.append("--mpi=pmix")
     return shlex.join(words) + " "

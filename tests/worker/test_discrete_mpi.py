@@ -1,0 +1,175 @@
+"""A discrete search on several processes, for real: the worker launches the real `nasforge search` under
+`mpirun -np 3` (and under srun on the SLURM dev cluster); rank 0 dispatches, ranks 1-2 train tiny candidates on
+synthetic tiles. Every trial is trained once, by a trial rank; rank 0 alone writes the log, and the database holds
+exactly it; a trial rank killed from outside is named by its own rank number."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests._home import clear_settings_caches
+from tests.baseline.conftest import tiny_experiment
+from tests.worker.conftest import file_seqs, get_run, stored_seqs, wait_for
+from worker import control
+from worker.reconcile import reconcile
+
+NASFORGE = str(Path(sys.executable).with_name("nasforge"))
+pytestmark = [pytest.mark.mpi, pytest.mark.slow]
+
+
+@pytest.fixture
+def real_search(worker_home, monkeypatch):
+    """The worker tests' home, with the real search instead of the stand-in (it does not run several ranks)."""
+    monkeypatch.setenv("NASFORGE_SEARCH_COMMAND", json.dumps([NASFORGE]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    clear_settings_caches()
+    yield worker_home
+    monkeypatch.undo()
+    clear_settings_caches()
+
+
+def _experiment(trials: int, **launcher) -> dict:
+    cfg = tiny_experiment("random", trials=trials)
+    cfg["data"] = {**cfg["data"], "num_tiles": 8}
+    cfg["retrain"] = {"enabled": False}  # the trials are what is tested; rank 0's retrain is the one-process path's
+    cfg["baseline"] = {"random": False}
+    cfg["launcher"] = {"max_restarts": 0, **launcher}
+    return cfg
+
+
+def _queue(cfg: dict) -> int:
+    from backend import crud
+    from backend.core.db import session_scope
+    from nas_core.config import ExperimentConfig
+
+    with session_scope() as s:
+        exp = crud.create_experiment(s, ExperimentConfig.model_validate(cfg), owner_id=None)
+        run, _ = crud.launch(s, exp, baselines=False)
+        return run.id
+
+
+def _drive(run_id: int, until: set[str], timeout: float):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reconcile()
+        run = get_run(run_id)
+        if run.status in until:
+            return run
+        time.sleep(0.3)
+    run = get_run(run_id)
+    raise AssertionError(f"run {run_id} is {run.status} ({run.status_reason}), not {sorted(until)}")
+
+
+def _events(run_dir) -> list[dict]:
+    return [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
+
+
+def _trained_once_by_trial_ranks(events: list[dict], trials: int, ranks: set[int]) -> None:
+    final = [e["payload"] for e in events if e["kind"] == "candidate" and e["payload"]["final"]]
+    assert sorted(c["trial"] for c in final) == list(range(trials)), "every trial exactly once"
+    assert {c["worker"] for c in final} == ranks, "trained by the trial ranks, never rank 0"
+    assert all(c["status"] == "ok" and c["finished"] > c["started"] > 0 for c in final)
+    seqs = [e["seq"] for e in events]
+    assert seqs == list(range(1, len(seqs) + 1)), "one writer: seqs unique and strictly increasing"
+
+
+def test_three_processes_train_every_trial_once_on_ranks_1_and_2(real_search):
+    run_id = _queue(_experiment(3, processes=3))
+    assert control.launch(run_id) == "submitted"
+    run = _drive(run_id, {"succeeded", "failed"}, 240)
+    assert run.status == "succeeded", run.status_reason
+    argv = json.loads((Path(run.run_dir) / "local.json").read_text())["argv"]
+    assert Path(argv[0]).name == "mpirun" and argv[argv.index("-np") + 1] == "3", argv
+    events = _events(run.run_dir)
+    _trained_once_by_trial_ranks(events, 3, {1, 2})
+    assert stored_seqs(run_id) == file_seqs(run.run_dir), "the database holds exactly the log"
+    started = next(e["payload"] for e in events if e["kind"] == "status" and e["payload"].get("search") == "discrete")
+    assert started["workers"] == 2 and started["worker_ids"] == [1, 2]
+    assert json.loads((Path(run.run_dir) / "genotype.json").read_text())
+    assert events[-1]["payload"]["state"] == "succeeded"
+
+
+def _rank_pid(run_id: int, rank: int) -> int | None:
+    """The pid of `nasforge search` rank `rank` of this run (its trial children share the environment, not the
+    command line)."""
+    want = {f"NASFORGE_RUN_ID={run_id}".encode(), f"OMPI_COMM_WORLD_RANK={rank}".encode()}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            env = set((proc / "environ").read_bytes().split(b"\0"))
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if want <= env and b"search" in cmd and b"--run-dir" in cmd:
+            return int(proc.name)
+    return None
+
+
+def test_a_killed_trial_rank_fails_the_run_naming_that_rank(real_search):
+    run_id = _queue(_experiment(4, processes=3))
+    control.launch(run_id)
+    run = _drive(run_id, {"running", "failed"}, 60)
+    trials = Path(run.run_dir) / "trials"
+    # Both trial ranks are in their first trial once two trial logs exist.
+    wait_for(lambda: trials.is_dir() and len(list(trials.glob("trial-*-0.log"))) >= 2, 120, what="two trials started")
+    pid = wait_for(lambda: _rank_pid(run_id, 2), 30, what="rank 2's process")
+    os.kill(pid, signal.SIGKILL)
+    run = _drive(run_id, {"failed", "succeeded"}, 90)
+    assert run.status == "failed"
+    said = run.status_reason.splitlines()[0]
+    assert said.startswith(f"trial worker rank 2 (pid {pid} on ") and "died while running trial" in said, said
+    events = _events(run.run_dir)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert stored_seqs(run_id) == file_seqs(run.run_dir)
+
+
+def test_a_second_search_on_a_live_run_directory_exits_2_and_writes_nothing(tmp_path):
+    import subprocess
+
+    from nas_core.rundir import RunDir, RunLock
+
+    rd = RunDir(tmp_path / "run")
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(_experiment(1)))
+    rd.root.mkdir()
+    rd.events.write_text('{"seq":1,"time":1.0,"kind":"heartbeat","payload":{}}\n')
+    with RunLock(rd.lock):
+        out = subprocess.run([NASFORGE, "search", str(tmp_path / "exp.yaml"), "--run-dir", str(rd.root)],
+                             capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert out.returncode == 2, out.stderr
+    assert "another search is writing this run directory" in out.stderr and f"pid {os.getpid()}" in out.stderr
+    assert rd.events.read_text() == '{"seq":1,"time":1.0,"kind":"heartbeat","payload":{}}\n', "no event appended"
+    assert not rd.trials_checkpoint.exists() and not rd.job.exists()
+
+
+@pytest.mark.slurm
+def test_two_tasks_under_srun_train_on_rank_1(slurm_cluster, tmp_path):
+    from nas_core.config import parse_experiment
+    from worker.launchers import ClusterProfile, RunSpec, SlurmLauncher
+
+    cfg = _experiment(2, kind="slurm", slurm={"tasks_per_node": 2, "time": "00:10:00"})
+    run_dir = tmp_path / "runs" / "43"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    exp = parse_experiment(cfg)
+    spec = RunSpec(run_id=43, run_dir=run_dir, config=exp, launcher=exp.launcher, resume=False)
+    # One machine: OpenMPI's transports over loopback, one thread per rank on 2 cores.
+    profile = ClusterProfile(environment={"OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo",
+                                          "OMPI_MCA_oob_tcp_if_include": "lo", "OMP_NUM_THREADS": "1"})
+    launcher = SlurmLauncher([NASFORGE], env=slurm_cluster, profile=profile)
+    assert "srun --kill-on-bad-exit=1 --mpi=pmix" in launcher.render(spec), "mpi4py under srun needs PMIx here"
+    job = launcher.submit(spec)
+    state = wait_for(lambda: (s := launcher.state(job, spec)).state not in ("PENDING", "RUNNING") and s, 240,
+                     every=1.0, what="the SLURM job to end")
+    logs = "".join((run_dir / f).read_text() for f in ("stdout.log", "stderr.log") if (run_dir / f).exists())
+    assert state.state == "COMPLETED", f"{state}\n{logs[-3000:]}"
+    events = _events(run_dir)
+    _trained_once_by_trial_ranks(events, 2, {1})
+    assert events[-1]["payload"]["state"] == "succeeded"
