@@ -318,13 +318,20 @@ export function searchedVsRandom(searched, candidates, opts = {}) {
   };
 }
 
-// Best IoU found so far against the compute spent (cumulative training seconds), one line per strategy.
+// A candidate's compute: the worker-seconds its trial held a worker (what a compute budget counts), else its
+// training time (older logs without started/finished).
+function trialSeconds(c) {
+  if (typeof c.started === "number" && typeof c.finished === "number") return Math.max(c.finished - c.started, 0);
+  return typeof c.train_time_s === "number" ? c.train_time_s : 0;
+}
+
+// Best IoU found so far against the compute spent (cumulative worker-seconds), one line per strategy.
 export function bestSoFar(series, opts = {}) {
   const data = series.map((s, i) => {
     let spent = 0, best = -Infinity;
     const x = [], y = [];
     for (const c of s.candidates) {
-      spent += typeof c.train_time_s === "number" ? c.train_time_s : 0;
+      spent += trialSeconds(c);
       if (typeof c.iou === "number" && c.status !== "error") best = Math.max(best, c.iou);
       if (best > -Infinity) { x.push(spent); y.push(best); }
     }
@@ -340,7 +347,52 @@ export function bestSoFar(series, opts = {}) {
   return {
     data,
     layout: baseLayout("best so far vs compute", {
-      xaxis: { title: { text: "training time spent (s)" } }, yaxis: { title: { text: "best IoU" } },
+      xaxis: { title: { text: "compute spent (worker-seconds)" } }, yaxis: { title: { text: "best IoU" } },
+    }),
+  };
+}
+
+// Which trial worker (MPI rank, or local slot) trained which candidate, and when: one row per worker, one bar per
+// trial from its `started` to its `finished`, coloured by outcome. `workers` gives each one's busy and idle
+// seconds over the span from the first start to the last finish (idle: waiting for a trial, or drained at the end).
+export function workerTimeline(candidates, opts = {}) {
+  const timed = candidates.filter((c) => typeof c.started === "number" && typeof c.finished === "number"
+                                         && c.finished >= c.started && c.worker !== undefined && c.worker !== null);
+  const t0 = Math.min(...timed.map((c) => c.started)), t1 = Math.max(...timed.map((c) => c.finished));
+  const span = timed.length ? t1 - t0 : 0;
+  const ids = [...new Set(timed.map((c) => c.worker))].sort((a, b) => a - b);
+  const workers = ids.map((w) => {
+    const mine = timed.filter((c) => c.worker === w);
+    const busy = mine.reduce((sum, c) => sum + (c.finished - c.started), 0);
+    return { worker: w, trials: mine.length, busy_s: busy, idle_s: Math.max(span - busy, 0),
+             busy_fraction: span > 0 ? busy / span : null };
+  });
+  const label = (w) => `${opts.unit || "rank"} ${w}`;
+  const failed = (c) => c.status !== "ok";
+  const data = [false, true].map((bad) => {
+    const cs = timed.filter((c) => failed(c) === bad);
+    return {
+      type: "bar", orientation: "h", name: bad ? "failed trial" : "trained candidate",
+      y: cs.map((c) => label(c.worker)), base: cs.map((c) => c.started - t0), x: cs.map((c) => c.finished - c.started),
+      text: cs.map((c) => `trial ${c.trial}`), textposition: "inside", insidetextanchor: "middle",
+      customdata: cs.map((c) => [c.trial, c.attempt ?? 0, typeof c.iou === "number" ? c.iou.toFixed(3) : c.status]),
+      hovertemplate: "trial %{customdata[0]} (attempt %{customdata[1]}): %{customdata[2]}<br>"
+                     + "%{base:.1f} s to %{x:.1f} s later<extra>%{y}</extra>",
+      marker: { color: bad ? "#dc3912" : PALETTE[0], line: { color: "#fff", width: 1 } },
+    };
+  }).filter((t) => t.y.length);
+  const busy = workers.reduce((sum, w) => sum + w.busy_s, 0);
+  const share = span > 0 && workers.length ? ` · busy ${(100 * busy / (span * workers.length)).toFixed(0)}%` : "";
+  return {
+    data, workers, span_s: span,
+    layout: baseLayout(`trials per worker${share}`, {
+      barmode: "overlay", showlegend: data.length > 1,
+      legend: { orientation: "h", x: 1, xanchor: "right", y: 1.02, yanchor: "bottom" },
+      xaxis: { title: { text: "seconds since the first trial started" }, rangemode: "tozero" },
+      // Each row says its worker's busy and idle seconds over the span.
+      yaxis: { type: "category", categoryorder: "array", categoryarray: ids.map(label).reverse(), automargin: true,
+               tickvals: ids.map(label), ticktext: workers.map((w) => `${label(w.worker)}: ${w.busy_s.toFixed(0)} s busy, ${w.idle_s.toFixed(0)} s idle`) },
+      height: Math.max(180, 80 + 34 * ids.length), margin: { l: 70, r: 20, t: 50, b: 50 },
     }),
   };
 }

@@ -258,6 +258,34 @@ def test_searched_against_random_and_best_so_far(figures, artifacts_dir):
     shot(figures.page, artifacts_dir, "figure-searched-vs-random")
 
 
+def test_worker_timeline_shows_which_rank_trained_what_with_busy_and_idle_time(figures, artifacts_dir):
+    # Two trial ranks, as a 3-process discrete search logs them: rank 1 trains trials 0 and 2 back to back, rank 2
+    # trains trial 1, then its trial 3 fails; rank 2 waits 1 s between them (dispatch), rank 1 drains at the end.
+    t0 = 1_790_000_000.0
+    cands = [{"trial": 0, "attempt": 0, "worker": 1, "started": t0, "finished": t0 + 4, "iou": 0.4, "status": "ok"},
+             {"trial": 1, "attempt": 0, "worker": 2, "started": t0 + 0.5, "finished": t0 + 3, "iou": 0.5, "status": "ok"},
+             {"trial": 2, "attempt": 0, "worker": 1, "started": t0 + 4, "finished": t0 + 7, "iou": 0.3, "status": "ok"},
+             {"trial": 3, "attempt": 1, "worker": 2, "started": t0 + 4, "finished": t0 + 10, "iou": None, "status": "error"},
+             {"trial": 4, "attempt": 0, "worker": 1, "iou": 0.2, "status": "ok"}]  # an old log without times: left out
+    out = figures("""const t = fig.workerTimeline(arg); Plotly.newPlot('plot', t.data, t.layout); return t;""", cands)
+    ok, bad = out["data"]
+    assert ok["y"] == ["rank 1", "rank 2", "rank 1"] and ok["text"] == ["trial 0", "trial 1", "trial 2"]
+    assert ok["base"] == pytest.approx([0, 0.5, 4]) and ok["x"] == pytest.approx([4, 2.5, 3])
+    assert bad["y"] == ["rank 2"] and bad["base"] == pytest.approx([4]) and bad["x"] == pytest.approx([6])
+    assert out["span_s"] == pytest.approx(10)
+    by = {w["worker"]: w for w in out["workers"]}
+    assert (by[1]["trials"], by[1]["busy_s"], by[1]["idle_s"]) == (2, pytest.approx(7), pytest.approx(3))
+    assert (by[2]["trials"], by[2]["busy_s"], by[2]["idle_s"]) == (2, pytest.approx(8.5), pytest.approx(1.5))
+    assert out["layout"]["title"]["text"] == "trials per worker · busy 78%"  # 15.5 of 2 x 10 worker-seconds
+    assert out["layout"]["yaxis"]["categoryarray"] == ["rank 2", "rank 1"], "rank 1 on top"
+    assert out["layout"]["yaxis"]["ticktext"] == ["rank 1: 7 s busy, 3 s idle", "rank 2: 9 s busy, 2 s idle"]
+    # Best so far counts the same worker-seconds the timeline draws (and a compute budget spends).
+    best = figures("return fig.bestSoFar([{name: 'r', candidates: arg}]).data[0];", cands[:4])
+    assert best["x"] == pytest.approx([4, 6.5, 9.5, 15.5]) and best["y"] == pytest.approx([0.4, 0.5, 0.5, 0.5])
+    figures.page.wait_for_selector("#plot .barlayer")
+    shot(figures.page, artifacts_dir, "figure-worker-timeline")
+
+
 def test_throttle_runs_at_most_five_times_a_second_and_always_the_last(figures):
     out = figures.page.evaluate("""async () => {
         let calls = 0, seen = null, value = 0;

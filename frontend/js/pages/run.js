@@ -41,7 +41,7 @@ export async function render(root, { id }) {
     ui.headline.textContent = headlineText(run.headline);
     ui.headline.dataset.value = run.headline && typeof run.headline.value === "number" ? String(run.headline.value) : "";
     // A cell to retrain: a finished search's decoded genotype, a discrete search's best candidate, a retrain's input.
-    ui.retrain.hidden = !(run.genotype || latestGenotype(state) || (run.status === "succeeded" && run.kind !== "retrain"));
+    ui.retrain.hidden = !(run.genotype || latestGenotype(state) || state.candidates.some((c) => c.genotype));
     const warnings = fig.collapseWarnings(state);
     ui.warnings.replaceChildren(...warnings.map((w) => el("div", { class: "warning", role: "alert", "data-cell": w.cell }, `⚠ ${w.message}`)));
   };
@@ -94,6 +94,8 @@ export async function render(root, { id }) {
     if (state.candidates.length) series.push({ name: `run ${run.id} (${run.method})`, candidates: state.candidates });
     for (const b of baselineCandidates || []) if (b.candidates.length) series.push({ name: `random, run ${b.run}`, candidates: b.candidates });
     if (series.length) parts.push(["best", fig.bestSoFar(series, { reference: searched[0] })]);
+    // A discrete search's trials as its workers ran them: who trained what, busy and idle (rank 0 only dispatches).
+    if (discrete && state.candidates.some((c) => typeof c.started === "number")) parts.push(["workers", fig.workerTimeline(state.candidates)]);
     ui.evalNote.textContent = parts.length ? headlineText(run.headline)
       : "no evaluation yet: it follows the search (precision-recall at the IoU thresholds, searched vs random)";
     for (const [key, spec] of parts) draw(ui.slot(ui.evaluation, `eval-${key}`), spec);
