@@ -94,3 +94,26 @@ def test_job_over_its_time_limit_is_stopped_without_leaving_ranks_behind(tmp_pat
     time.sleep(1)
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(job.root) not in ps  # mpirun and its ranks (their argv names the job) are gone
+
+
+def test_prescreen_and_compute_budget_work_the_same_across_ranks(tmp_path):
+    # Pre-screening: 8 candidates scored by the proxy on ranks 1-2, only the top 3 by it trained.
+    job = SearchJob(workdir=str(tmp_path / "screen"), method="random", trials=3, prescreen=8, categorical=[4] * 6,
+                    prescreen_proxy="monotone", objective_params={})
+    summary = launch(job, 3, timeout=120)
+    events = [e for e in candidate_events(job.root) if e["final"]]
+    screened = [e for e in events if e["stage"] == "prescreen"]
+    trained = [e for e in events if e["stage"] == "train"]
+    top = sorted(screened, key=lambda e: -e["proxies"]["monotone"])[:3]
+    assert sorted(map(str, (e["genotype"] for e in trained))) == sorted(map(str, (e["genotype"] for e in top)))
+    assert summary["trials"] == 3 and {e["worker"] for e in events} <= {1, 2}
+    # The budget counts worker-seconds over both trial ranks: ~0.3 s trials against 1.2 s stop well before 50.
+    job = SearchJob(workdir=str(tmp_path / "budget"), method="random", trials=50, compute_budget_s=1.2,
+                    categorical=[4] * 6, objective_params={"sleep_s": 0.3})
+    summary = launch(job, 3, timeout=120)
+    finished = finished_trials(job.root)
+    spent = sum(r["finished"] - r["started"] for r in finished.values())
+    assert summary["stopped_by"] == "compute_budget" and summary["compute_s"] == pytest.approx(spent)
+    assert spent >= 1.2 and len(finished) < 12 and {r["worker"] for r in finished.values()} == {1, 2}
+    # Each rank may have one trial running when the budget is reached: overshoot at most one trial per worker.
+    assert spent - 1.2 < 2 * max(r["finished"] - r["started"] for r in finished.values())
