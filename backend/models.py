@@ -361,6 +361,8 @@ class Health(SQLModel):
     database: HealthPart
     redis: HealthPart
     workers: HealthPart
+    # Only under `make run`'s supervisor: each service's state and restart count ({name: {state, restarts, ...}}).
+    services: HealthPart | None = None
 
 
 class Artifact(SQLModel):

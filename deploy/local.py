@@ -36,6 +36,35 @@ def wait_port(port: int, proc: subprocess.Popen | None = None, timeout: float = 
     raise TimeoutError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s")
 
 
+# The services' command lines, shared by Stack (tests, one-off stacks) and the supervisor of `make run`.
+
+def redis_command(workdir: Path, port: int) -> list[str]:
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(binary).exists():
+        raise RuntimeError("redis-server not found: run scripts/install-system.sh (Debian package redis-server)")
+    return [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir)]
+
+
+def worker_command(workdir: Path, beat: bool = True, concurrency: int = 1) -> list[str]:
+    cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
+           "--concurrency", str(concurrency), "--hostname", f"nasforge-{os.getpid()}@%h"]
+    if beat:
+        cmd += ["--beat", "--schedule", str(Path(workdir) / "celerybeat-schedule")]
+    return cmd
+
+
+def beat_command(workdir: Path) -> list[str]:
+    """Beat on its own, so that the reconcile sweeps go on being queued while a dead worker is restarted."""
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", "beat", "--loglevel", "INFO",
+            "--schedule", str(Path(workdir) / "celerybeat-schedule")]
+
+
+def api_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", host, "--port", str(port),
+            "--log-level", "info"]
+
+
 @dataclass
 class Service:
     name: str
@@ -100,12 +129,8 @@ class Stack:
         return svc
 
     def redis(self, port: int | None = None) -> str:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not Path(binary).exists():
-            raise RuntimeError("redis-server not found: run scripts/install-system.sh (Debian package redis-server)")
         port = port or free_port()
-        svc = self._spawn("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                    "--appendonly", "no", "--dir", str(self.workdir)])
+        svc = self._spawn("redis", redis_command(self.workdir, port))
         wait_port(port, svc.proc, what="redis-server")
         return f"redis://127.0.0.1:{port}/0"
 
@@ -134,16 +159,10 @@ class Stack:
         return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
 
     def worker(self, env: dict, beat: bool = True, concurrency: int = 1) -> Service:
-        cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--loglevel", "INFO",
-               "--concurrency", str(concurrency), "--hostname", f"nasforge-{os.getpid()}@%h"]
-        if beat:
-            cmd += ["--beat", "--schedule", str(self.workdir / "celerybeat-schedule")]
-        return self._spawn("worker", cmd, env=env)
+        return self._spawn("worker", worker_command(self.workdir, beat=beat, concurrency=concurrency), env=env)
 
     def api(self, env: dict, port: int, host: str = "127.0.0.1") -> Service:
-        cmd = [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", host, "--port", str(port),
-               "--log-level", "info"]
-        svc = self._spawn("api", cmd, env=env)
+        svc = self._spawn("api", api_command(port, host), env=env)
         wait_port(port, svc.proc, timeout=60, what="the API (uvicorn backend.main:app)")
         return svc
 

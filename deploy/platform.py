@@ -1,7 +1,8 @@
 """`make run`: the whole platform on embedded defaults, in the foreground until Ctrl-C.
 
 SQLite under NASFORGE_DATA_DIR (./var), a redis-server on a free loopback port (or REDIS_URL), one Celery
-worker with beat, and the API + UI on http://127.0.0.1:8000. Ctrl-C stops everything it started.
+worker, beat, and the API + UI on http://127.0.0.1:8000, kept up by supervisord (deploy/supervise.py): a
+service that dies is restarted and the platform stays up. Ctrl-C stops everything it started.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from deploy.local import ROOT, Stack
+from deploy.local import ROOT, api_command, beat_command, free_port, redis_command, wait_port, worker_command
+from deploy.supervise import Supervisor
 from nas_core.rundir import LocalRecord, RunDir
 
 
@@ -20,7 +22,6 @@ def main() -> int:
     data_dir = Path(os.environ.get("NASFORGE_DATA_DIR", ROOT / "var")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     port = int(os.environ.get("NASFORGE_PORT", "8000"))
-    stack = Stack(data_dir)
     stopping = False
 
     def on_signal(signum, frame):  # noqa: ARG001 - signal handler signature
@@ -29,13 +30,22 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    redis_url = os.environ.get("REDIS_URL")
+    env = {"NASFORGE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
+    sup = Supervisor(data_dir, env)
+    if not redis_url:
+        redis_port = free_port()
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        sup.add("redis", redis_command(data_dir, redis_port), startsecs=1)
+    env["REDIS_URL"] = redis_url
+    sup.add("worker", worker_command(data_dir, beat=False), startsecs=5)
+    sup.add("beat", beat_command(data_dir), startsecs=5)
+    sup.add("api", api_command(port), startsecs=5)
     try:
-        redis_url = os.environ.get("REDIS_URL") or stack.redis()
-        env = {"REDIS_URL": redis_url, "NASFORGE_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1"}
         print(f"nasforge: data in {data_dir}, Redis at {redis_url}", flush=True)
-        token = _first_token(env)
-        stack.worker(env)
-        stack.api(env, port)
+        token = _first_token(env)  # the schema is migrated before any service opens the database
+        sup.start()
+        wait_port(port, sup.proc, timeout=90, what="the API under supervisord (uvicorn backend.main:app)")
         url = f"http://127.0.0.1:{port}"
         if token:
             # First start: a newcomer gets a demo search moving, and a link that signs the browser in.
@@ -44,15 +54,16 @@ def main() -> int:
             print(f"nasforge: open {url}/#token={token}", flush=True)
         print(f"nasforge: API and UI on {url}  (logs in {data_dir}/logs; Ctrl-C stops)", flush=True)
         while not stopping:
-            for svc in stack.services:
-                if svc.proc.poll() is not None:
-                    print(f"nasforge: {svc.name} exited with code {svc.proc.returncode}; see {svc.log}", file=sys.stderr)
-                    return 1
+            # supervisord restarts the services; only its own death (never expected) ends the platform.
+            if not sup.alive():
+                print(f"nasforge: supervisord exited with code {sup.proc.returncode}; see {data_dir}/logs/supervisord.log",
+                      file=sys.stderr)
+                return 1
             time.sleep(0.5)
         return 0
     finally:
         print("nasforge: stopping", flush=True)
-        stack.stop()
+        sup.stop()
         _stop_local_runs(data_dir / "runs")
 
 

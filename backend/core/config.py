@@ -9,6 +9,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
+# Under `make run`, the state and restart count of each supervised service (deploy/supervise.py writes it).
+SERVICES_FILE = "services.json"
 
 
 class Settings(BaseSettings):
@@ -50,6 +52,10 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+    @property
+    def services_path(self) -> Path:
+        return self.data_dir / SERVICES_FILE
 
     @property
     def data_roots(self) -> list[Path]:

@@ -37,6 +37,26 @@ async function showWho() {
   }
 }
 
+// Under `make run`, /api/health says how often supervisord restarted each service; the header shows it.
+async function showServices() {
+  const el = document.getElementById("services");
+  let body;
+  try {
+    const res = await fetch("/api/health", { headers: { Accept: "application/json" } });
+    body = await res.json();
+  } catch { el.hidden = true; return; }
+  const services = body.services && body.services.detail;
+  if (!services) { el.hidden = true; return; }
+  const entries = Object.entries(services).filter(([name]) => name !== "service-events");
+  const restarted = entries.filter(([, s]) => s.restarts > 0);
+  const down = entries.filter(([, s]) => s.state !== "RUNNING");
+  el.textContent = down.length ? `down: ${down.map(([n, s]) => `${n} (${s.state.toLowerCase()})`).join(", ")}`
+    : restarted.length ? `restarts: ${restarted.map(([n, s]) => `${n} ${s.restarts}`).join(", ")}` : "services ok";
+  el.title = entries.map(([n, s]) => `${n}: ${s.state}, ${s.restarts} restart(s)`).join("\n");
+  el.className = `services${down.length ? " down" : restarted.length ? " restarted" : ""}`;
+  el.hidden = false;
+}
+
 async function route() {
   takeTokenFromUrl();
   const hash = location.hash.split("?")[0] || "#/experiments";
@@ -73,4 +93,6 @@ window.addEventListener("hashchange", route);
 takeTokenFromUrl();
 showWho();
 route();
+showServices();
+setInterval(showServices, 10000);
 

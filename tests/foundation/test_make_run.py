@@ -132,3 +132,73 @@ def test_platform_starts_serves_ui_and_stops_clean(tmp_path, browser, artifacts_
     finally:
         _stop(proc)
     assert "first admin token" not in log2.read_text()
+
+
+_OPS = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
+
+
+def _api(url: str, token: str, method: str, path: str, body: dict | None = None):
+    req = urllib.request.Request(f"{url}/api{path}", method=method, data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.load(resp)
+
+
+def _until(predicate, timeout: float, what: str, log: Path):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_worker_under_the_platform_restarts_it_and_the_search_runs_on(tmp_path):
+    data_dir, port = tmp_path / "var", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc, log = _start(data_dir, port)
+    try:
+        body = _wait_healthy(url, proc, log)
+        assert {"redis", "worker", "beat", "api"} <= set(body["services"]["detail"]), body
+        _until(lambda: "API and UI on" in log.read_text(), 120, "the demo seeded", log)
+        token = re.search(r"first admin token.*: (nf_\S+)", log.read_text())[1]
+        # The demo search would share the two cores with ours: cancel it, then launch a tiny real search.
+        for run in _api(url, token, "GET", "/runs")["items"]:
+            _api(url, token, "POST", f"/runs/{run['id']}/cancel")
+        exp = _api(url, token, "POST", "/experiments", {
+            "name": "survives the worker", "seed": 0,
+            "space": {"channels": 4, "depth": 1, "cells": {t: {"ops": _OPS, "nodes": 2} for t in ("normal", "down", "up")}},
+            "data": {"tile_size": 32, "num_tiles": 16, "batch_size": 4},
+            "search": {"method": "darts", "epochs": 40, "pc_k": 2, "warmup_epochs": 0},
+            "retrain": {"epochs": 1}, "baseline": {"random": False}, "launcher": {"kind": "local"},
+        })
+        run_id = _api(url, token, "POST", f"/experiments/{exp['id']}/runs", {"baselines": False})["run"]["id"]
+        _until(lambda: any(e["kind"] == "metric" for e in _api(url, token, "GET", f"/runs/{run_id}/events")),
+               120, "the search's first epoch", log)
+        search_pid = _api(url, token, "GET", f"/runs/{run_id}")["pid"]
+
+        worker_pid = body["services"]["detail"]["worker"]["pid"]
+        os.kill(worker_pid, signal.SIGKILL)
+        time.sleep(1)
+        assert _alive(search_pid), "the run is not the worker's child: it did not die with it"
+        restarted = _until(lambda: (lambda h: h[1].get("services", {}).get("detail", {}).get("worker", {}).get("restarts")
+                                    and h[1]["services"]["detail"]["worker"]["state"] == "RUNNING" and h)(_health(url)),
+                           60, "the worker restarted", log)
+        assert proc.poll() is None, "the platform stayed up"
+        assert restarted[1]["services"]["detail"]["worker"]["restarts"] == 1
+        assert restarted[1]["services"]["detail"]["worker"]["pid"] != worker_pid
+
+        run = _until(lambda: (lambda r: r["status"] in ("succeeded", "failed", "cancelled") and r)(
+            _api(url, token, "GET", f"/runs/{run_id}")), 240, "the search to end", log)
+        assert run["status"] == "succeeded", run["status_reason"]
+        assert run["attempt"] == 1 and run["pid"] == search_pid, "the same process finished: never restarted"
+        lines = Path(run["run_dir"], "events.jsonl").read_text().splitlines()
+        events = _api(url, token, "GET", f"/runs/{run_id}/events?limit=1000")
+        assert [e["seq"] for e in events] == [json.loads(l)["seq"] for l in lines] == list(range(1, len(lines) + 1))
+        assert "exited: worker (terminated by SIGKILL; not expected)" in log.read_text(), "the death is logged"
+    finally:
+        if proc.poll() is None:
+            _stop(proc)
+    assert proc.returncode == 0, log.read_text()[-4000:]

@@ -1,4 +1,5 @@
-"""Health of the database, Redis and the Celery workers; 200 when all are ok, else 503. No token needed."""
+"""Health of the database, Redis, the Celery workers and (under `make run`) the supervised services with their
+restart counts; 200 when all are ok, else 503. No token needed."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -8,6 +9,7 @@ from sqlmodel import Session
 
 from backend.core.streams import get_redis
 from backend.models import Health, HealthPart
+from nas_core.rundir import read_json
 
 router = APIRouter(tags=["health"])
 
@@ -29,10 +31,21 @@ def _redis(url: str) -> HealthPart:
         return HealthPart(ok=False, detail=f"{type(exc).__name__}: {exc}"[:300])
 
 
+def _services(path) -> HealthPart | None:
+    """None when nothing supervises the services (tests, docker-compose); not ok when one was given up on."""
+    services = (read_json(path) or {}).get("services") if path.exists() else None
+    if services is None:
+        return None
+    given_up = sorted(name for name, svc in services.items() if svc.get("state") == "FATAL")
+    return HealthPart(ok=not given_up, detail=services)
+
+
 @router.get("/health", response_model=Health, responses={503: {"model": Health, "description": "Some part is down."}})
 def health(request: Request) -> JSONResponse:
     state = request.app.state
     db, rd = _database(state.engine), _redis(state.settings.redis_url)
     workers = HealthPart(**state.bridge.workers()) if rd.ok else HealthPart(ok=False, detail="Redis is down, so no worker can be reached")
-    h = Health(ok=db.ok and rd.ok and workers.ok, database=db, redis=rd, workers=workers)
+    services = _services(state.settings.services_path)
+    h = Health(ok=db.ok and rd.ok and workers.ok and (services is None or services.ok), database=db, redis=rd,
+               workers=workers, services=services)
     return JSONResponse(h.model_dump(mode="json"), status_code=200 if h.ok else 503)
