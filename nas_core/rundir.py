@@ -180,6 +180,9 @@ class ExitRecord(_Record):
     pid: int
     returncode: int
     signal: int | None = None
+    # The signal the runner's group received before the search ended (a cancel, or `make run` stopping): the run
+    # was stopped from outside whatever its exit code says (mpirun exits 1 on SIGTERM).
+    interrupted_by: int | None = None
 
 
 # -------------------------------------------------------------------------------------------- overrides

@@ -20,11 +20,14 @@ def main(argv: list[str]) -> int:
         return 2
     run_dir, cmd = Path(argv[0]), argv[2:]
     child = subprocess.Popen(cmd, cwd=run_dir)
-    # cancel signals the whole group; the leader outlives the child just long enough to write the record.
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    signal.signal(signal.SIGINT, lambda *_: None)
+    # cancel (and `make run` stopping) signals the whole group; the leader outlives the child just long enough
+    # to write the record, and says it was signalled: a launcher such as mpirun turns SIGTERM into exit code 1.
+    received: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda signum, frame: received.append(signum))
     rc = child.wait()
-    ExitRecord(pid=os.getpid(), returncode=rc, signal=-rc if rc < 0 else None).write(RunDir(run_dir).exit_record)
+    ExitRecord(pid=os.getpid(), returncode=rc, signal=-rc if rc < 0 else None,
+               interrupted_by=received[0] if received else None).write(RunDir(run_dir).exit_record)
     return 0 if rc == 0 else 1
 
 

@@ -59,6 +59,9 @@ class LocalLauncher(Launcher):
         sig = record.signal
         if sig and sig in _KILLED:
             return JobState("PREEMPTED", reason=f"killed by {signal.Signals(sig).name}", exit_code=rc)
+        if record.interrupted_by in _KILLED:
+            name = signal.Signals(record.interrupted_by).name
+            return JobState("PREEMPTED", reason=f"stopped by {name} (exit code {rc})", exit_code=rc)
         return JobState("FAILED", reason=f"exit code {rc}" if rc > 0 else f"signal {sig}", exit_code=rc)
 
     def cancel(self, handle: str, spec: RunSpec) -> None:
