@@ -13,6 +13,7 @@ from sqlmodel import Field, Session, SQLModel
 from backend import crud
 from backend.headline import headline
 from backend.models import Headline, Run, RunPublic
+from nas_core.events import EventKind
 from nas_core.rundir import RunDir, read_json
 
 _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
@@ -54,12 +55,12 @@ def _scalar(value: Any) -> float | None:
 
 
 def _summary(session: Session, run: Run) -> dict[str, Any]:
-    alpha = [dict(e.payload, seq=e.seq) for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "alpha")]
-    genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, "genotype")
+    alpha = [dict(e.payload, seq=e.seq) for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.alpha)]
+    genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.genotype)
     # The genotype event wraps Genotype.to_dict() as payload["genotype"] (nas_core/search/loop.py).
     genotype = genotypes[-1].payload.get("genotype", genotypes[-1].payload) if genotypes else None
     # A discrete search (random, evolution, REINFORCE) reports trained candidates; its result is the best one.
-    cands = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "candidate")
+    cands = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.candidate)
              if e.payload.get("final") and _scalar(e.payload.get("iou")) is not None]
     best = max(cands, key=lambda c: c["iou"]) if cands else None
     if genotype is None and best is not None:
@@ -72,7 +73,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
     # Series are named stage.metric (search.val_iou, retrain.train_loss): the stages train different networks.
     metrics: dict[str, list[list[float]]] = {}
     final: dict[str, float] = {}
-    for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "metric"):
+    for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.metric):
         nums = _numbers(e.payload)
         x = nums.pop("epoch", float(e.seq))
         prefix = f"{e.payload['stage']}." if isinstance(e.payload.get("stage"), str) else ""
@@ -80,7 +81,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
             if name not in _NOT_METRICS:
                 metrics.setdefault(prefix + name, []).append([x, value])
                 final[prefix + name] = value
-    evaluations = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, "evaluation")]
+    evaluations = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.evaluation)]
     for payload in evaluations:
         prefix = f"{payload.get('stage') or 'evaluation'}."
         final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})

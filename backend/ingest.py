@@ -19,7 +19,7 @@ from backend.core import streams
 from backend.core.config import get_settings
 from backend.errors import NotFound, TooLarge, check_json_safe
 from backend.models import Event, Run, utcnow
-from nas_core.events import EVENT_KINDS, Event as LogEvent
+from nas_core.events import EVENT_KINDS, Event as LogEvent, EventKind
 
 _DEFAULT = object()
 _RUNS = Run.__table__
@@ -42,6 +42,8 @@ def _bounds(field: str) -> tuple[float, float]:
 
 
 _SEQ, _TIME = _bounds("seq"), _bounds("time")
+# Events that may carry the run's progress fraction.
+_PROGRESS_KINDS = frozenset({EventKind.progress, EventKind.metric})
 
 
 def _check_event(i: int, ev: Any) -> dict[str, Any]:
@@ -153,7 +155,7 @@ def ingest_many(session: Session, batches: dict[int, list[dict[str, Any]]], *, r
         new = [first[q] for q in sorted(seqs)]
         progress = None
         for ev, _ in new:
-            p = _progress_of(ev["payload"]) if ev["kind"] in ("progress", "metric") else None
+            p = _progress_of(ev["payload"]) if ev["kind"] in _PROGRESS_KINDS else None
             progress = p if p is not None else progress
         top = new[-1][0]["seq"]
         updates.append({"b_id": run_id, "b_at": now, "b_top": top, "b_progress": progress})

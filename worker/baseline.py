@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from backend.models import Event, Run
 from nas_core.config import LauncherConfig, SearchConfig
-from nas_core.events import HEARTBEAT_S
+from nas_core.events import HEARTBEAT_S, EventKind, StatusState
 
 # Inside one live attempt the event sink writes at least every HEARTBEAT_S; a silence of three missed beats before
 # a status event is the time between two attempts (queued, requeued), not compute.
@@ -71,20 +71,21 @@ def search_compute(session: Session, search: Run) -> Compute | None:
     attempt killed in the stage ends at its last event, so time spent queued between attempts is not counted.
     """
     rows = session.exec(select(Event.kind, Event.time, Event.payload).where(
-        Event.run_id == search.id, col(Event.kind).in_(("status", "heartbeat", "progress", "metric", "log")))
+        Event.run_id == search.id,
+        col(Event.kind).in_((EventKind.status, EventKind.heartbeat, EventKind.progress, EventKind.metric, EventKind.log)))
         .order_by(col(Event.seq))).all()
     total, start, last, attempts, ranks = 0.0, None, None, 0, 0
     for kind, t, payload in rows:
         payload = payload or {}
-        if kind == "metric" and isinstance(payload.get("ranks"), int):
+        if kind == EventKind.metric and isinstance(payload.get("ranks"), int):
             ranks = max(ranks, payload["ranks"])
-        if kind != "status":
+        if kind != EventKind.status:
             last = t
             continue
         if start is not None:
             total += (t if t - last <= _ALIVE_GAP_S else last) - start
             start = None
-        if payload.get("state") == "running" and payload.get("stage") == "search":
+        if payload.get("state") == StatusState.running and payload.get("stage") == "search":
             start = last = t
             attempts += 1
         else:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
 from backend import crud
 from backend.core.db import session_scope
 from nas_core.config import ExperimentConfig
+from nas_core.rundir import RunDir, read_config
 from worker import control
 from worker.baseline import decide, search_compute
 
@@ -68,8 +67,9 @@ def test_a_baseline_waits_for_its_search_then_gets_its_measured_compute(launch_s
     assert run.pid, "launched through the local launcher"
     assert abs(run.config["search"]["compute_budget_s"] - 7.5) < 1e-6
     assert run.config["search"]["method"] == "random" and run.config["search"]["trials"] == 100000
-    on_disk = yaml.safe_load(open(f"{run.run_dir}/config.yaml"))
+    on_disk, overrides = read_config(RunDir(run.run_dir).config)  # the experiment, and the `run:` overrides beside it
     assert ExperimentConfig.model_validate(on_disk).search.compute_budget_s == run.config["search"]["compute_budget_s"]
+    assert (overrides.kind, overrides.baseline_of) == ("baseline", search)
     control.cancel(bases[1])  # the real search would take a while; its protocol is tested end to end elsewhere
     control.cancel(bases[2])
 

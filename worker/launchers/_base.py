@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nas_core.config import ExperimentConfig, LauncherConfig
 from nas_core.mpi import mpirun_command
+from nas_core.rundir import RunDir
 
 # Scheduler-neutral states. LOST: the scheduler or process table has no trace of the job and it left no exit
 # record, which is what a node failure looks like from outside.
@@ -67,7 +68,8 @@ class Launcher:
 
 def search_argv(base: list[str], resume: bool) -> list[str]:
     """The contract of docs/run-directory.md: run in the run directory, config.yaml beside the event log."""
-    return [*base, "search", "config.yaml", "--run-dir", ".", *(["--resume"] if resume else [])]
+    here = RunDir(".")  # relative: the job runs with the run directory as its working directory
+    return [*base, "search", str(here.config), "--run-dir", str(here.root), *(["--resume"] if resume else [])]
 
 
 def parallel_argv(spec: RunSpec, argv: list[str]) -> list[str]:

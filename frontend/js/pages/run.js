@@ -41,7 +41,7 @@ export async function render(root, { id }) {
     ui.headline.textContent = headlineText(run.headline);
     ui.headline.dataset.value = run.headline && typeof run.headline.value === "number" ? String(run.headline.value) : "";
     // A cell to retrain: a finished search's decoded genotype, a discrete search's best candidate, a retrain's input.
-    ui.retrain.hidden = !(run.genotype || latestGenotype(state) || (run.status === "succeeded" && run.kind !== "retrain"));
+    ui.retrain.hidden = !(run.genotype || latestGenotype(state) || state.candidates.some((c) => c.genotype));
     const warnings = fig.collapseWarnings(state);
     ui.warnings.replaceChildren(...warnings.map((w) => el("div", { class: "warning", role: "alert", "data-cell": w.cell }, `⚠ ${w.message}`)));
   };
