@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from celery import Celery
 
 from tests._home import clear_settings_caches
 from tests.baseline.conftest import tiny_experiment
-from tests.worker.conftest import file_seqs, get_run, stored_seqs, wait_for
+from tests.worker.conftest import file_seqs, get_run, published_seqs, stored_seqs, wait_for, wait_status
 from worker import control
 from worker.reconcile import reconcile
 
@@ -80,11 +81,18 @@ def _trained_once_by_trial_ranks(events: list[dict], trials: int, ranks: set[int
     assert seqs == list(range(1, len(seqs) + 1)), "one writer: seqs unique and strictly increasing"
 
 
-def test_three_processes_train_every_trial_once_on_ranks_1_and_2(real_search):
+def test_three_processes_through_the_celery_worker_train_every_trial_once_on_ranks_1_and_2(real_search, celery_worker):
+    # The real Celery worker (with beat) launches and watches it, as in production.
+    env = {**real_search["env"], "NASFORGE_SEARCH_COMMAND": json.dumps([NASFORGE]), "OMP_NUM_THREADS": "1"}
+    celery_worker(env)
     run_id = _queue(_experiment(3, processes=3))
-    assert control.launch(run_id) == "submitted"
-    run = _drive(run_id, {"succeeded", "failed"}, 240)
+    client = Celery("nasforge-test", broker=env["REDIS_URL"])
+    client.send_task("nasforge.launch_run", args=[run_id])
+    client.close()
+    run = wait_status(run_id, {"succeeded", "failed"}, timeout=240)
     assert run.status == "succeeded", run.status_reason
+    assert run.progress == 1.0 and run.log_offset == os.path.getsize(os.path.join(run.run_dir, "events.jsonl"))
+    assert published_seqs(env["REDIS_URL"], run_id) == file_seqs(run.run_dir), "each event once to the SSE stream"
     argv = json.loads((Path(run.run_dir) / "local.json").read_text())["argv"]
     assert Path(argv[0]).name == "mpirun" and argv[argv.index("-np") + 1] == "3", argv
     events = _events(run.run_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -26,20 +27,38 @@ def _drive(run_id: int, until: set[str], timeout: float = 60.0):
     raise AssertionError(f"run {run_id} is {run.status} ({run.status_reason}), not {sorted(until)}")
 
 
-def test_launch_watch_succeed_with_every_event_stored_once(worker_home):
-    run_id = make_run(epochs=3, fake={"step_s": 0.1})
-    assert control.launch(run_id) == "submitted"
-    assert control.launch(run_id) == "submitted", "a repeated launch task changes nothing"
-    first = get_run(run_id)
-    assert first.pid and first.job_id is None
-    run = _drive(run_id, {"succeeded", "failed"})
+def test_launch_watch_succeed_with_every_event_stored_once(worker_home, monkeypatch):
+    # The real search, at tiny size (one trial of a random search on synthetic tiles, no retrain): what the watcher
+    # stores is what a search writes, not what a stand-in does. The tests below keep the stand-in (fake_search.py).
+    from tests._home import clear_settings_caches
+    from tests.baseline.conftest import tiny_experiment
+
+    monkeypatch.setenv("NASFORGE_SEARCH_COMMAND", json.dumps([os.path.join(os.path.dirname(sys.executable), "nasforge")]))
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    clear_settings_caches()
+    cfg = tiny_experiment("random", trials=1)
+    run_id = make_run(name="real-tiny", space=cfg["space"], data={**cfg["data"], "num_tiles": 8},
+                      search={"method": "random", "trials": 1, "trial_epochs": 1},
+                      retrain={"enabled": False}, baseline={"random": False})
+    try:
+        assert control.launch(run_id) == "submitted"
+        assert control.launch(run_id) == "submitted", "a repeated launch task changes nothing"
+        first = get_run(run_id)
+        assert first.pid and first.job_id is None
+        run = _drive(run_id, {"succeeded", "failed"}, timeout=120)
+    finally:
+        monkeypatch.undo()
+        clear_settings_caches()
     assert run.status == "succeeded", run.status_reason
     assert run.pid == first.pid, "the repeated launch did not start a second process"
-    assert stored_seqs(run_id) == file_seqs(run.run_dir) == list(range(1, 9))
+    seqs = file_seqs(run.run_dir)
+    assert stored_seqs(run_id) == seqs == list(range(1, len(seqs) + 1)) and len(seqs) >= 5
+    kinds = [json.loads(line)["kind"] for line in open(os.path.join(run.run_dir, "events.jsonl"))]
+    assert "candidate" in kinds and kinds[-1] == "status"
     assert run.log_offset == os.path.getsize(os.path.join(run.run_dir, "events.jsonl"))
-    assert run.progress == 1.0 and run.last_seq == 8
+    assert run.progress == 1.0 and run.last_seq == seqs[-1]
     # The Redis stream for SSE got each event once, in order.
-    assert published_seqs(worker_home["env"]["REDIS_URL"], run_id) == list(range(1, 9))
+    assert published_seqs(worker_home["env"]["REDIS_URL"], run_id) == seqs
 
 
 def test_a_failing_search_ends_failed_with_its_reason(worker_home):
