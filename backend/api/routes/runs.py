@@ -64,7 +64,7 @@ def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: Brid
                                  genotype=body.genotype, retrain_epochs=body.retrain_epochs, seed=body.seed,
                                  runs_dir=settings.runs_dir)
     _hand_over(session, bridge, [run, *baselines])
-    return LaunchResult(run=RunPublic.model_validate(run), baselines=[RunPublic.model_validate(b) for b in baselines])
+    return LaunchResult(run=_public(session, run), baselines=[_public(session, b) for b in baselines])
 
 
 @router.get("/runs", response_model=RunList)
