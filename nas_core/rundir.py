@@ -21,6 +21,8 @@ from typing import Any, Callable, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from nas_core.config import read_experiment_file  # the one YAML reader; its errors name the file
+
 # The stages of a run, in order; a discrete search's trials stand for search and decode.
 STAGES = ("search", "decode", "retrain", "evaluate")
 Stage = Literal[STAGES]
@@ -208,14 +210,7 @@ class RunOverrides(BaseModel):
 def read_config(path: str | os.PathLike) -> tuple[dict[str, Any], RunOverrides]:
     """The experiment mapping of config.yaml and its `run:` overrides; ValueError names the file and the field."""
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{path}: no such experiment file") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: an experiment file is a mapping with at least `name:`")
+    data = read_experiment_file(path)
     run = data.pop("run", None) or {}
     try:
         overrides = RunOverrides.model_validate(run)
