@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -140,8 +141,6 @@ def test_a_killed_trial_rank_fails_the_run_naming_that_rank(real_search):
 
 
 def test_a_second_search_on_a_live_run_directory_exits_2_and_writes_nothing(tmp_path):
-    import subprocess
-
     from nas_core.rundir import RunDir, RunLock
 
     rd = RunDir(tmp_path / "run")
@@ -158,26 +157,28 @@ def test_a_second_search_on_a_live_run_directory_exits_2_and_writes_nothing(tmp_
 
 
 @pytest.mark.slurm
-def test_two_tasks_under_srun_train_on_rank_1(slurm_cluster, tmp_path):
-    from nas_core.config import parse_experiment
-    from worker.launchers import ClusterProfile, RunSpec, SlurmLauncher
-
-    cfg = _experiment(2, kind="slurm", slurm={"tasks_per_node": 2, "time": "00:10:00"})
-    run_dir = tmp_path / "runs" / "43"
-    run_dir.mkdir(parents=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg))
-    exp = parse_experiment(cfg)
-    spec = RunSpec(run_id=43, run_dir=run_dir, config=exp, launcher=exp.launcher, resume=False)
-    # One machine: OpenMPI's transports over loopback, one thread per rank on 2 cores.
-    profile = ClusterProfile(environment={"OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo",
-                                          "OMPI_MCA_oob_tcp_if_include": "lo", "OMP_NUM_THREADS": "1"})
-    launcher = SlurmLauncher([NASFORGE], env=slurm_cluster, profile=profile)
-    assert "srun --kill-on-bad-exit=1 --mpi=pmix" in launcher.render(spec), "mpi4py under srun needs PMIx here"
-    job = launcher.submit(spec)
-    state = wait_for(lambda: (s := launcher.state(job, spec)).state not in ("PENDING", "RUNNING") and s, 240,
-                     every=1.0, what="the SLURM job to end")
-    logs = "".join((run_dir / f).read_text() for f in ("stdout.log", "stderr.log") if (run_dir / f).exists())
-    assert state.state == "COMPLETED", f"{state}\n{logs[-3000:]}"
-    events = _events(run_dir)
+def test_two_tasks_under_srun_through_the_worker_train_on_rank_1(slurm_home, celery_worker, tmp_path):
+    # One machine: OpenMPI's transports over loopback, one thread per rank on 2 cores (the cluster profile's job).
+    profile = tmp_path / "profile.yaml"
+    profile.write_text(yaml.safe_dump({"environment": {"OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo",
+                                                       "OMPI_MCA_oob_tcp_if_include": "lo", "OMP_NUM_THREADS": "1"}}))
+    env = {**slurm_home["env"], "NASFORGE_SEARCH_COMMAND": json.dumps([NASFORGE]), "NASFORGE_SLURM_PROFILE": str(profile)}
+    celery_worker(env)
+    run_id = _queue(_experiment(2, kind="slurm", slurm={"tasks_per_node": 2, "time": "00:10:00"}))
+    client = Celery("nasforge-test", broker=env["REDIS_URL"])
+    client.send_task("nasforge.launch_run", args=[run_id])
+    client.close()
+    run = wait_status(run_id, {"succeeded", "failed"}, timeout=240)
+    logs = "".join((Path(run.run_dir) / f).read_text() for f in ("stdout.log", "stderr.log")
+                   if (Path(run.run_dir) / f).exists())
+    assert run.status == "succeeded", f"{run.status_reason}\n{logs[-3000:]}"
+    script = (Path(run.run_dir) / "job.sbatch").read_text()
+    assert "srun --kill-on-bad-exit=1 --mpi=pmix" in script, "mpi4py under srun needs PMIx here"
+    assert "--resume" in script and "#SBATCH --time=00:10:00" in script and run.job_id and run.job_id.isdigit()
+    shown = subprocess.run(["scontrol", "show", "job", run.job_id], env=slurm_home["slurm_env"], capture_output=True,
+                           text=True, timeout=30).stdout
+    assert f"JobName=nasforge-run-{run_id}" in shown
+    events = _events(run.run_dir)
     _trained_once_by_trial_ranks(events, 2, {1})
+    assert stored_seqs(run_id) == file_seqs(run.run_dir), "the database holds exactly the log"
     assert events[-1]["payload"]["state"] == "succeeded"

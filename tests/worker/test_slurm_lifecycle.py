@@ -25,19 +25,8 @@ def _slurm(env: dict, *argv: str) -> str:
     return out.stdout
 
 
-def test_sbatch_run_succeeds_with_its_events(slurm_home, celery_worker):
-    env = slurm_home["env"]
-    celery_worker(env)
-    run_id = make_run(launcher="slurm", epochs=3, fake={"step_s": 0.1})
-    _send(env["REDIS_URL"], "nasforge.launch_run", run_id)
-    run = wait_status(run_id, {"succeeded", "failed"}, timeout=120)
-    assert run.status == "succeeded", run.status_reason
-    assert run.job_id and run.job_id.isdigit()
-    assert stored_seqs(run_id) == file_seqs(run.run_dir) == list(range(1, 9))
-    script = open(os.path.join(run.run_dir, "job.sbatch")).read()
-    assert "--resume" in script and "#SBATCH --time=01:00:00" in script
-    shown = _slurm(slurm_home["slurm_env"], "scontrol", "show", "job", run.job_id)
-    assert f"JobName=nasforge-run-{run_id}" in shown
+# An sbatch run to succeeded, by the real search on 2 tasks under srun: tests/worker/test_discrete_mpi.py. The tests
+# below keep the stand-in (tests/worker/fake_search.py): they cancel, scancel and requeue a run paced to 0.1 s.
 
 
 def test_cancel_pending_and_running_jobs_and_detect_an_external_scancel(slurm_home, celery_worker):
