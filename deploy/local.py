@@ -61,8 +61,53 @@ def beat_command(workdir: Path) -> list[str]:
 
 
 def api_command(port: int, host: str = "127.0.0.1") -> list[str]:
+    # An SSE stream stays open for hours: without a bound, a stop would wait for every browser to leave. Clients
+    # reconnect with Last-Event-ID, so nothing is lost by cutting them after a few seconds.
     return [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", host, "--port", str(port),
-            "--log-level", "info"]
+            "--log-level", "info", "--timeout-graceful-shutdown", "3"]
+
+
+@dataclass
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster (initdb done): its server command, the user it runs as, and its URL."""
+
+    data: Path
+    port: int
+    run_as: str | None
+
+    @classmethod
+    def create(cls) -> "PostgresCluster":
+        if not (PG_BIN / "initdb").exists():
+            raise RuntimeError(f"PostgreSQL not found in {PG_BIN}: run scripts/install-system.sh (package postgresql)")
+        data = Path(tempfile.mkdtemp(prefix="nasforge-pg-"))
+        run_as = "postgres" if os.geteuid() == 0 else None  # the server refuses to run as root
+        if run_as:
+            shutil.chown(data, run_as, run_as)
+        user_kw = {"user": run_as} if run_as else {}
+        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+                       check=True, capture_output=True, **user_kw)
+        return cls(data, free_port(), run_as)
+
+    @property
+    def command(self) -> list[str]:
+        return [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.data),
+                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def ready(self) -> bool:
+        return subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"]).returncode == 0
+
+    def wait_ready(self, proc: subprocess.Popen | None = None, log: Path | None = None, timeout: float = 30.0) -> None:
+        wait_port(self.port, proc, timeout=timeout, what="postgres")
+        # The port opens before the server accepts sessions ("the database system is starting up").
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                raise RuntimeError(f"PostgreSQL did not accept connections; see {log or 'its log'}")
+            time.sleep(0.2)
 
 
 @dataclass
@@ -136,27 +181,11 @@ class Stack:
 
     def postgres(self) -> str:
         """A throw-away PostgreSQL cluster owned by the `postgres` user (the server refuses to run as root)."""
-        if not (PG_BIN / "initdb").exists():
-            raise RuntimeError(f"PostgreSQL not found in {PG_BIN}: run scripts/install-system.sh (package postgresql)")
-        data = Path(tempfile.mkdtemp(prefix="nasforge-pg-"))
-        run_as = "postgres" if os.geteuid() == 0 else None
-        if run_as:
-            shutil.chown(data, run_as, run_as)
-        user_kw = {"user": run_as} if run_as else {}
-        subprocess.run([str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
-                       check=True, capture_output=True, **user_kw)
-        port = free_port()
-        svc = self._spawn("postgres", [str(PG_BIN / "postgres"), "-D", str(data), "-p", str(port), "-k", str(data),
-                                       "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"], user=run_as)
-        wait_port(port, svc.proc, what="postgres")
-        # The port opens before the server accepts sessions ("the database system is starting up").
-        deadline = time.monotonic() + 30
-        while subprocess.run([str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-q"]).returncode != 0:
-            if time.monotonic() > deadline or svc.proc.poll() is not None:
-                raise RuntimeError(f"PostgreSQL did not accept connections; see {svc.log}")
-            time.sleep(0.2)
-        self._pg_data = data
-        return f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        pg = PostgresCluster.create()
+        svc = self._spawn("postgres", pg.command, user=pg.run_as)
+        pg.wait_ready(svc.proc, svc.log)
+        self._pg_data = pg.data
+        return pg.url
 
     def worker(self, env: dict, beat: bool = True, concurrency: int = 1) -> Service:
         return self._spawn("worker", worker_command(self.workdir, beat=beat, concurrency=concurrency), env=env)

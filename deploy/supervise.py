@@ -29,6 +29,9 @@ class Program:
     name: str
     command: list[str]
     startsecs: int = 3  # alive this long counts as started; an earlier exit is a failed start (back-off)
+    user: str | None = None
+    stopsignal: str = "TERM"
+    autostart: bool = True
 
 
 @dataclass
@@ -53,8 +56,8 @@ class Supervisor:
     def services_file(self) -> Path:
         return self.data_dir / SERVICES_FILE
 
-    def add(self, name: str, command: list[str], startsecs: int = 3) -> None:
-        self.programs.append(Program(name, command, startsecs))
+    def add(self, name: str, command: list[str], startsecs: int = 3, **options) -> None:
+        self.programs.append(Program(name, command, startsecs, **options))
 
     def render(self) -> str:
         sections = [
@@ -69,10 +72,11 @@ class Supervisor:
         for priority, prog in enumerate(self.programs, start=1):
             sections += [
                 f"[program:{prog.name}]", f"command={_quoted(prog.command)}", f"directory={_escape(str(ROOT))}",
-                f"priority={priority * 10}", "autostart=true", "autorestart=true", f"startsecs={prog.startsecs}",
-                f"startretries={self.startretries}",
+                f"priority={priority * 10}", f"autostart={str(prog.autostart).lower()}", "autorestart=true",
+                f"startsecs={prog.startsecs}", f"startretries={self.startretries}",
                 # Children too (Celery's pool, uvicorn's workers); a run is in its own session and never here.
-                "stopasgroup=true", "killasgroup=true", "stopwaitsecs=15", "stopsignal=TERM",
+                "stopasgroup=true", "killasgroup=true", "stopwaitsecs=15", f"stopsignal={prog.stopsignal}",
+                *([f"user={prog.user}"] if prog.user else []),
                 f"stdout_logfile={_escape(str(self.logs / f'{prog.name}.log'))}", "stdout_logfile_maxbytes=50MB",
                 "stdout_logfile_backups=2", "redirect_stderr=true", "",
             ]
@@ -94,6 +98,22 @@ class Supervisor:
         # Its own session: Ctrl-C reaches `make run`, which then stops supervisord (and so every program) in order.
         self.proc = subprocess.Popen([*argv, "-c", str(self.conf)], cwd=ROOT, env={**os.environ, **self.env},
                                      stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def rpc(self):
+        """supervisord's XML-RPC interface over its unix socket (what `supervisorctl` talks to)."""
+        import xmlrpc.client
+
+        from supervisor.xmlrpc import SupervisorTransport
+
+        transport = SupervisorTransport(None, None, f"unix://{self.sock_dir / 'supervisor.sock'}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+
+    def restart(self, name: str) -> None:
+        """Stop a program (its stopsignal, then KILL after stopwaitsecs) and start it; returns once it is RUNNING."""
+        rpc = self.rpc()
+        if rpc.getProcessInfo(name)["statename"] in ("RUNNING", "STARTING", "BACKOFF"):
+            rpc.stopProcess(name)
+        rpc.startProcess(name)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
