@@ -107,3 +107,15 @@ def test_only_the_password_must_be_given(compose):
     assert required == {"POSTGRES_PASSWORD"}
     with pytest.raises(KeyError, match="POSTGRES_PASSWORD"):
         _interpolate(compose, {})
+
+
+def test_every_service_restarts_and_has_a_health_check(compose):
+    services = compose["services"]
+    for name, svc in services.items():
+        assert svc.get("restart") in ("always", "unless-stopped", "on-failure"), f"{name} is not restarted when it dies"
+    for name in ("redis", "postgres", "api", "worker", "beat"):
+        check = services[name].get("healthcheck", {}).get("test")
+        assert check and check[0] in ("CMD", "CMD-SHELL"), f"{name} has no health check"
+    # $$ is Compose's escape: the container's shell, not Compose, expands the worker's own host name.
+    worker_check = services["worker"]["healthcheck"]["test"][1]
+    assert "celery@$$HOSTNAME" in worker_check and "$${" not in worker_check
