@@ -2,6 +2,7 @@
 worker rank ending the job without a hang, and a restart that redoes only unfinished trials."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -117,3 +118,16 @@ def test_prescreen_and_compute_budget_work_the_same_across_ranks(tmp_path):
     assert spent >= 1.2 and len(finished) < 12 and {r["worker"] for r in finished.values()} == {1, 2}
     # Each rank may have one trial running when the budget is reached: overshoot at most one trial per worker.
     assert spent - 1.2 < 2 * max(r["finished"] - r["started"] for r in finished.values())
+
+
+def test_a_launcher_world_that_mpi_does_not_see_is_refused_not_run_as_independent_searches():
+    # srun without a PMI plugin starts N copies that each see a world of 1: they must not each run the search.
+    script = ("from nas_core.discrete.orchestrator import OrchestratorError, world\n"
+              "try:\n    world()\nexcept OrchestratorError as exc:\n    print(exc)\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OMPI_", "PMI", "SLURM_"))}
+    alone = subprocess.run([sys.executable, "-c", "from nas_core.discrete.orchestrator import world; print(world())"],
+                           capture_output=True, text=True, timeout=60, env=env)
+    assert alone.stdout.strip() == "None", "one process never initialises MPI"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env={**env, "SLURM_STEP_NUM_TASKS": "3"})
+    assert "started as one of 3 processes (SLURM_STEP_NUM_TASKS=3), but MPI sees a world of 1" in out.stdout, out
