@@ -401,7 +401,10 @@ def _fail_event(rd, error: str, locked: bool = False) -> None:
     from nas_core.events import EventKind, EventLog, StatusState
     from nas_core.rundir import RunDirBusy, RunLock
 
-    if not rd.root.is_dir():
+    from nas_core.distributed.env import placement
+
+    # Of several ranks that all failed the same way (a bad config under mpirun), rank 0 alone says so.
+    if not rd.root.is_dir() or not placement().is_main:
         return
     try:
         lock = None if locked else RunLock(rd.lock).acquire()

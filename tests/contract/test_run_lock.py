@@ -64,3 +64,19 @@ def test_a_live_search_keeps_its_log_to_itself_and_its_lock_dies_with_it(tmp_pat
             first.kill()
             first.wait()
     validate_events(read_log(rd.events))  # one writer: seqs 1, 2, 3... with no repeat
+
+
+@pytest.mark.mpi
+def test_a_bad_config_under_mpirun_is_reported_once_by_rank_0(tmp_path):
+    from nas_core.mpi import mpirun_command
+
+    config = tmp_path / "exp.yaml"
+    config.write_text("name: bad\nsearch: {method: random, trials: 0}\n")
+    rd = RunDir(tmp_path / "run")
+    rd.root.mkdir()
+    cmd = mpirun_command(3, [NASFORGE, "search", str(config), "--run-dir", str(rd.root), "--threads", "1"])
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0
+    events = read_log(rd.events)
+    assert [(e["kind"], e["payload"]["state"]) for e in events] == [("status", "failed")]
+    assert "search.trials" in events[0]["payload"]["error"]
