@@ -2,10 +2,12 @@
 and a real Celery worker process (with beat) started on demand."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -18,19 +20,64 @@ FAKE_COMMAND = json.dumps([sys.executable, str(FAKE_SEARCH)])
 _MODULES = 0
 
 
+# Tests that also run on PostgreSQL, the production database (docker-compose.yml): module, and test (None: all).
+_ON_POSTGRES = {
+    "test_lifecycle_local": None,
+    "test_celery_worker": None,
+    "test_interrupted": None,
+    "test_e2e_api": {"test_api_to_local_tiny_search_killed_mid_search_resumes_and_succeeds"},
+}
+
+
+def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "worker_home" not in metafunc.fixturenames or module not in _ON_POSTGRES:
+        return
+    only = _ON_POSTGRES[module]
+    if only is not None and metafunc.function.__name__ not in only:
+        return
+    metafunc.parametrize("worker_home", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True, scope="module")
+
+
 @pytest.fixture(scope="module")
-def worker_home(tmp_path_factory, redis_url):
+def worker_home(request, tmp_path_factory, redis_url):
     """Environment shared by this process and every worker it starts: same database, runs root and Redis.
 
-    Module-scoped so the variables it sets in this process never outlive the worker tests."""
+    Module-scoped so the variables it sets in this process never outlive the worker tests. SQLite in the data
+    directory, or (parametrised, see _ON_POSTGRES) a fresh database on the session's PostgreSQL server."""
     home = tmp_path_factory.mktemp("worker-home")
     # A Redis database of its own: run ids restart with each module's database, so must the event streams; and
     # a worker started elsewhere in the session (the platform fixture) must not take these tasks.
     global _MODULES
     _MODULES += 1
     redis_url = redis_url.rsplit("/", 1)[0] + f"/{8 + _MODULES % 8}"
-    with platform_home(home, redis_url, FAKE_COMMAND) as h:
-        yield h
+    if getattr(request, "param", "sqlite") == "sqlite":
+        with platform_home(home, redis_url, FAKE_COMMAND) as h:
+            yield h
+        return
+    with _postgres_database(request.getfixturevalue("postgres_url")) as url:
+        with platform_home(home, redis_url, FAKE_COMMAND, DATABASE_URL=url) as h:
+            yield h
+
+
+@contextlib.contextmanager
+def _postgres_database(server_url: str):
+    import psycopg
+
+    from backend.core.db import dispose_engine
+
+    plain = server_url.replace("postgresql+psycopg://", "postgresql://")
+    name = "w_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = server_url.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        dispose_engine(url)
+        with psycopg.connect(plain, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
