@@ -103,6 +103,9 @@ def test_platform_starts_serves_ui_and_stops_clean(tmp_path, browser, artifacts_
         page.goto(url + "/")
         page.wait_for_load_state("networkidle")
         assert "nasforge" in page.title().lower()
+        # The header says how the supervised services are (restart counts once any was restarted).
+        page.wait_for_selector("#services:not([hidden])", timeout=15000)
+        assert page.text_content("#services") == "services ok"
         page.screenshot(path=str(artifacts_dir / "foundation-first-page.png"))
         page.close()
         # The first start seeds a demo search; wait until the local launcher has it running.
@@ -202,3 +205,49 @@ def test_kill_9_of_the_worker_under_the_platform_restarts_it_and_the_search_runs
         if proc.poll() is None:
             _stop(proc)
     assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+@pytest.mark.slow
+@pytest.mark.mpi
+def test_ctrl_c_during_an_mpirun_search_requeues_it_with_resume_on_the_next_start(tmp_path):
+    data_dir, port = tmp_path / "var", free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc, log = _start(data_dir, port)
+    try:
+        _wait_healthy(url, proc, log)
+        _until(lambda: "API and UI on" in log.read_text(), 120, "the demo seeded", log)
+        token = re.search(r"first admin token.*: (nf_\S+)", log.read_text())[1]
+        for run in _api(url, token, "GET", "/runs")["items"]:
+            _api(url, token, "POST", f"/runs/{run['id']}/cancel")
+        # A discrete search on three processes under mpirun: rank 0 dispatches, ranks 1-2 train candidates.
+        exp = _api(url, token, "POST", "/experiments", {
+            "name": "stopped mid-search", "seed": 0,
+            "space": {"channels": 4, "depth": 1, "cells": {t: {"ops": _OPS, "nodes": 2} for t in ("normal", "down", "up")}},
+            "data": {"tile_size": 32, "num_tiles": 8, "batch_size": 4},
+            "search": {"method": "random", "trials": 60, "trial_epochs": 1},
+            "retrain": {"enabled": False}, "baseline": {"random": False},
+            "launcher": {"kind": "local", "processes": 3, "max_restarts": 2},
+        })
+        run_id = _api(url, token, "POST", f"/experiments/{exp['id']}/runs", {"baselines": False})["run"]["id"]
+        run = _until(lambda: (lambda r: r["status"] == "running" and r)(_api(url, token, "GET", f"/runs/{run_id}")),
+                     120, "the search running", log)
+        events = Path(run["run_dir"], "events.jsonl")
+        _until(lambda: events.exists() and '"kind":"candidate"' in events.read_text(), 180, "a trained candidate", log)
+    finally:
+        _stop(proc)  # Ctrl-C
+    assert proc.returncode == 0, log.read_text()[-4000:]
+    record = json.loads(Path(run["run_dir"], "exit.json").read_text())
+    assert record["returncode"] != 0 and record["interrupted_by"] == signal.SIGTERM, record
+    assert "mpirun" in json.loads(Path(run["run_dir"], "local.json").read_text())["argv"][0]
+
+    proc, log = _start(data_dir, port)
+    try:
+        _wait_healthy(url, proc, log)
+        again = _until(lambda: (lambda r: r["attempt"] == 2 and r["status"] in ("running", "succeeded", "failed") and r)(
+            _api(url, token, "GET", f"/runs/{run_id}")), 120, "the run requeued", log)
+        assert again["status"] != "failed", again["status_reason"]
+        local = json.loads(Path(run["run_dir"], "local.json").read_text())
+        assert local["resume"] is True and "--resume" in local["argv"], local
+    finally:
+        _stop(proc)
+    assert proc.returncode == 0
