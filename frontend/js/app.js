@@ -37,15 +37,15 @@ async function showWho() {
   }
 }
 
-// Under `make run`, /api/health says how often supervisord restarted each service; the header shows it.
+// Under `make run`, /api/health/services says how often supervisord restarted each service; the header shows it.
 async function showServices() {
   const el = document.getElementById("services");
   let body;
   try {
-    const res = await fetch("/api/health", { headers: { Accept: "application/json" } });
+    const res = await fetch("/api/health/services", { headers: { Accept: "application/json" } });
     body = await res.json();
   } catch { el.hidden = true; return; }
-  const services = body.services && body.services.detail;
+  const services = body && body.detail;
   if (!services) { el.hidden = true; return; }
   const entries = Object.entries(services).filter(([name]) => name !== "service-events");
   const restarted = entries.filter(([, s]) => s.restarts > 0);

@@ -49,3 +49,10 @@ def health(request: Request) -> JSONResponse:
     h = Health(ok=db.ok and rd.ok and workers.ok and (services is None or services.ok), database=db, redis=rd,
                workers=workers, services=services)
     return JSONResponse(h.model_dump(mode="json"), status_code=200 if h.ok else 503)
+
+
+@router.get("/health/services", response_model=HealthPart | None)
+def services(request: Request) -> HealthPart | None:
+    """The supervised services alone, for the UI's header: 200 whatever the rest of the platform's health, so a
+    page does not log a failed load while a worker is away (null when nothing supervises them)."""
+    return _services(request.app.state.settings.services_path)
