@@ -29,7 +29,9 @@ memory_cgroup() {
 }
 
 write_conf() {
-  if memory_cgroup; then
+  # Opt-in: in some sandboxes the cgroup's OOM killer leaves a process over its limit in uninterruptible reclaim
+  # (state D) instead of killing it, a job that never ends.
+  if [ "${NASFORGE_SLURM_CGROUP:-0}" = 1 ] && memory_cgroup; then
     TASK_PLUGIN=task/cgroup MEM_KILL=NoOverMemoryKill CGROUP_RAM=$'ConstrainRAMSpace=yes\n'
   else
     TASK_PLUGIN=task/none MEM_KILL=OverMemoryKill CGROUP_RAM=
@@ -53,8 +55,8 @@ ProctrackType=proctrack/linuxproc
 TaskPlugin=$TASK_PLUGIN
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
-# Memory is a consumable resource, so --mem is a limit. Where the cgroup v1 memory controller can be written,
-# task/cgroup enforces it and a job over its --mem ends OUT_OF_MEMORY; elsewhere (many containers) the
+# Memory is a consumable resource, so --mem is a limit. With NASFORGE_SLURM_CGROUP=1 and a writable cgroup v1
+# memory controller, task/cgroup enforces it and a job over its --mem ends OUT_OF_MEMORY; otherwise the
 # accounting poller kills the step instead and SLURM reports FAILED.
 JobAcctGatherType=jobacct_gather/linux
 JobAcctGatherFrequency=task=1
