@@ -21,6 +21,7 @@ from backend.models import (
     RUN_STATUSES,
     RETRIABLE_STATUSES,
     TERMINAL_STATUSES,
+    RunStatus,
     Event,
     Experiment,
     Run,
@@ -31,16 +32,17 @@ from nas_core.data.roots import confine_data_path
 
 
 # Which status may follow which. A status may repeat itself (the worker re-sends, or updates the reason).
+_S = RunStatus
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "queued": frozenset({"submitted", "pending", "running", "failed", "cancelled"}),
-    "submitted": frozenset({"pending", "running", "succeeded", "failed", "cancelled", "preempted", "stale"}),
-    "pending": frozenset({"running", "succeeded", "failed", "cancelled", "preempted", "stale"}),
-    "running": frozenset({"succeeded", "failed", "cancelled", "stale", "preempted", "pending"}),
-    "stale": frozenset({"running", "succeeded", "failed", "cancelled", "preempted", "queued"}),
-    "preempted": frozenset({"queued", "submitted", "pending", "running", "failed", "cancelled"}),
-    "failed": frozenset({"queued"}),
-    "cancelled": frozenset({"queued"}),
-    "succeeded": frozenset(),
+    _S.queued: frozenset({_S.submitted, _S.pending, _S.running, _S.failed, _S.cancelled}),
+    _S.submitted: frozenset({_S.pending, _S.running, _S.succeeded, _S.failed, _S.cancelled, _S.preempted, _S.stale}),
+    _S.pending: frozenset({_S.running, _S.succeeded, _S.failed, _S.cancelled, _S.preempted, _S.stale}),
+    _S.running: frozenset({_S.succeeded, _S.failed, _S.cancelled, _S.stale, _S.preempted, _S.pending}),
+    _S.stale: frozenset({_S.running, _S.succeeded, _S.failed, _S.cancelled, _S.preempted, _S.queued}),
+    _S.preempted: frozenset({_S.queued, _S.submitted, _S.pending, _S.running, _S.failed, _S.cancelled}),
+    _S.failed: frozenset({_S.queued}),
+    _S.cancelled: frozenset({_S.queued}),
+    _S.succeeded: frozenset(),
 }
 _STATUS_FIELDS = {"status_reason", "job_id", "pid", "progress", "log_offset", "run_dir", "resources", "attempt", "launcher"}
 
@@ -271,13 +273,13 @@ def set_run_status(session: Session, run_id: int, status: str, **fields: Any) ->
     if status != run.status and status not in TRANSITIONS[run.status]:
         raise Conflict(f"run {run_id} is {run.status}; it cannot become {status}")
     now = utcnow()
-    if status == "running" and run.started_at is None:
+    if status == RunStatus.running and run.started_at is None:
         run.started_at = now
     if status in TERMINAL_STATUSES and run.finished_at is None:
         run.finished_at = now
-    if status == "queued" and run.status != "queued":
+    if status == RunStatus.queued and run.status != RunStatus.queued:
         run.finished_at = None
-    run.status = status
+    run.status = str(status)  # the plain string in the column, whichever form the caller used
     for key, value in fields.items():
         setattr(run, key, value)
     session.add(run)
@@ -290,10 +292,10 @@ def retry_run(session: Session, run: Run) -> Run:
     if run.status not in RETRIABLE_STATUSES:
         allowed = ", ".join(s for s in RUN_STATUSES if s in RETRIABLE_STATUSES)
         raise Conflict(f"run {run.id} is {run.status}; only {allowed} runs can be retried")
-    return set_run_status(session, run.id, "queued", attempt=run.attempt + 1, status_reason="retried", pid=None, job_id=None)
+    return set_run_status(session, run.id, RunStatus.queued, attempt=run.attempt + 1, status_reason="retried", pid=None, job_id=None)
 
 
 def cancel_run(session: Session, run: Run, reason: str = "cancelled by user") -> Run:
     if run.status in TERMINAL_STATUSES:
         raise Conflict(f"run {run.id} is already {run.status}; there is nothing to cancel")
-    return set_run_status(session, run.id, "cancelled", status_reason=reason)
+    return set_run_status(session, run.id, RunStatus.cancelled, status_reason=reason)

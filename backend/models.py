@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import ConfigDict, field_validator, model_validator
@@ -15,17 +16,28 @@ from nas_core.rundir import RUN_KINDS
 from nas_core.space.genotypes import Genotype
 
 # A run's status in the database (the platform's word; the search's own word is a `status` event's StatusState).
-RUN_STATUSES = ("queued", "submitted", "pending", "running", "succeeded", "failed", "cancelled", "stale", "preempted")
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+class RunStatus(StrEnum):
+    queued = "queued"        # stored, not yet handed to a launcher (a baseline waits here for its search)
+    submitted = "submitted"  # handed to the launcher
+    pending = "pending"      # the scheduler holds it (status_reason says why)
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+    stale = "stale"          # running, but no event for STALE_AFTER_S
+    preempted = "preempted"  # stopped from outside; requeued from its checkpoint
+
+
+RUN_STATUSES = tuple(RunStatus)
+TERMINAL_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.cancelled})
 ACTIVE_STATUSES = frozenset(RUN_STATUSES) - TERMINAL_STATUSES
 # Statuses a user may queue again (POST /runs/{id}/retry).
-RETRIABLE_STATUSES = frozenset({"failed", "cancelled", "stale", "preempted"})
+RETRIABLE_STATUSES = frozenset({RunStatus.failed, RunStatus.cancelled, RunStatus.stale, RunStatus.preempted})
 # A baseline is created by the platform beside its search, never launched on its own.
 LAUNCH_KINDS = tuple(k for k in RUN_KINDS if k != "baseline")
 SCOPES = ("read", "write", "admin")
 
 RunKind = Literal[RUN_KINDS]
-RunStatus = Literal[RUN_STATUSES]
 Method = Literal[METHODS]
 Launcher = Literal["local", "slurm"]
 Scope = Literal["read", "write", "admin"]
@@ -117,7 +129,7 @@ class Run(SQLModel, table=True):
     launcher: str = Field(default="local", max_length=20)
     resources: dict[str, Any] = Field(default_factory=dict, sa_column=_json())
     config: dict[str, Any] = Field(default_factory=dict, sa_column=_json(), description="Experiment config as launched.")
-    status: str = Field(default="queued", max_length=20)
+    status: str = Field(default=RunStatus.queued, max_length=20)
     status_reason: str = Field(default="", max_length=2000)
     job_id: str | None = Field(default=None, max_length=100)
     pid: int | None = None

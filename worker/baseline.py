@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from sqlmodel import Session, col, select
 
-from backend.models import Event, Run
+from backend.models import Event, Run, RunStatus
 from nas_core.config import LauncherConfig, SearchConfig
 from nas_core.events import HEARTBEAT_S, EventKind, StatusState
 
@@ -48,11 +48,11 @@ def decide(session: Session, run: Run) -> Decision | None:
     search = session.get(Run, run.baseline_of)
     if search is None:
         return Decision("fail", f"its search run {run.baseline_of} no longer exists, so there is no compute to match")
-    if search.status in ("failed", "cancelled"):
+    if search.status in (RunStatus.failed, RunStatus.cancelled):
         why = f": {search.status_reason.splitlines()[0][:300]}" if search.status_reason.strip() else ""
         return Decision("cancel", f"search run {search.id} {search.status}{why}; a baseline at equal compute has "
                                   "nothing to match (retry the search, then this run)")
-    if search.status != "succeeded":
+    if search.status != RunStatus.succeeded:
         return Decision("wait", f"waiting for search run {search.id} ({search.status}) to succeed: the baseline gets "
                                 "the search's measured compute as its budget")
     compute = search_compute(session, search)

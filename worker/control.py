@@ -10,7 +10,7 @@ from sqlmodel import Session
 from backend import crud
 from backend.core.config import get_settings
 from backend.core.db import session_scope
-from backend.models import TERMINAL_STATUSES, Run
+from backend.models import TERMINAL_STATUSES, Run, RunStatus
 from nas_core.config import ExperimentConfig, LauncherConfig, format_validation_error
 from nas_core.data.roots import confine_data_path
 from nas_core.rundir import LaunchRecord, RunDir, RunOverrides, read_json, write_config
@@ -61,7 +61,7 @@ def launch(run_id: int) -> str:
     """Start a queued run; a run that is not queued (launched already, cancelled) is left as it is."""
     with run_lock(run_id), session_scope() as session:
         run = crud.get_run(session, run_id)
-        if run.status != "queued":
+        if run.status != RunStatus.queued:
             return run.status
         if not _release_baseline(session, run):
             return run.status
@@ -77,10 +77,10 @@ def _release_baseline(session: Session, run: Run) -> bool:
     if decision is None:
         return True
     if decision.action == "wait":
-        set_status(session, run, "queued", status_reason=decision.reason)
+        set_status(session, run, RunStatus.queued, status_reason=decision.reason)
         return False
     if decision.action in ("cancel", "fail"):
-        set_status(session, run, "cancelled" if decision.action == "cancel" else "failed", status_reason=decision.reason)
+        set_status(session, run, RunStatus.cancelled if decision.action == "cancel" else RunStatus.failed, status_reason=decision.reason)
         return False
     run.config = budgeted_config(run.config, decision.compute)
     run.resources = trial_workers(run.resources or {}, decision.compute.processes)
@@ -104,7 +104,7 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
         handle = found or launcher.submit(spec)
     except Exception as exc:  # a refused sbatch or a bad config ends the run with the reason, not the worker
         log.warning("run %s could not be launched: %s", run.id, exc)
-        set_status(session, run, "failed", status_reason=f"launch failed: {exc}"[:2000])
+        set_status(session, run, RunStatus.failed, status_reason=f"launch failed: {exc}"[:2000])
         return
     fields = {"job_id": handle, "pid": None} if launcher.kind == "slurm" else {"pid": int(handle), "job_id": None}
     reason = f"adopted the live job {handle}" if found else f"{launcher.kind} job {handle}" + (" (resumed)" if resume else "")
@@ -112,7 +112,7 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
         fields["attempt"] = attempt
     # SLURM counts its own requeues of a job from 0; the attempt this job started at turns them into ours.
     LaunchRecord(handle=handle, attempt=attempt or run.attempt).write(RunDir(spec.run_dir).launch_record)
-    if not set_status(session, run, "submitted", status_reason=reason, **fields):
+    if not set_status(session, run, RunStatus.submitted, status_reason=reason, **fields):
         # Cancelled while we submitted: the job must not outlive the run.
         launcher.cancel(handle, spec)
 
@@ -145,9 +145,9 @@ def cancel(run_id: int) -> str:
     with run_lock(run_id), session_scope() as session:
         run = crud.get_run(session, run_id)
         if run.status not in TERMINAL_STATUSES:
-            set_status(session, run, "cancelled", status_reason="cancelled by user")
+            set_status(session, run, RunStatus.cancelled, status_reason="cancelled by user")
         handle = handle_of(run)
-        if run.status != "cancelled" or handle is None:
+        if run.status != RunStatus.cancelled or handle is None:
             return run.status
         try:
             spec = spec_for(run)

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from backend import crud
 from backend.core.config import get_settings
 from backend.core.db import session_scope
-from backend.models import ACTIVE_STATUSES, Run, utcnow
+from backend.models import ACTIVE_STATUSES, Run, RunStatus, utcnow
 from nas_core.events import FINAL_STATES, StatusState
 from nas_core.rundir import RunDir
 from worker.control import base_attempt, handle_of, launch, kill, set_status, spec_for, submit
@@ -28,7 +28,7 @@ from worker.watcher import last_status, silent_for, tail
 log = logging.getLogger(__name__)
 _RECENTLY_CANCELLED = dt.timedelta(minutes=10)
 # Runs whose job may be writing events now (a queued run has no job yet).
-_LIVE = ACTIVE_STATUSES - {"queued"}
+_LIVE = ACTIVE_STATUSES - {RunStatus.queued}
 
 
 def reconcile() -> dict[str, int]:
@@ -39,13 +39,13 @@ def reconcile() -> dict[str, int]:
     with session_scope() as session:
         rows = session.exec(select(Run.id, Run.status, Run.created_at, Run.launcher)
                             .where(col(Run.status).in_(ACTIVE_STATUSES)).order_by(col(Run.id))).all()
-        cancelled = session.exec(select(Run.id).where(Run.status == "cancelled", col(Run.finished_at) > now - _RECENTLY_CANCELLED)).all()
+        cancelled = session.exec(select(Run.id).where(Run.status == RunStatus.cancelled, col(Run.finished_at) > now - _RECENTLY_CANCELLED)).all()
     kinds = {run_id: kind for run_id, _, _, kind in rows}
     counts = {"active": len(rows), "launched": 0, "synced": 0, "busy": 0, "errors": 0}
     snapshot = _slurm_snapshot() if any(kind == "slurm" for kind in kinds.values()) else {}
     for run_id, status, created, _ in rows:
         try:
-            if status == "queued":
+            if status == RunStatus.queued:
                 # The API's launch task may have been lost with a broker restart; launch is idempotent.
                 if now - _aware(created) > queued_grace:
                     launch(run_id)
@@ -106,19 +106,19 @@ def sync_run(session: Session, run: Run, snapshot: dict[str, dict[str, str]] | N
 
     `snapshot`: the scheduler's listing taken once for a whole sweep (`Launcher.snapshot`)."""
     handle = handle_of(run)
-    if run.status == "queued" or handle is None:
+    if run.status == RunStatus.queued or handle is None:
         return run.status
     try:
         spec = spec_for(run)
     except ValueError as exc:
-        set_status(session, run, "failed", status_reason=str(exc)[:2000])
+        set_status(session, run, RunStatus.failed, status_reason=str(exc)[:2000])
         return run.status
     launcher = create_launcher(run.launcher)
     js = launcher.state(handle, spec, known=(snapshot or {}).get(handle) if launcher.kind == "slurm" else None)
     # After the state: a job seen ended has written its whole log, so nothing is left behind unread.
     tail(session, run, spec.run_dir)
     session.refresh(run)
-    if run.status == "cancelled":
+    if run.status == RunStatus.cancelled:
         if js.state in ACTIVE:
             kill(launcher, handle, spec)
         return run.status
@@ -131,10 +131,10 @@ def sync_run(session: Session, run: Run, snapshot: dict[str, dict[str, str]] | N
         reason = f"requeued by SLURM (restart {attempt - 1} of at most {max_restarts})"
         if attempt - 1 > max_restarts:
             kill(launcher, handle, spec)
-            set_status(session, run, "failed", status_reason=f"gave up after {max_restarts} restarts", attempt=attempt)
+            set_status(session, run, RunStatus.failed, status_reason=f"gave up after {max_restarts} restarts", attempt=attempt)
             return run.status
         if js.state in ACTIVE:
-            set_status(session, run, "preempted", status_reason=reason, attempt=attempt)
+            set_status(session, run, RunStatus.preempted, status_reason=reason, attempt=attempt)
         else:
             set_status(session, run, run.status, attempt=attempt)
     return _apply(session, run, js, spec, max_restarts)
@@ -143,31 +143,31 @@ def sync_run(session: Session, run: Run, snapshot: dict[str, dict[str, str]] | N
 def _apply(session: Session, run: Run, js: JobState, spec, max_restarts: int) -> str:
     settings = get_worker_settings()
     if js.state == "PENDING":
-        set_status(session, run, "pending", status_reason=js.reason or "waiting for resources")
+        set_status(session, run, RunStatus.pending, status_reason=js.reason or "waiting for resources")
     elif js.state == "RUNNING":
         silent = silent_for(run, spec.run_dir)
-        if run.status in ("submitted", "pending", "preempted"):
-            set_status(session, run, "running", status_reason="")
+        if run.status in (RunStatus.submitted, RunStatus.pending, RunStatus.preempted):
+            set_status(session, run, RunStatus.running, status_reason="")
         elif silent > settings.stale_after_s:
-            set_status(session, run, "stale", status_reason=f"no event or heartbeat for {silent:.0f} s "
+            set_status(session, run, RunStatus.stale, status_reason=f"no event or heartbeat for {silent:.0f} s "
                                                             f"(stale after {settings.stale_after_s:.0f} s); still running")
-        elif run.status == "stale":
-            set_status(session, run, "running", status_reason="")
+        elif run.status == RunStatus.stale:
+            set_status(session, run, RunStatus.running, status_reason="")
     elif js.state == "COMPLETED":
         _finish(session, run, js, spec)
     elif js.state == "FAILED":
         _finish(session, run, js, spec)
     elif js.state == "TIMEOUT":
-        set_status(session, run, "failed", status_reason=f"TIMEOUT: the job reached its time limit ({spec.launcher.slurm.time})")
+        set_status(session, run, RunStatus.failed, status_reason=f"TIMEOUT: the job reached its time limit ({spec.launcher.slurm.time})")
     elif js.state == "CANCELLED":
-        set_status(session, run, "cancelled", status_reason="cancelled outside nasforge (scancel or a signal to the job)")
+        set_status(session, run, RunStatus.cancelled, status_reason="cancelled outside nasforge (scancel or a signal to the job)")
     elif js.state in REQUEUE_STATES:
         said = last_status(session, run.id) or {}
         if js.state == "LOST" and said.get("state") in FINAL_STATES:
             _finish(session, run, js, spec)
         elif run.attempt > max_restarts:
-            set_status(session, run, "failed", status_reason=f"{js.state}: {js.reason}; gave up after {max_restarts} restarts"[:2000])
-        elif set_status(session, run, "preempted", status_reason=f"{js.state}: {js.reason}; requeued from the last checkpoint"[:2000]):
+            set_status(session, run, RunStatus.failed, status_reason=f"{js.state}: {js.reason}; gave up after {max_restarts} restarts"[:2000])
+        elif set_status(session, run, RunStatus.preempted, status_reason=f"{js.state}: {js.reason}; requeued from the last checkpoint"[:2000]):
             submit(session, run, resume=True, attempt=run.attempt + 1)
     return run.status
 
@@ -178,9 +178,9 @@ def _finish(session: Session, run: Run, js: JobState, spec) -> None:
     if said.get("state") == StatusState.failed or (js.state == "FAILED" and said.get("state") != StatusState.succeeded):
         reason = said.get("error") or js.reason or "the search failed"
         tail_lines = _stderr_tail(spec.run_dir)
-        set_status(session, run, "failed", status_reason=(f"{reason}\n{tail_lines}" if tail_lines else str(reason))[:2000])
+        set_status(session, run, RunStatus.failed, status_reason=(f"{reason}\n{tail_lines}" if tail_lines else str(reason))[:2000])
     else:
-        set_status(session, run, "succeeded", status_reason="", progress=1.0)
+        set_status(session, run, RunStatus.succeeded, status_reason="", progress=1.0)
 
 
 def _stderr_tail(run_dir: Path, lines: int = 5) -> str:

@@ -43,8 +43,8 @@ def _hand_over(session, bridge, runs: list[Run]) -> None:
         except Exception as exc:
             log.warning("could not hand run %s to the worker: %s", run.id, exc)
             for r in runs:
-                if session.get(Run, r.id).status == "queued":
-                    crud.set_run_status(session, r.id, "failed", status_reason=f"worker broker unreachable: {type(exc).__name__}")
+                if session.get(Run, r.id).status == RunStatus.queued:
+                    crud.set_run_status(session, r.id, RunStatus.failed, status_reason=f"worker broker unreachable: {type(exc).__name__}")
             raise HTTPException(503, "the worker broker (Redis) cannot be reached; the run was marked failed, retry it later") from None
 
 
