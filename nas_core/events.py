@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -83,31 +84,54 @@ def pattern(names: Any) -> str:
 
 
 class EventLog:
-    """Appends events to `path`; reopening continues the sequence where the file ends."""
+    """Appends events to `path`; reopening continues the sequence where the file ends. Thread-safe.
 
-    def __init__(self, path: str | os.PathLike, fsync: bool = True):
+    `heartbeat_s` > 0: a thread appends a `heartbeat` whenever nothing was written for that long, so the
+    watcher can tell a long silent stretch (a trial, a retrain epoch) from a dead run.
+    """
+
+    def __init__(self, path: str | os.PathLike, fsync: bool = True, heartbeat_s: float = 0.0):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fsync = fsync
         self.seq = _repair_and_last_seq(self.path)
         self._fh = open(self.path, "ab")
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._stop = threading.Event()
+        self._beat = None
+        if heartbeat_s > 0:
+            self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True,
+                                          name="nasforge-heartbeat")
+            self._beat.start()
 
     def append(self, kind: str, payload: dict[str, Any] | None = None, **extra: Any) -> int:
         if kind not in EVENT_KINDS:
             raise ValueError(f"event kind {kind!r} is not one of {', '.join(EVENT_KINDS)}")
-        self.seq += 1
-        event = {"seq": self.seq, "time": time.time(), "kind": str(kind), "payload": payload or {}}
-        event.update(extra)
-        line = json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
-        # One write call per line: a reader never sees half an event followed by another event.
-        self._fh.write(line.encode())
-        self._fh.flush()
-        if self.fsync:
-            os.fsync(self._fh.fileno())
-        return self.seq
+        with self._lock:
+            self.seq += 1
+            event = {"seq": self.seq, "time": time.time(), "kind": str(kind), "payload": payload or {}}
+            event.update(extra)
+            line = json.dumps(event, separators=(",", ":"), allow_nan=False) + "\n"
+            # One write call per line: a reader never sees half an event followed by another event.
+            self._fh.write(line.encode())
+            self._fh.flush()
+            if self.fsync:
+                os.fsync(self._fh.fileno())
+            self._last = time.monotonic()
+            return self.seq
+
+    def _heartbeat(self, every: float) -> None:
+        while not self._stop.wait(min(every, 1.0)):
+            if time.monotonic() - self._last >= every:
+                self.append(EventKind.heartbeat, {})
 
     def close(self) -> None:
-        self._fh.close()
+        self._stop.set()
+        if self._beat is not None and self._beat is not threading.current_thread():
+            self._beat.join()
+        with self._lock:
+            self._fh.close()
 
     def __enter__(self) -> "EventLog":
         return self

@@ -12,7 +12,7 @@ from typing import Any
 
 from nas_core.discrete.checkpoint import Checkpoint
 from nas_core.discrete.job import SearchJob
-from nas_core.events import EventKind, EventLog, StatusState, read_events
+from nas_core.events import HEARTBEAT_S, EventKind, EventLog, StatusState, read_events
 
 
 class Scheduler:
@@ -28,8 +28,9 @@ class Scheduler:
         self.strategy = job.build_strategy(seed=job.seed + 1_000_003 * self.checkpoint.resumes)
         self.events_path = job.run_dir.events
         # No fsync per event: the checkpoint is fsynced, and a resumed run restores any final event a crash
-        # lost (see _replay); a killed process loses nothing that it wrote.
-        self.events = EventLog(self.events_path, fsync=False)
+        # lost (see _replay); a killed process loses nothing that it wrote. The heartbeat covers trials longer
+        # than the watcher's stale-after window, during which the dispatcher has nothing else to say.
+        self.events = EventLog(self.events_path, fsync=False, heartbeat_s=HEARTBEAT_S)
         self._pending: list[dict[str, Any]] = []  # candidate payloads written at the next flush
         self.busy: dict[int, dict[str, Any]] = {}
         self.queue: deque[tuple[dict[str, Any], int | None]] = deque()  # (spec, worker to avoid)

@@ -102,7 +102,7 @@ class EventSink:
     """
 
     def __init__(self, path: str | Path, after_seq: int | None = None, heartbeat_s: float = HEARTBEAT_S):
-        self.log = EventLog(path)
+        self.log = EventLog(path, heartbeat_s=heartbeat_s)
         self._lock = threading.Lock()
         self._written: set[tuple] = set()
         if after_seq is not None and self.log.seq > after_seq:
@@ -111,12 +111,6 @@ class EventSink:
                     key = _key(event["kind"], event.get("payload") or {})
                     if key is not None:
                         self._written.add(key)
-        self._last = time.monotonic()
-        self._stop = threading.Event()
-        self._beat = None
-        if heartbeat_s > 0:
-            self._beat = threading.Thread(target=self._heartbeat, args=(heartbeat_s,), daemon=True, name="nasforge-heartbeat")
-            self._beat.start()
 
     @property
     def seq(self) -> int:
@@ -131,24 +125,13 @@ class EventSink:
                 if key in self._written:
                     return None
                 self._written.add(key)
-            self._last = time.monotonic()
             return self.log.append(kind, payload)
 
     def append(self, kind: str, payload: dict[str, Any] | None = None) -> int | None:
         """`EventLog.append`'s signature, for code (the retrain stage) written against the plain log."""
         return self.emit(kind, payload or {})
 
-    def _heartbeat(self, every: float) -> None:
-        while not self._stop.wait(min(every, 1.0)):
-            with self._lock:
-                if time.monotonic() - self._last >= every:
-                    self._last = time.monotonic()
-                    self.log.append(EventKind.heartbeat, {})
-
     def close(self) -> None:
-        self._stop.set()
-        if self._beat is not None:
-            self._beat.join()
         self.log.close()
 
     def __enter__(self) -> "EventSink":
