@@ -29,6 +29,7 @@ from backend.models import (
 )
 from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
 from nas_core.data.roots import confine_data_path
+from nas_core.space.genotypes import Genotype
 
 
 # Which status may follow which. A status may repeat itself (the worker re-sends, or updates the reason).
@@ -231,6 +232,8 @@ def launch(session: Session, exp: Experiment, *, kind: str = "search", method: s
 
     The run's `launcher` and `resources` are the validated launcher section of its config: what the worker will use."""
     cfg = ExperimentConfig.model_validate(exp.config)
+    if genotype is not None:  # the given cell must be buildable in this experiment's space, or 422 now, not a failed run
+        Genotype.from_dict(genotype).check_fits(cfg.space)
     parent = None
     if parent_run_id is not None:
         parent = get_run(session, parent_run_id)

@@ -34,6 +34,24 @@ class Genotype:
     def __getitem__(self, cell_type: str) -> CellGenotype:
         return self.cells[cell_type]
 
+    def check_fits(self, space: Any, where: str = "genotype") -> "Genotype":
+        """Raise ValueError naming the cell and node unless this genotype can be built in `space` (a SpaceConfig):
+        every cell type of the macro present, every op one of that cell type's ops. No torch needed."""
+        missing = [t for t in space.cells if t not in self.cells]
+        if missing:
+            raise ValueError(f"{where}: has cells {', '.join(self.cells)}; the experiment's {space.macro} space needs "
+                             f"{', '.join(missing)} too")
+        for t, cell in self.cells.items():
+            if t not in space.cells:
+                raise ValueError(f"{where}: cells.{t} is not a cell type of the experiment's space "
+                                 f"({', '.join(space.cells)})")
+            allowed = set(space.cells[t].ops) | set(space.user_ops)
+            for op, _, node in cell.pairs():
+                if op not in allowed:
+                    raise ValueError(f"{where}: cells.{t}, node {node}: op {op!r} is not one of the space's {t} ops "
+                                     f"({', '.join(space.cells[t].ops)})")
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "cells": {

@@ -1,5 +1,5 @@
-"""Retrain runs through the API: a parent's genotype or one given (checked by Genotype.from_dict, 422 naming
-`genotype`), epochs and seed overrides, the genotype stored on the run, retrains listed beside their parent; and
+"""Retrain runs through the API: a parent's genotype or one given (checked by Genotype.from_dict and against the
+experiment's space, 422 naming `genotype`), epochs and seed overrides, the genotype stored on the run, retrains listed beside their parent; and
 the shared names the UI fetches instead of restating them."""
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from nas_core.config import DISCRETE_METHODS, METHODS
 from nas_core.events import EVENT_KINDS, StatusState
 from nas_core.rundir import RUN_KINDS
 
-GENOTYPE = {"cells": {"normal": {"nodes": [[["sep_conv_3x3", 0], ["skip_connect", 1]]], "concat": [2]}}}
+GENOTYPE = {"cells": {t: {"nodes": [[["sep_conv_3x3", 0], ["skip_connect", 1]]], "concat": [2]}
+                      for t in ("normal", "down", "up")}}
 
 
 def _experiment(client, headers, name: str = "r") -> int:
@@ -51,6 +52,13 @@ def test_retrain_launch_errors_name_the_field(client, tokens):
     bad = _launch(client, tokens.write, exp, kind="retrain", genotype={"cells": {"normal": {"concat": [2]}}})
     assert bad.status_code == 422
     assert any(e["loc"][-1] == "genotype" and "nodes" in e["msg"] for e in bad.json()["detail"]), bad.text
+    # A well-formed genotype that the experiment's space cannot build: refused now, not as a failed run later.
+    half = {"cells": {"normal": GENOTYPE["cells"]["normal"]}}
+    r = _launch(client, tokens.write, exp, kind="retrain", genotype=half)
+    assert r.status_code == 422 and "genotype" in r.text and "down, up" in r.text, r.text
+    bogus = {"cells": {**GENOTYPE["cells"], "up": {"nodes": [[["bogus_op", 0]]], "concat": [2]}}}
+    r = _launch(client, tokens.write, exp, kind="retrain", genotype=bogus)
+    assert r.status_code == 422 and "cells.up" in r.text and "bogus_op" in r.text, r.text
     none = _launch(client, tokens.write, exp, kind="retrain")
     assert none.status_code == 422 and "parent_run_id" in none.text and "genotype" in none.text
     assert _launch(client, tokens.write, exp, genotype=GENOTYPE).status_code == 422  # only a retrain takes one
