@@ -36,7 +36,8 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
      "the experiment (`nas_core.config.ExperimentConfig`) plus `run:` overrides (`RunOverrides`)"),
     ("events", "events.jsonl", "the search (one writer: rank 0)",
      "the event log, one JSON object per line, `seq` 1, 2, 3... (`nas_core.events`, docs/events.md)"),
-    ("lock", "run.lock", "the search, while it runs", "owner of the run directory: pid, host, start time (`RunLock`)"),
+    ("lock", "run.lock", "the search", "the last owner: pid, host, start time (`RunLock`); flock'd while the search runs, "
+     "the file stays after"),
     ("checkpoint", "checkpoints/last.pt", "the search stage, every epoch",
      "weights, alpha/beta, optimisers, schedulers, RNG states, epoch, step, event seq"),
     ("retrained", "checkpoints/retrain.pt", "the retrain stage", "the retrained network's weights (retrain done)"),

@@ -46,7 +46,7 @@ def get_principal(session: SessionDep, creds: Annotated[HTTPAuthorizationCredent
         raise _unauthorized("missing bearer token: send `Authorization: Bearer <token>`")
     principal = authenticate(session, creds.credentials)
     if principal is None:
-        raise _unauthorized("invalid or revoked token")
+        raise _unauthorized("invalid, revoked or expired token: create a new one (POST /api/tokens) or ask an admin")
     return principal
 
 
