@@ -277,7 +277,9 @@ def test_searched_cell_against_its_random_baselines(page, ui_api, ui_stack, arti
 
     sign_in(page, ui_stack["url"], ui_api.token, f"#/runs/{run_id}")
     page.get_by_role("button", name="Evaluation").click()
-    page.wait_for_function("() => document.getElementById('eval-strip') && document.getElementById('eval-strip').data", timeout=20000)
+    # The baselines' candidates load after the run's own events: wait for them, not just for a first drawing.
+    page.wait_for_function("() => { const d = document.getElementById('eval-strip'); "
+                           "return d && d.data && d.data[0].y && d.data[0].y.length >= 12; }", timeout=20000)
     strip = page.evaluate("document.getElementById('eval-strip').data.map(t => ({name: t.name, y: t.y}))")
     assert sorted(strip[0]["y"]) == sorted(ious[baselines[0]] + ious[baselines[1]])  # the failed trials are left out
     assert strip[1]["y"] == [0.61] and "test IoU, foreground class (evaluate stage)" in strip[1]["name"]
