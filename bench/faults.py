@@ -143,8 +143,11 @@ def drill(workdir: Path, epochs: int = 150, log=print) -> dict:
             t0 = time.monotonic()
             inject()
             attempt = before["attempt"] + (1 if name == "kill -9 search" else 0)
+            # Recovered: the platform healthy, the run running again (a requeued attempt passes through submitted)
+            # and new events arriving.
             _until(lambda: _health_ok(url) and (lambda r: r.get("last_seq", 0) > before["last_seq"]
-                                                and r.get("attempt") == attempt)(_get(api, f"/runs/{run_id}")),
+                                                and r.get("attempt") == attempt and r.get("status") == "running")(
+                       _get(api, f"/runs/{run_id}")),
                    120, f"recovery from '{name}'")
             recoveries[name] = round(time.monotonic() - t0, 2)
             log(f"faults: {name}: recovered in {recoveries[name]:.1f} s")
