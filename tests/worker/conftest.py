@@ -129,6 +129,21 @@ def get_run(run_id: int):
         return crud.get_run(s, run_id)
 
 
+def drive(run_id: int, until: set[str], timeout: float = 60.0):
+    """Reconcile passes in this process, as beat would make them, until the run reaches one of `until`."""
+    from worker.reconcile import reconcile
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reconcile()
+        run = get_run(run_id)
+        if run.status in until:
+            return run
+        time.sleep(0.2)
+    run = get_run(run_id)
+    raise AssertionError(f"run {run_id} is {run.status} ({run.status_reason}), not {sorted(until)}")
+
+
 def stored_seqs(run_id: int) -> list[int]:
     from sqlmodel import col, select
 

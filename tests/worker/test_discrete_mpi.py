@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from celery import Celery
 
 from tests._home import clear_settings_caches
 from tests.baseline.conftest import tiny_experiment
-from tests.worker.conftest import file_seqs, get_run, published_seqs, stored_seqs, wait_for, wait_status
+from tests.worker.conftest import drive as _drive, file_seqs, get_run, published_seqs, stored_seqs, wait_for, wait_status
 from worker import control
-from worker.reconcile import reconcile
 
 NASFORGE = str(Path(sys.executable).with_name("nasforge"))
 pytestmark = [pytest.mark.mpi, pytest.mark.slow]
@@ -55,18 +53,6 @@ def _queue(cfg: dict) -> int:
         exp = crud.create_experiment(s, ExperimentConfig.model_validate(cfg), owner_id=None)
         run, _ = crud.launch(s, exp, baselines=False)
         return run.id
-
-
-def _drive(run_id: int, until: set[str], timeout: float):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reconcile()
-        run = get_run(run_id)
-        if run.status in until:
-            return run
-        time.sleep(0.3)
-    run = get_run(run_id)
-    raise AssertionError(f"run {run_id} is {run.status} ({run.status_reason}), not {sorted(until)}")
 
 
 def _events(run_dir) -> list[dict]:

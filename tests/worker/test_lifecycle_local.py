@@ -9,22 +9,9 @@ import time
 
 import pytest
 
-from tests.worker.conftest import file_seqs, get_run, make_run, published_seqs, stored_seqs, wait_for
+from tests.worker.conftest import drive as _drive, file_seqs, get_run, make_run, published_seqs, stored_seqs, wait_for
 from worker import control
 from worker.reconcile import reconcile
-
-
-def _drive(run_id: int, until: set[str], timeout: float = 60.0):
-    """Reconcile passes, as beat would make them, until the run reaches one of `until`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reconcile()
-        run = get_run(run_id)
-        if run.status in until:
-            return run
-        time.sleep(0.2)
-    run = get_run(run_id)
-    raise AssertionError(f"run {run_id} is {run.status} ({run.status_reason}), not {sorted(until)}")
 
 
 def test_launch_watch_succeed_with_every_event_stored_once(worker_home, monkeypatch):
