@@ -202,11 +202,6 @@ class RunOverrides(BaseModel):
                                                               "(`Genotype.to_dict()`), the parent's or one given.")
     baseline_of: int | None = Field(None, ge=1, description="A random baseline: the search run it is measured against.")
 
-    @property
-    def first_stage(self) -> str:
-        """A retrain run starts at retrain (its genotype is given); every other run at search."""
-        return "retrain" if self.kind == "retrain" else "search"
-
 
 def read_config(path: str | os.PathLike) -> tuple[dict[str, Any], RunOverrides]:
     """The experiment mapping of config.yaml and its `run:` overrides; ValueError names the file and the field."""
