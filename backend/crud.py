@@ -28,7 +28,7 @@ from backend.models import (
     utcnow,
 )
 from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
-from nas_core.data.roots import confine_data_path
+from nas_core.data.roots import find_in_roots
 from nas_core.space.genotypes import Genotype
 
 
@@ -178,12 +178,12 @@ def create_run(session: Session, exp: Experiment, *, kind: str, method: str, lau
     return run
 
 
-def with_confined_data(cfg: ExperimentConfig, roots: Sequence[Path], base: Path) -> ExperimentConfig:
-    """The config with data.path resolved (a relative one from `base`) and checked against the data roots; the
+def with_confined_data(cfg: ExperimentConfig, roots: Sequence[Path]) -> ExperimentConfig:
+    """The config with data.path resolved (a relative one inside the data roots) and checked against them; the
     resolved path is what is stored, so the run later opens what was checked. OutsideDataRoots (a ValueError) if not."""
     if cfg.data.path is None:
         return cfg
-    path = confine_data_path(cfg.data.path, roots, base)
+    path = find_in_roots(cfg.data.path, roots)
     return cfg.model_copy(update={"data": cfg.data.model_copy(update={"path": str(path)})})
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from nas_core.data.config import DataConfig
 from nas_core.space.config import SpaceConfig
 
-CONTINUOUS_METHODS = ("darts", "pcdarts", "gaea")
+CONTINUOUS_METHODS = ("darts", "pcdarts", "gaea", "betadarts", "dartsminus")
 DISCRETE_METHODS = ("random", "evolution", "reinforce")
 METHODS = CONTINUOUS_METHODS + DISCRETE_METHODS
 
@@ -27,7 +27,7 @@ class SearchConfig(BaseModel):
     w_momentum: float = Field(0.9, ge=0, lt=1)
     w_weight_decay: float = Field(3e-4, ge=0)
     grad_clip: float = Field(5.0, gt=0)
-    arch_lr: float | None = Field(None, gt=0, description="Architecture learning rate (default per method: DARTS 3e-4, PC-DARTS 6e-4, GAEA 0.1).")
+    arch_lr: float | None = Field(None, gt=0, description="Architecture learning rate (default per method: DARTS, beta-DARTS and DARTS- 3e-4, PC-DARTS 6e-4, GAEA 0.1).")
     arch_weight_decay: float = Field(1e-3, ge=0)
     pc_k: int = Field(4, ge=1, le=16, description="PC-DARTS: 1/K of the channels go through the mixed op.")
     warmup_epochs: int | None = Field(None, ge=0, description="Epochs before architecture updates start (default: PC-DARTS 15 of 50, i.e. 30% of epochs; others 0).")
@@ -39,6 +39,9 @@ class SearchConfig(BaseModel):
     population: int = Field(50, ge=2, description="Regularised evolution population.")
     tournament: int = Field(10, ge=2, description="Regularised evolution tournament size.")
     compute_budget_s: float | None = Field(None, gt=0, description="Discrete search: stop starting trials once finished trials used this many worker-seconds (None: no budget; a random baseline gets its search's compute).")
+    beta_decay: float = Field(25.0, ge=0, description="beta-DARTS: the beta-decay coefficient lambda reached at the end of the search; it rises linearly from 0 (the reference's 0.5 per epoch over 50 epochs).")
+    aux_skip: float = Field(1.0, ge=0, description="DARTS-: the auxiliary skip connection's weight at the first epoch; it decays linearly to 0 at the last epoch.")
+    collapse_stop: int | None = Field(None, ge=1, description="Early stop as in DARTS+: end the search after the epoch whose decoded genotype has this many parameter-free ops (skip, pools) in one cell; decode and retrain follow. None: off.")
     events_every_steps: int = Field(0, ge=0, description="Also emit alpha every N steps (0: per epoch only).")
 
 
@@ -149,8 +152,25 @@ def parse_experiment(data: Any, where: str = "experiment") -> ExperimentConfig:
         raise ConfigError(format_validation_error(exc, where)) from None
 
 
-def read_experiment_file(path: str | Path) -> dict[str, Any]:
-    """The mapping an experiment YAML file holds, or a ConfigError naming the file."""
+# The fields of an experiment that name a file or folder: relative in a file, they are taken from the file's own
+# folder (as data specs are), so the same YAML works from any working directory.
+PATH_FIELDS = (("data", "path"),)
+
+
+def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """`data` with each relative PATH_FIELDS value made absolute from `base` (a copy; other values untouched)."""
+    out = dict(data)
+    for section, key in PATH_FIELDS:
+        part = out.get(section)
+        if isinstance(part, dict) and isinstance(part.get(key), str) and part[key].strip():
+            value = Path(part[key]).expanduser()
+            out[section] = {**part, key: str(value if value.is_absolute() else (base / value).resolve())}
+    return out
+
+
+def read_experiment_file(path: str | Path, resolve: bool = True) -> dict[str, Any]:
+    """The mapping an experiment YAML file holds, or a ConfigError naming the file. With `resolve`, relative paths
+    in it are taken from the file's folder; without, they are left as written (a server resolves them in its roots)."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -160,7 +180,7 @@ def read_experiment_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: an experiment file is a mapping with at least `name:`")
-    return data
+    return resolve_paths(data, path.resolve().parent) if resolve else data
 
 
 def load_experiment(path: str | Path) -> ExperimentConfig:

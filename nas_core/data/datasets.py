@@ -8,6 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nas_core.data.config import DataConfig
+from nas_core.data.readers import DataError
 from nas_core.data.splits import split_by_scene
 
 
@@ -89,7 +90,11 @@ def build_datasets(data_cfg: DataConfig, seed: int) -> dict[str, Dataset]:
     else:
         if not data_cfg.path:
             raise ValueError("data.path: a prepared dataset needs its directory (made by `nasforge data prepare`)")
-        base = PreparedTiles(data_cfg.path)
+        root = Path(data_cfg.path).expanduser().resolve()
+        try:
+            base = PreparedTiles(root)
+        except DataError as exc:  # the field and the absolute path it names, whatever the working directory
+            raise DataError(f"data.path: {exc}") from None
         mean, std = base.mean, [max(s, 1e-3) for s in base.std]
     if not data_cfg.normalize:
         mean = std = None

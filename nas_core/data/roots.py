@@ -41,3 +41,14 @@ def confine_data_path(path: str | os.PathLike, roots: Iterable[str | os.PathLike
     if not any(resolved == r or r in resolved.parents for r in allowed):
         raise OutsideDataRoots(outside_message(allowed, field))
     return resolved
+
+
+def find_in_roots(path: str | os.PathLike, roots: Iterable[str | os.PathLike], field: str = "data.path") -> Path:
+    """`path` confined to the roots; a relative one names a folder inside a root (the API's caller does not know
+    the server's working directory): the first root that holds it, else the first root's (a dataset not made yet)."""
+    allowed = resolve_roots(roots)
+    raw = os.fspath(path)
+    base = allowed[0] if allowed else Path("/")
+    if "\x00" not in raw and raw.strip() and not Path(raw).expanduser().is_absolute():
+        base = next((r for r in allowed if (r / raw).exists()), base)
+    return confine_data_path(raw, allowed, base, field)

@@ -88,7 +88,7 @@ def test_data_paths_and_launch_resources_stay_inside_the_rules(server, tmp_path)
         return httpx.request(method, f"{url}{target}", json=body, headers=h)
 
     outside = ["/etc", "../../../../etc", "/etc/no-such-dir", "/no/such/dir", other_run.run_dir,
-               str(settings.runs_dir / "424242"), str(root / "to-etc"), str(root / "ds" / ".." / ".." / "runs"), "runs/1"]
+               str(settings.runs_dir / "424242"), str(root / "to-etc"), str(root / "ds" / ".." / ".." / "runs"), "../runs/1"]
     answers = [experiment(p) for p in outside]
     assert {r.status_code for r in answers} == {422}
     messages = {r.json()["detail"] for r in answers}
@@ -98,7 +98,7 @@ def test_data_paths_and_launch_resources_stay_inside_the_rules(server, tmp_path)
 
     made = experiment(str(root / "ds"))
     assert made.status_code == 201 and made.json()["config"]["data"]["path"] == str(root / "ds")
-    rel = experiment("data/ds")  # relative: from the platform's data directory, stored resolved
+    rel = experiment("ds")  # relative: inside the data roots (the caller does not know the server's cwd), stored resolved
     assert rel.status_code == 201 and rel.json()["config"]["data"]["path"] == str(root / "ds")
     exp_id = made.json()["id"]
     assert experiment("/etc", "PUT", f"/api/experiments/{exp_id}").json()["detail"] == message

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from nas_core.data.roots import OutsideDataRoots, confine_data_path
+from nas_core.data.roots import OutsideDataRoots, confine_data_path, find_in_roots
 
 
 def test_inside_is_resolved_and_outside_is_one_message(tmp_path):
@@ -25,3 +25,15 @@ def test_inside_is_resolved_and_outside_is_one_message(tmp_path):
     assert messages == {f"data.path: must lie inside an allowed data root (NASFORGE_DATA_ROOTS): {root.resolve()}"}
     with pytest.raises(OutsideDataRoots, match=r"\(none configured\)"):
         confine_data_path(root / "ds", [], base)
+
+
+def test_a_relative_path_is_looked_up_in_the_roots(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    (second / "ds").mkdir(parents=True)
+    first.mkdir()
+    assert find_in_roots("ds", [first, second]) == (second / "ds").resolve()  # the root that holds it
+    assert find_in_roots("new", [first, second]) == (first / "new").resolve()  # not made yet: the first root's
+    assert find_in_roots(second / "ds", [first, second]) == (second / "ds").resolve()
+    for bad in ("../b/../../etc", "/etc", "", "a\x00b"):
+        with pytest.raises(OutsideDataRoots, match=r"^data\.path: must lie inside"):
+            find_in_roots(bad, [first, second])
