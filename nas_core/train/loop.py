@@ -4,12 +4,11 @@ from __future__ import annotations
 import math
 from typing import Iterable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_core.metrics import ObjectAccumulator, confusion_matrix, dice, pixel_accuracy, pixel_iou
+from nas_core.metrics.scores import SegmentationScores
 
 
 def _logits(out):
@@ -71,21 +70,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, device,
              iou_thresholds: Iterable[float] = (0.25, 0.5, 0.75)) -> dict:
     """Pixel metrics and, per foreground class, object PR curves and AP at each IoU threshold."""
     model.eval()
-    thresholds = tuple(float(t) for t in iou_thresholds)
-    cm = np.zeros((num_classes, num_classes), np.int64)
-    objects = {c: ObjectAccumulator(thresholds) for c in range(1, num_classes)}
+    scores = SegmentationScores(num_classes, iou_thresholds)
     for images, masks in loader:
-        probs = _logits(model(images.to(device))).float().softmax(1).cpu()
-        pred = probs.argmax(1)
-        cm += confusion_matrix(pred, masks, num_classes)
-        for b in range(pred.shape[0]):
-            for c, acc in objects.items():
-                acc.add(pred[b] == c, probs[b, c], masks[b] == c)
-    per_class = {c: acc.result() for c, acc in objects.items()}
-    ap = {}
-    for t in thresholds:
-        vals = [per_class[c][t]["ap"] for c in per_class if not math.isnan(per_class[c][t]["ap"])]
-        ap[t] = float(np.mean(vals)) if vals else float("nan")
-    iou, dsc = pixel_iou(cm), dice(cm)
-    return {"confusion": cm, "iou": iou["per_class"], "miou": iou["mean"], "dice": dsc["per_class"],
-            "mdice": dsc["mean"], "accuracy": pixel_accuracy(cm), "ap": ap, "objects": per_class}
+        scores.add(_logits(model(images.to(device))).float().softmax(1).cpu(), masks)
+    return scores.result()
