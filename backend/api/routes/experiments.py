@@ -5,10 +5,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from backend import crud
+from backend import crud, listing
 from backend.api.deps import Id, Reader, SessionDep, SettingsDep, Writer, check_owner
-from backend.models import Experiment, ExperimentClone, ExperimentList, ExperimentPublic, ExperimentUpdate
-from nas_core.config import ExperimentConfig
+from backend.listing import EXPERIMENT_COLUMNS, EXPERIMENT_DERIVED, sort_pattern
+from backend.models import Experiment, ExperimentClone, ExperimentPublic, ExperimentUpdate, RunStatus
+from backend.summary import ExperimentRows
+from nas_core.config import METHODS, ExperimentConfig
+from nas_core.events import pattern
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
@@ -25,21 +28,29 @@ def _public_one(session, exp: Experiment) -> ExperimentPublic:
 def create_experiment(config: ExperimentConfig, session: SessionDep, who: Writer, settings: SettingsDep) -> ExperimentPublic:
     """The body is the experiment config itself (the YAML file's content as JSON); data.path must lie in a data root."""
     crud.check_json_safe(config.model_dump(), "body")
-    config = crud.with_confined_data(config, settings.data_roots)
+    config = crud.with_confined_data(config, settings.data_roots, settings.data_dir)
     return public(crud.create_experiment(session, config, who.user_id))
 
 
-@router.get("", response_model=ExperimentList)
+@router.get("", response_model=ExperimentRows)
 def list_experiments(session: SessionDep, _: Reader,
                      q: Annotated[str | None, Query(max_length=200, description="Substring of name or description.")] = None,
                      owner_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
+                     owner: Annotated[str | None, Query(max_length=100, description="The owner's user name.")] = None,
+                     method: Annotated[str | None, Query(pattern=pattern(METHODS), description="The config's search.method.")] = None,
+                     status: Annotated[RunStatus | None, Query(description="Only experiments with a run in this status.")] = None,
+                     sort: Annotated[str, Query(pattern=sort_pattern(EXPERIMENT_COLUMNS, EXPERIMENT_DERIVED),
+                                                description="A column, `-` first for descending: "
+                                                            + ", ".join([*EXPERIMENT_COLUMNS, *EXPERIMENT_DERIVED]))] = "-id",
                      limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                     offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> ExperimentList:
-    if q:
-        crud.check_json_safe(q, "q")
-    rows, total = crud.list_experiments(session, q=q, owner_id=owner_id, limit=limit, offset=offset)
-    counts = crud.run_counts(session, [e.id for e in rows])
-    return ExperimentList(items=[public(e, counts[e.id]) for e in rows], total=total, limit=limit, offset=offset)
+                     offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> ExperimentRows:
+    """A page of experiments as table rows: runs counted by status, the best run's headline IoU, the baselines' IoU."""
+    for value, name in ((q, "q"), (owner, "owner")):
+        if value:
+            crud.check_json_safe(value, name)
+    rows, total = listing.list_experiments(session, sort=sort, limit=limit, offset=offset, q=q, owner=owner,
+                                           owner_id=owner_id, method=method, status=status)
+    return ExperimentRows(items=rows, total=total, limit=limit, offset=offset, sort=sort)
 
 
 @router.get("/{experiment_id}", response_model=ExperimentPublic)
@@ -54,7 +65,7 @@ def replace_experiment(experiment_id: Id, config: ExperimentConfig, session: Ses
     exp = crud.get_experiment(session, experiment_id)
     check_owner(who, exp.owner_id)
     crud.check_json_safe(config.model_dump(), "body")
-    config = crud.with_confined_data(config, settings.data_roots)
+    config = crud.with_confined_data(config, settings.data_roots, settings.data_dir)
     return _public_one(session, crud.replace_config(session, exp, config))
 
 

@@ -8,12 +8,14 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 
-from backend import crud
+from backend import crud, listing
 from backend.api.deps import BridgeDep, Id, Reader, SessionDep, SettingsDep, Writer, check_owner
 from backend.core.security import create_ingest_token
 from backend.headline import headline
-from backend.models import (Artifact, LaunchResult, Run, RunDetail, RunLaunch, RunList, RunPublic, RunStatus, TokenSecret,
+from backend.listing import RUN_COLUMNS, RUN_DERIVED, sort_pattern
+from backend.models import (Artifact, LaunchResult, Run, RunDetail, RunLaunch, RunPublic, RunStatus, TokenSecret,
                             experiment_config_from)
+from backend.summary import RunRows
 from nas_core.config import METHODS
 from nas_core.events import pattern
 from nas_core.rundir import RUN_KINDS
@@ -58,16 +60,20 @@ def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: Brid
     if body.resources:
         crud.check_json_safe(body.resources, "resources")
     # Checked again at launch: the experiment may predate the data roots, or the roots may have narrowed since.
-    crud.with_confined_data(experiment_config_from(exp), settings.data_roots)
-    run, baselines = crud.launch(session, exp, kind=body.kind, method=body.method, launcher=body.launcher,
-                                 resources=body.resources, parent_run_id=body.parent_run_id, baselines=body.baselines,
-                                 genotype=body.genotype, retrain_epochs=body.retrain_epochs, seed=body.seed,
-                                 runs_dir=settings.runs_dir)
-    _hand_over(session, bridge, [run, *baselines])
-    return LaunchResult(run=_public(session, run), baselines=[_public(session, b) for b in baselines])
+    crud.with_confined_data(experiment_config_from(exp), settings.data_roots, settings.data_dir)
+    args = dict(kind=body.kind, method=body.method, launcher=body.launcher, resources=body.resources,
+                parent_run_id=body.parent_run_id, baselines=body.baselines, genotype=body.genotype,
+                retrain_epochs=body.retrain_epochs, seed=body.seed, runs_dir=settings.runs_dir)
+    # A search of an experiment with `repeats` is a study over seeds: one search and one baseline per seed.
+    launched = crud.launch_repeats(session, exp, **args) if body.kind == "search" else [crud.launch(session, exp, **args)]
+    searches = [run for run, _ in launched]
+    baselines = [b for _, bs in launched for b in bs]
+    _hand_over(session, bridge, [*searches, *baselines])
+    return LaunchResult(run=_public(session, searches[0]), baselines=[_public(session, b) for b in baselines],
+                        repeats=[_public(session, r) for r in searches] if len(searches) > 1 else [])
 
 
-@router.get("/runs", response_model=RunList)
+@router.get("/runs", response_model=RunRows)
 def list_runs(session: SessionDep, _: Reader,
               experiment_id: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
               status: RunStatus | None = None,
@@ -75,11 +81,21 @@ def list_runs(session: SessionDep, _: Reader,
               method: Annotated[str | None, Query(pattern=pattern(METHODS))] = None,
               baseline_of: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
               parent_run_id: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="Retrain runs of this run.")] = None,
+              owner: Annotated[str | None, Query(max_length=100, description="User name of the experiment's owner.")] = None,
+              q: Annotated[str | None, Query(max_length=200, description="Substring of the method, status reason, job id or "
+                                                                         "experiment name, or a run id.")] = None,
+              sort: Annotated[str, Query(pattern=sort_pattern(RUN_COLUMNS, RUN_DERIVED),
+                                         description="A column, `-` first for descending: " + ", ".join([*RUN_COLUMNS, *RUN_DERIVED]))] = "-id",
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> RunList:
-    rows, total = crud.list_runs(session, experiment_id=experiment_id, status=status, kind=kind, method=method,
-                                 baseline_of=baseline_of, parent_run_id=parent_run_id, limit=limit, offset=offset)
-    return RunList(items=[_public(session, r) for r in rows], total=total, limit=limit, offset=offset)
+              offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> RunRows:
+    """A page of runs as table rows (headline IoU, the random baselines' IoU, budget, parameters), sorted server-side."""
+    for value, name in ((owner, "owner"), (q, "q")):
+        if value:
+            crud.check_json_safe(value, name)
+    rows, total = listing.list_runs(session, sort=sort, limit=limit, offset=offset, q=q, owner=owner,
+                                    experiment_id=experiment_id, status=status, kind=kind, method=method,
+                                    baseline_of=baseline_of, parent_run_id=parent_run_id)
+    return RunRows(items=rows, total=total, limit=limit, offset=offset, sort=sort)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail)
