@@ -109,3 +109,48 @@ def browser():
         )
         yield b
         b.close()
+
+
+# A search as small as a real one can be (one down/up level, two-node cells, 16 px tiles, one epoch each of search
+# and retrain), for the tests that need a finished run on the platform.
+TINY_SEARCH = {
+    "name": "tiny remote search", "seed": 0,
+    "space": {"channels": 4, "depth": 1,
+              "cells": {t: {"ops": ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"], "nodes": 2}
+                        for t in ("normal", "down", "up")}},
+    "data": {"tile_size": 16, "num_tiles": 16, "batch_size": 4},
+    "search": {"method": "darts", "epochs": 1, "warmup_epochs": 0},
+    "retrain": {"epochs": 1},
+    "baseline": {"random": False},
+}
+
+
+@pytest.fixture(scope="session")
+def remote_run(platform, tmp_path_factory):
+    """TINY_SEARCH submitted to the platform with `nasforge remote submit` and followed to its end with
+    `nasforge remote follow`, as a user at another machine would (token in a mode-0600 file); the outputs, the run
+    id and the token. Shared by the remote-client test and the evaluation-tab browser test: one search for both."""
+    import re
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from nas_core.cli import app
+    from tests.browser.conftest import admin_token
+
+    home = tmp_path_factory.mktemp("remote")
+    token = admin_token(platform["env"])
+    token_file = home / "token"
+    token_file.write_text(token + "\n")
+    token_file.chmod(0o600)
+    experiment = home / "tiny.yaml"
+    experiment.write_text(yaml.safe_dump(TINY_SEARCH))
+    env = {"NASFORGE_SERVER": platform["url"], "NASFORGE_TOKEN": ""}
+    auth = ["--token-file", str(token_file)]
+    runner = CliRunner()
+    submitted = runner.invoke(app, ["remote", "submit", str(experiment), *auth], env=env)
+    assert submitted.exit_code == 0, submitted.output
+    run_id = int(re.match(r"run (\d+) ", submitted.output).group(1))
+    followed = runner.invoke(app, ["remote", "follow", str(run_id), *auth], env=env)
+    return {"run_id": run_id, "token": token, "token_file": token_file, "env": env, "home": home,
+            "submit": submitted.output, "follow": followed}
