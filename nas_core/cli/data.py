@@ -45,12 +45,36 @@ def verify_cmd(path: Path = typer.Argument(..., help="A prepared dataset directo
     from nas_core.data.manifest import load_manifest
     from nas_core.data.readers import DataError
 
+    from nas_core.data.tilestore import verify_store
+
     try:
         m = load_manifest(path, verify=True)
+        store = verify_store(path, m["tiles"])
     except DataError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2)
-    typer.echo(f"{path}: complete, {m['counts']['tiles']} tiles verified; class balance {m['class_balance']}")
+    typer.echo(f"{path}: complete, {m['counts']['tiles']} tiles verified; class balance {m['class_balance']}"
+               + ("; tile store verified" if store else "; no tile store (`nasforge data pack` writes one)"))
+
+
+@data_app.command("pack")
+def pack_cmd(
+    path: Path = typer.Argument(..., help="A prepared dataset directory."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Processes decoding tiles in parallel."),
+) -> None:
+    """Write (or rewrite) the memory-mapped tile store of a prepared dataset, which the loader then reads."""
+    from nas_core.data.manifest import load_manifest
+    from nas_core.data.readers import DataError
+    from nas_core.data.tilestore import build_store
+
+    try:
+        m = load_manifest(path)
+        out = build_store(path, m["tiles"], workers)
+    except (DataError, OSError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2)
+    size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
+    typer.echo(f"{out}: {len(m['tiles'])} tiles, {size:.1f} MiB")
 
 
 @data_app.command("synth")

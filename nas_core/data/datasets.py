@@ -13,11 +13,16 @@ from nas_core.data.splits import split_by_scene
 
 
 class PreparedTiles(Dataset):
-    """The tiles of a dataset made by `nasforge data prepare`; refuses a directory whose manifest is not complete."""
+    """The tiles of a dataset made by `nasforge data prepare`; refuses a directory whose manifest is not complete.
 
-    def __init__(self, path: str | Path, verify: bool = False):
+    Reads the memory-mapped tile store (nas_core.data.tilestore) when the directory has a fresh one, the PNGs
+    otherwise (`use_store=False`: always the PNGs); both give the same arrays.
+    """
+
+    def __init__(self, path: str | Path, verify: bool = False, use_store: bool = True):
         from nas_core.data.manifest import load_manifest
         from nas_core.data.readers import read_array
+        from nas_core.data.tilestore import open_store
 
         self._read = read_array
         self.root = Path(path)
@@ -28,18 +33,20 @@ class PreparedTiles(Dataset):
         self.in_channels = int(self.manifest["image_stats"]["channels"])
         self.mean = self.manifest["image_stats"]["mean"]
         self.std = self.manifest["image_stats"]["std"]
+        self.store = open_store(self.root, self.tiles) if use_store else None
 
     def __len__(self) -> int:
         return len(self.tiles)
 
     def __getitem__(self, i: int):
         t = self.tiles[i]
-        img = self._read(self.root / t["image"])
+        img = self.store.image(i) if self.store is not None else self._read(self.root / t["image"])
         if img.ndim == 2:
             img = img[:, :, None]
         scale = float(np.iinfo(img.dtype).max) if np.issubdtype(img.dtype, np.integer) else 1.0
         image = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1), dtype=np.float32) / scale)
-        mask = torch.from_numpy(self._read(self.root / t["mask"]).astype(np.int64))
+        mask = self.store.mask(i) if self.store is not None else self._read(self.root / t["mask"])
+        mask = torch.from_numpy(mask.astype(np.int64))
         return image, mask
 
 
@@ -52,10 +59,16 @@ class _View(Dataset):
         self.num_classes, self.in_channels = base.num_classes, base.in_channels
         self.mean = None if mean is None else torch.tensor(mean, dtype=torch.float32)[:, None, None]
         self.std = None if std is None else torch.tensor(std, dtype=torch.float32)[:, None, None]
-        self.augment, self.seed, self.epoch = augment, seed, 0
+        self.augment, self.seed = augment, seed
+        # In shared memory: a persistent loader worker holds its own copy of this dataset and still sees set_epoch.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def __len__(self) -> int:
         return len(self.indices)

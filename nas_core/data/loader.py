@@ -58,15 +58,23 @@ class ShardSampler(Sampler[int]):
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int, distributed: bool = False,
                 workers: int = 0, rank: int | None = None, world_size: int | None = None,
-                drop_last: bool = False) -> DataLoader:
-    """A DataLoader over `dataset` with a ShardSampler; call `loader.sampler.set_epoch(e)` each epoch."""
+                drop_last: bool = False, device: str | torch.device | None = None,
+                persistent: bool | None = None) -> DataLoader:
+    """A DataLoader over `dataset` with a ShardSampler; call `loader.sampler.set_epoch(e)` each epoch.
+
+    For a CUDA `device` the batches come in pinned memory (so `.to(device, non_blocking=True)` overlaps the copy)
+    and the workers persist across epochs (`persistent`, default: on CUDA only); on CPU nothing changes.
+    """
     if len(dataset) == 0:
         raise ValueError("make_loader: the dataset is empty; check the split fractions and the prepared dataset")
     r, w = _world(distributed, rank, world_size)
     sampler = ShardSampler(dataset, shuffle, seed, r, w)
+    cuda = device is not None and torch.device(device).type == "cuda"
+    persistent = (cuda if persistent is None else persistent) and workers > 0
     # Workers start from a fresh interpreter (forkserver), never as forks of the caller: a fork inherits what the
-    # caller holds (a Celery/Redis connection, torch's thread pool) and can hang on it. Not persistent, so each
-    # epoch's workers get the dataset with that epoch's augmentation seed.
+    # caller holds (a Celery/Redis connection, torch's thread pool) and can hang on it. Persistent workers keep
+    # the dataset they were given; the augmentation still follows the epoch because the datasets keep their epoch
+    # in shared memory (nas_core.data.datasets._View).
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, drop_last=drop_last,
-                      persistent_workers=False, generator=torch.Generator().manual_seed(seed),
+                      persistent_workers=persistent, pin_memory=cuda, generator=torch.Generator().manual_seed(seed),
                       multiprocessing_context="forkserver" if workers > 0 else None)

@@ -53,6 +53,7 @@ class PrepareSpec(BaseModel):
     num_classes: int | None = Field(None, ge=2, le=256, description="Classes including background; default: from the labels.")
     seed: int = Field(0, ge=0)
     workers: int = Field(1, ge=1, le=64, description="Processes that cut scenes in parallel.")
+    store: bool = Field(True, description="Also write the tiles to a memory-mapped array store (store/) that the loader reads without decoding.")
 
     @model_validator(mode="after")
     def _check(self) -> "PrepareSpec":
