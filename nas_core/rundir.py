@@ -55,6 +55,8 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("launch_record", "launch.json", "the worker, at submit", "`LaunchRecord`: job handle and the attempt it began"),
     ("local_record", "local.json", "the local launcher", "`LocalRecord`: the process group leader and its argv"),
     ("exit_record", "exit.json", "the local run's group leader", "`ExitRecord`: how the search process ended"),
+    ("exports", "exports", "the API's export route (GET /api/runs/{id}/export), once per format",
+     "`exports/onnx`, `exports/torchscript`: the exported model and its card (`nas_core.inference.export_model`)"),
 )
 # The file whose presence says a stage is done (the search stage: its checkpoint reached the last epoch).
 STAGE_OUTPUT = {"search": "checkpoint", "decode": "genotype", "retrain": "retrained", "evaluate": "metrics"}
