@@ -227,10 +227,11 @@ def launch_config(cfg: ExperimentConfig, *, method: str, launcher: str | None = 
 def launch(session: Session, exp: Experiment, *, kind: str = "search", method: str | None = None, launcher: str | None = None,
            resources: dict[str, Any] | None = None, parent_run_id: int | None = None, baselines: bool = True,
            genotype: dict[str, Any] | None = None, retrain_epochs: int | None = None, seed: int | None = None,
-           runs_dir: Path | None = None) -> tuple[Run, list[Run]]:
+           runs_dir: Path | None = None, baseline_seeds: Sequence[int] | None = None) -> tuple[Run, list[Run]]:
     """Create a queued run (and the random baselines a continuous search asks for); the caller hands them to the worker.
 
-    The run's `launcher` and `resources` are the validated launcher section of its config: what the worker will use."""
+    The run's `launcher` and `resources` are the validated launcher section of its config: what the worker will use.
+    `baseline_seeds`: the baselines' seeds (default: config seed + 0 .. baseline.seeds - 1)."""
     cfg = ExperimentConfig.model_validate(exp.config)
     if genotype is not None:  # the given cell must be buildable in this experiment's space, or 422 now, not a failed run
         Genotype.from_dict(genotype).check_fits(cfg.space)
@@ -252,8 +253,8 @@ def launch(session: Session, exp: Experiment, *, kind: str = "search", method: s
                      config=snapshot, parent_run_id=parent_run_id, genotype=genotype, runs_dir=runs_dir)
     made: list[Run] = []
     if baselines and kind == "search" and method in CONTINUOUS_METHODS and cfg.baseline.random:
-        for i in range(cfg.baseline.seeds):
-            base = dict(snapshot, seed=cfg.seed + i)
+        for base_seed in baseline_seeds if baseline_seeds is not None else [cfg.seed + i for i in range(cfg.baseline.seeds)]:
+            base = dict(snapshot, seed=base_seed)
             base["search"] = dict(snapshot["search"], method="random")
             made.append(create_run(session, exp, kind="baseline", method="random", launcher=run.launcher, resources=res,
                                    config=base, baseline_of=run.id, runs_dir=runs_dir))
@@ -261,6 +262,19 @@ def launch(session: Session, exp: Experiment, *, kind: str = "search", method: s
     for r in (run, *made):
         session.refresh(r)
     return run, made
+
+
+def launch_repeats(session: Session, exp: Experiment, *, seed: int | None = None, baselines: bool = True,
+                   **kw: Any) -> list[tuple[Run, list[Run]]]:
+    """A search launch of an experiment with `repeats: N` (a study over seeds): N searches with seeds s .. s+N-1
+    (s: the launch's seed, else the config's), each with one random baseline of its own seed, so every seed has
+    its searched and its random arm. With repeats 1 this is `launch` itself."""
+    cfg = ExperimentConfig.model_validate(exp.config)
+    if cfg.repeats == 1:
+        return [launch(session, exp, seed=seed, baselines=baselines, **kw)]
+    first = cfg.seed if seed is None else seed
+    return [launch(session, exp, seed=s, baselines=baselines, baseline_seeds=[s], **kw)
+            for s in range(first, first + cfg.repeats)]
 
 
 def set_run_status(session: Session, run_id: int, status: str, **fields: Any) -> Run:

@@ -5,6 +5,9 @@ mean over the foreground classes when there are more); else the best discrete ca
 the last validation mIoU of the search stage (the newest search-stage `metric` event with `val_iou`). Each is
 named as what it is, so a validation number is never read as a test result. `headlines` applies the rule to many
 runs in a fixed number of queries (the tables of 1,000 runs).
+
+A foreground IoU near zero is a model that predicts (almost) only background, however good its mean IoU looks
+(the background class alone can give 0.5): the headline says so with `background_only`, which every page shows.
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ from backend.models import Event, Headline, Run
 from nas_core.events import EventKind
 
 NONE = Headline(value=None, label="no IoU yet", source=None)
+# The one threshold of "predicts only background" (GET /api/schema/names gives it to the UI as well).
+BACKGROUND_ONLY_BELOW = 0.05
 
 
 def _number(value: Any) -> float | None:
@@ -32,10 +37,10 @@ def from_evaluation(payload: dict[str, Any]) -> Headline | None:
     foreground = [_number(v) for v in per_class[1:]]
     if any(v is None for v in foreground):
         return None
-    if len(foreground) == 1:
-        return Headline(value=foreground[0], label="test IoU, foreground class (evaluate stage)", source="evaluate")
-    return Headline(value=statistics.fmean(foreground), label="test mIoU over the foreground classes (evaluate stage)",
-                    source="evaluate")
+    value = foreground[0] if len(foreground) == 1 else statistics.fmean(foreground)
+    label = ("test IoU, foreground class (evaluate stage)" if len(foreground) == 1
+             else "test mIoU over the foreground classes (evaluate stage)")
+    return Headline(value=value, label=label, source="evaluate", background_only=value < BACKGROUND_ONLY_BELOW)
 
 
 def from_candidates(payloads: list[dict[str, Any]]) -> Headline | None:

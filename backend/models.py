@@ -241,6 +241,8 @@ class Headline(SQLModel):
     value: float | None
     label: str
     source: str | None = Field(description="Where it comes from: evaluate, candidate, search, or None (no IoU yet).")
+    background_only: bool = Field(default=False, description="A foreground IoU below headline.BACKGROUND_ONLY_BELOW: "
+                                  "the model predicts (almost) only background. Only a foreground measure sets it.")
 
 
 class RunPublic(SQLModel):
@@ -282,6 +284,8 @@ class RunList(Page):
 class LaunchResult(SQLModel):
     run: RunPublic
     baselines: list[RunPublic]
+    repeats: list[RunPublic] = Field(default_factory=list, description="A study over seeds (config `repeats` > 1): "
+                                     "every search run of the launch, `run` first; each has one baseline in `baselines`.")
 
 
 class EventIn(event_format.Event):

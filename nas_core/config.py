@@ -94,6 +94,9 @@ class ExperimentConfig(BaseModel):
     name: str = Field(..., min_length=1, max_length=200)
     description: str = Field("", max_length=10000)
     seed: int = Field(0, ge=0)
+    repeats: int = Field(1, ge=1, le=100, description="A study over seeds: a search launch starts this many searches "
+                         "(seeds seed, seed+1, ...), each with one random baseline of its own seed at equal compute; "
+                         "the experiment page sets them side by side. 1: one search, with baseline.seeds baselines.")
     space: SpaceConfig = Field(default_factory=SpaceConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     search: SearchConfig = Field(default_factory=SearchConfig)

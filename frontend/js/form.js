@@ -4,7 +4,7 @@ import { el } from "./dom.js";
 
 // The fields shown up front per object; the rest sit under "more" so the first screen stays short.
 const PRIMARY = {
-  "": ["name", "description", "seed", "space", "data", "search", "launcher", "baseline"],
+  "": ["name", "description", "seed", "repeats", "space", "data", "search", "launcher", "baseline"],
   space: ["macro", "cells", "depth", "channels", "normal_cells_per_scale"],
   data: ["source", "path", "tile_size", "num_tiles", "batch_size"],
   search: ["method", "epochs", "trials", "trial_epochs"],
@@ -42,6 +42,7 @@ function setPath(obj, path, value) {
 const LABELS = {
   "baseline.random": "add a random-search baseline at equal budget",
   "baseline.seeds": "baseline seeds",
+  repeats: "repeats (a study over seeds: seed, seed+1, ...)",
   "launcher.kind": "launcher",
   "data.source": "dataset",
   "data.path": "prepared dataset directory",

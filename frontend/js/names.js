@@ -19,7 +19,10 @@ export function names() {
 }
 
 // The headline IoU as the server states it (backend/headline.py): the value with what it is, or "no IoU yet".
+// The server's `background_only` flag (a foreground IoU near zero) is said beside it, wherever an IoU is shown.
+export const BACKGROUND_ONLY = "predicts only background";
+
 export function headlineText(h) {
   if (!h || typeof h.value !== "number") return h && h.label ? h.label : "no IoU yet";
-  return `${h.label}: ${h.value.toFixed(3)}`;
+  return `${h.label}: ${h.value.toFixed(3)}${h.background_only ? ` · ⚠ ${BACKGROUND_ONLY}` : ""}`;
 }

@@ -8,6 +8,8 @@ export function createRunState() {
     lastSeq: 0,
     status: null,        // last status payload
     progress: null,      // last progress payload
+    stage: null,         // the stage now running: the newest `status` event {state: running, stage}
+    retrainEpochs: 0,    // retrain epochs finished (their `metric` events, stage retrain)
     alpha: { frames: [], cells: {} },   // frames[i] = {epoch, step, seq}; cells[ct] = {ops, edges, weights[], entropy[], share[]}
     metrics: [],         // metric payloads in order
     genotypes: [],       // {epoch, genotype}
@@ -84,16 +86,49 @@ export function applyEvent(state, ev) {
   const p = ev.payload || {};
   switch (ev.kind) {
     case "alpha": applyAlpha(state, ev); break;
-    case "metric": state.metrics.push({ ...p, seq: ev.seq }); break;
+    case "metric":
+      state.metrics.push({ ...p, seq: ev.seq });
+      if (p.stage === "retrain" && typeof p.epoch === "number") state.retrainEpochs = Math.max(state.retrainEpochs, p.epoch + 1);
+      break;
     case "genotype": state.genotypes.push({ epoch: p.epoch ?? null, genotype: p.genotype || p }); break;
     case "candidate": if (p.final !== false) state.candidates.push(p); break;
     case "evaluation": state.evaluation = p; state.evaluations.push(p); break;
-    case "status": state.status = p; break;
+    case "status": state.status = p; if (p.state === "running" && p.stage) state.stage = p.stage; break;
     case "progress": state.progress = p; break;
-    case "log": state.logs.push(p); if (state.logs.length > 200) state.logs.shift(); break;
+    case "log": state.logs.push({ ...p, time: ev.time, seq: ev.seq }); if (state.logs.length > 200) state.logs.shift(); break;
     default: break;
   }
   return ev.kind;
+}
+
+// The progress line of the stage now running, counting epochs from 1: {text, fraction}; fraction null is "no
+// measure" (an indeterminate bar), so the search's 100% is never shown while the retrain or the evaluation runs.
+// `run` is the API's run (its config gives the retrain's epochs); `terminal` says the run has ended.
+export function progressLine(state, run, terminal = false) {
+  const p = state.progress || {};
+  const stage = state.stage || p.stage || null;
+  const cfg = run.config || {};
+  if (terminal) {
+    const ok = run.status === "succeeded";
+    return { text: ok ? "finished" : [stage, run.status].filter(Boolean).join(" · "), fraction: ok ? 1 : null };
+  }
+  if (stage === "search" || (!stage && state.progress)) {
+    if (typeof p.fraction !== "number") {
+      // A discrete search writes no progress events: its trials are its count.
+      const n = state.candidates.length;
+      return { text: n ? `search · trial ${n}` : "search", fraction: null };
+    }
+    const epoch = p.epoch != null && p.epochs ? `epoch ${Math.min(p.epoch + 1, p.epochs)}/${p.epochs}` : "";
+    return { text: ["search", epoch, `${Math.round(p.fraction * 100)}%`].filter(Boolean).join(" · "), fraction: p.fraction };
+  }
+  if (stage === "retrain") {
+    const epochs = (cfg.retrain || {}).epochs;
+    if (!epochs) return { text: "retrain", fraction: null };
+    const done = Math.min(state.retrainEpochs, epochs);
+    return { text: `retrain · epoch ${Math.min(done + 1, epochs)}/${epochs}`, fraction: done / epochs };
+  }
+  if (stage) return { text: stage, fraction: null };  // decode, evaluate: short, with no count of their own
+  return { text: "", fraction: run.progress || 0 };  // not started yet
 }
 
 export function applyEvents(state, events) {

@@ -27,13 +27,14 @@ def train_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int,
     # The data split is the experiment's (its seed), not the trial's: every candidate sees the same scenes.
     datasets = build_datasets(exp.data, exp.seed)
     proxies = _proxies(model, datasets, exp, params.get("proxies"))
+    flops = _flops(model, datasets)
     minutes = budget.get("minutes")
     result = train_and_evaluate(
         model, datasets, int(budget.get("epochs", 1)), exp.retrain.lr, batch_size=exp.data.batch_size, seed=seed,
         eval_split="val", max_steps=budget.get("max_steps"), time_budget_s=60 * minutes if minutes else None,
         workers=exp.data.workers, num_classes=exp.space.num_classes, iou_thresholds=exp.retrain.iou_thresholds,
     )
-    return {"iou": result["miou"], "params_count": count_parameters(model), "train_seconds": result["train_seconds"],
+    return {"iou": result["miou"], "params_count": count_parameters(model), "flops": flops, "train_seconds": result["train_seconds"],
             "stopped_by": result["stopped_by"], "proxies": {k: v if math.isfinite(v) else None for k, v in proxies.items()}}
 
 
@@ -48,6 +49,21 @@ def _proxies(model: Any, datasets: dict, exp: Any, names: list[str] | None) -> d
     n = min(len(train), max(exp.data.batch_size, 2))  # NASWOT and jacob_cov need at least two inputs
     images, masks = zip(*(train[i] for i in range(n)))
     return score_proxies(model, torch.stack(images), torch.stack(masks).long(), names)
+
+
+def _flops(model: Any, datasets: dict) -> int:
+    """FLOPs of one forward pass on one training tile: with the parameter count, the size baseline a proxy must
+    beat at ranking candidates (a proxy that only measures size is no better than counting)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    image = datasets["train_w"][0][0].unsqueeze(0)
+    was_training = model.training
+    model.eval()  # no BatchNorm statistics move: the candidate trains from the same state
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(image)
+    model.train(was_training)
+    return int(counter.get_total_flops())
 
 
 def score_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int, params: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +81,7 @@ def score_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int,
     exp = parse_experiment(params["experiment"], where="objective_params.experiment")
     torch.manual_seed(seed)
     model = build_network(Genotype.from_dict(genotype), exp.space, auxiliary=False)
-    proxies = _proxies(model, build_datasets(exp.data, exp.seed), exp, params.get("proxies"))
-    return {"iou": None, "params_count": count_parameters(model),
+    datasets = build_datasets(exp.data, exp.seed)
+    proxies = _proxies(model, datasets, exp, params.get("proxies"))
+    return {"iou": None, "params_count": count_parameters(model), "flops": _flops(model, datasets),
             "proxies": {k: v if math.isfinite(v) else None for k, v in proxies.items()}}

@@ -4,7 +4,7 @@ never loads the framework and a crash, an out-of-memory kill or an overrun takes
 A trial spec is JSON: {"trial", "attempt", "genotype", "budget", "seed", "objective", "params", "time_limit_s"}.
 The objective is a dotted path `module:function` that must be in `ALLOWED_OBJECTIVES`, never code from a form;
 it is called as `objective(genotype, budget, seed, params)` and returns a dict with `iou` (validation IoU, the
-score to maximise) and optionally `params_count`, `proxies` and `train_seconds`; `params` also carries `trial` and `attempt`.
+score to maximise) and optionally `params_count`, `flops`, `proxies` and `train_seconds`; `params` also carries `trial` and `attempt`.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def run_inline(spec: dict[str, Any], *, worker: int = 0) -> dict[str, Any]:
 def _base_result(spec: dict[str, Any], status: str) -> dict[str, Any]:
     return {"trial": spec["trial"], "attempt": spec["attempt"], "stage": spec.get("stage", "train"),
             "genotype": spec["genotype"], "status": status,
-            "iou": None, "train_time_s": None, "params_count": None, "proxies": {}, "error": None}
+            "iou": None, "train_time_s": None, "params_count": None, "flops": None, "proxies": {}, "error": None}
 
 
 def _execute(spec: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +108,7 @@ def _execute(spec: dict[str, Any]) -> dict[str, Any]:
     result = _base_result(spec, "ok")
     # The trainer's own clock leaves out data loading; a function without one is timed whole.
     elapsed = out.get("train_seconds", time.perf_counter() - t0)
-    result.update(iou=iou, train_time_s=elapsed, params_count=out.get("params_count"),
+    result.update(iou=iou, train_time_s=elapsed, params_count=out.get("params_count"), flops=out.get("flops"),
                   proxies=dict(out.get("proxies") or {}))
     return result
 

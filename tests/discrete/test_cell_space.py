@@ -66,4 +66,5 @@ def test_real_trial_trains_a_tiny_candidate_and_logs_its_iou(tmp_path):
     assert event["status"] == "ok", event["error"]
     assert 0 <= event["iou"] <= 1 and summary["best_iou"] == event["iou"]
     assert event["params_count"] > 0 and event["train_time_s"] > 0
+    assert event["flops"] > event["params_count"]  # a forward pass on a tile costs more than one op per weight
     assert set(event["proxies"]) == {"synflow", "naswot", "grad_norm", "snip", "jacob_cov"}  # scored before training

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
+from backend.headline import BACKGROUND_ONLY_BELOW
 from backend.models import ACTIVE_STATUSES, RETRIABLE_STATUSES, RUN_STATUSES, TERMINAL_STATUSES
 from nas_core.config import CONTINUOUS_METHODS, DISCRETE_METHODS, METHODS, experiment_json_schema
 from nas_core.events import EVENT_KINDS, FINAL_STATES, HEARTBEAT_S, STALE_AFTER_S, StatusState
@@ -39,6 +40,7 @@ class Names(SQLModel):
     retriable_statuses: list[str]
     heartbeat_s: float
     stale_after_s: float
+    background_only_below: float = Field(description="A foreground test IoU below this predicts (almost) only background.")
 
 
 def _ordered(subset, order) -> list[str]:
@@ -53,4 +55,4 @@ def names() -> Names:
                  run_statuses=list(RUN_STATUSES), active_statuses=_ordered(ACTIVE_STATUSES, RUN_STATUSES),
                  terminal_statuses=_ordered(TERMINAL_STATUSES, RUN_STATUSES),
                  retriable_statuses=_ordered(RETRIABLE_STATUSES, RUN_STATUSES), heartbeat_s=HEARTBEAT_S,
-                 stale_after_s=STALE_AFTER_S)
+                 stale_after_s=STALE_AFTER_S, background_only_below=BACKGROUND_ONLY_BELOW)

@@ -6,7 +6,7 @@ import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
 import * as fig from "../figures.js";
 import { RunFollower, throttle } from "../live.js";
 import { headlineText, names } from "../names.js";
-import { applyEvents, createRunState, latestGenotype, prEvaluation } from "../runstate.js";
+import { applyEvents, createRunState, latestGenotype, prEvaluation, progressLine } from "../runstate.js";
 
 const TABS = [["alpha", "Alpha"], ["training", "Loss and IoU"], ["cell", "Cell graph"], ["evaluation", "Evaluation"], ["log", "Log"]];
 
@@ -30,12 +30,13 @@ export async function render(root, { id }) {
       run.job_id ? el("span", { class: "muted" }, ` · SLURM job ${run.job_id}`) : "",
       run.attempt > 1 ? el("span", { class: "muted" }, ` · attempt ${run.attempt}`) : "",
       el("span", { class: "muted" }, ` · ${run.launcher} · created ${ago(run.created_at)}`));
+    // The stage now running, its epochs counted from 1 (runstate.progressLine); the ETA is the search's own.
+    const line = progressLine(state, run, TERMINAL.has(run.status));
+    if (line.fraction === null) ui.bar.removeAttribute("value"); else ui.bar.value = line.fraction;
     const p = state.progress || {};
-    const fraction = typeof p.fraction === "number" ? p.fraction : run.progress || 0;
-    ui.bar.value = fraction;
-    ui.progressText.textContent = [p.stage, p.epoch != null && p.epochs ? `epoch ${p.epoch}/${p.epochs}` : "",
-      `${Math.round(fraction * 100)}%`, p.eta_s != null && !TERMINAL.has(run.status) ? `ETA ${duration(p.eta_s)}` : ""]
-      .filter(Boolean).join(" · ");
+    const eta = line.text.startsWith("search ·") && p.eta_s != null ? `ETA ${duration(p.eta_s)}` : "";
+    ui.progressText.textContent = [line.text, eta].filter(Boolean).join(" · ");
+    ui.progressText.dataset.stage = TERMINAL.has(run.status) ? run.status : (state.stage || p.stage || "");
     ui.cancel.hidden = TERMINAL.has(run.status);
     ui.retry.hidden = !N.retriable.has(run.status);
     ui.headline.textContent = headlineText(run.headline);
@@ -111,7 +112,11 @@ export async function render(root, { id }) {
     else if (tab === "training") { if (state.metrics.length) draw(ui.slot(ui.training, "loss"), fig.lossCurves(state.metrics)); }
     else if (tab === "cell") drawCell();
     else if (tab === "evaluation") drawEvaluation().catch((err) => ui.evalNote.replaceChildren(errorBox(err)));
-    else if (tab === "log") ui.log.textContent = state.logs.map((l) => l.message ?? l.msg ?? JSON.stringify(l)).join("\n");
+    else if (tab === "log") {
+      ui.logEmpty.hidden = state.logs.length > 0;
+      ui.log.hidden = !state.logs.length;
+      ui.log.textContent = state.logs.map(logLine).join("\n");
+    }
   };
   const redraw = throttle(() => { header(); drawTab(false); dirty.clear(); });
   ui.root.dataset.redraws = "0";
@@ -226,7 +231,9 @@ function layout(root, run) {
     evaluation: el("div", { class: "grid", id: "evaluation" }),
     evalNote: el("p", { class: "muted" }),
     samples: el("div", { class: "samples" }),
-    log: el("pre", { class: "log" }),
+    log: el("pre", { class: "log", id: "run-log", hidden: true }),
+    logEmpty: el("p", { class: "muted empty", id: "run-log-empty" },
+      "no log lines yet: the search writes them as it goes (stages, resumes, warnings), and they appear here live"),
     slot(parent, key) {
       let d = parent.querySelector(`[data-fig="${key}"]`);
       if (!d) { d = el("div", { class: "fig", "data-fig": key, id: key }); parent.append(d); }
@@ -239,7 +246,7 @@ function layout(root, run) {
   panels.training.append(ui.training);
   panels.cell.append(ui.cellNote, ui.cells);
   panels.evaluation.append(ui.evalNote, ui.evaluation, ui.samples);
-  panels.log.append(ui.log);
+  panels.log.append(ui.logEmpty, ui.log);
   root.append(
     el("h1", {}, `Run ${run.id}`, el("span", { class: "muted" }, ` · ${run.kind} · ${run.method} · `),
        el("a", { href: `#/experiments/${run.experiment_id}` }, `experiment ${run.experiment_id}`),
@@ -256,6 +263,14 @@ function layout(root, run) {
       el("a", { href: `#/compare?runs=${[run.id, ...run.baselines.slice(0, 3)].join(",")}`, class: "chip" }, "compare")) : "",
     ui.warnings, ui.message, ui.tabs, ...Object.values(panels));
   return ui;
+}
+
+// One `log` event as a line: its time, its stage when it names one, then the message (any other payload as JSON).
+function logLine(l) {
+  const at = typeof l.time === "number" ? new Date(l.time * 1000).toISOString().slice(11, 19) : "";
+  const { message, msg, stage, time, seq, level, ...rest } = l;
+  const text = message ?? msg ?? JSON.stringify(rest);
+  return [at, level && level !== "info" ? level.toUpperCase() : "", stage ? `${stage}:` : "", text].filter(Boolean).join(" ");
 }
 
 // Sample predictions overlaid on their tiles, when the evaluation carries them as images.
