@@ -28,7 +28,7 @@ def _public_one(session, exp: Experiment) -> ExperimentPublic:
 def create_experiment(config: ExperimentConfig, session: SessionDep, who: Writer, settings: SettingsDep) -> ExperimentPublic:
     """The body is the experiment config itself (the YAML file's content as JSON); data.path must lie in a data root."""
     crud.check_json_safe(config.model_dump(), "body")
-    config = crud.with_confined_data(config, settings.data_roots, settings.data_dir)
+    config = crud.with_confined_data(config, settings.data_roots)
     return public(crud.create_experiment(session, config, who.user_id))
 
 
@@ -65,7 +65,7 @@ def replace_experiment(experiment_id: Id, config: ExperimentConfig, session: Ses
     exp = crud.get_experiment(session, experiment_id)
     check_owner(who, exp.owner_id)
     crud.check_json_safe(config.model_dump(), "body")
-    config = crud.with_confined_data(config, settings.data_roots, settings.data_dir)
+    config = crud.with_confined_data(config, settings.data_roots)
     return _public_one(session, crud.replace_config(session, exp, config))
 
 

@@ -60,7 +60,7 @@ def launch_run(experiment_id: Id, session: SessionDep, who: Writer, bridge: Brid
     if body.resources:
         crud.check_json_safe(body.resources, "resources")
     # Checked again at launch: the experiment may predate the data roots, or the roots may have narrowed since.
-    crud.with_confined_data(experiment_config_from(exp), settings.data_roots, settings.data_dir)
+    crud.with_confined_data(experiment_config_from(exp), settings.data_roots)
     args = dict(kind=body.kind, method=body.method, launcher=body.launcher, resources=body.resources,
                 parent_run_id=body.parent_run_id, baselines=body.baselines, genotype=body.genotype,
                 retrain_epochs=body.retrain_epochs, seed=body.seed, runs_dir=settings.runs_dir)
