@@ -1,7 +1,10 @@
-"""The architecture updaters of the bilevel search: DARTS (first and second order), PC-DARTS and GAEA.
+"""The architecture updaters of the bilevel search: DARTS (first and second order), PC-DARTS, GAEA, and the two
+remedies for DARTS's collapse to parameter-free ops, beta-DARTS (beta-decay regularisation) and DARTS- (an
+auxiliary skip connection whose weight decays to 0).
 
-Each is an `Architect` over one supernet: `hypergradient` says how alpha (and beta) should move, `apply` moves it.
-The bilevel loop (`loop.py`) owns the weights and their optimiser; an architect only reads them.
+Each is an `Architect` over one supernet: `hypergradient` says how alpha (and beta) should move, `apply` moves it,
+`begin_epoch` follows the method's schedule. The bilevel loop (`loop.py`) owns the weights and their optimiser; an
+architect only reads them.
 """
 from __future__ import annotations
 
@@ -10,10 +13,13 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import Tensor, nn
 
+from nas_core.config import CONTINUOUS_METHODS
+
 LossFn = Callable[[nn.Module, Any], Tensor]
 
-# Defaults of the reference implementations: DARTS (Liu et al. 2019), PC-DARTS (Xu et al. 2020), GAEA (Li et al. 2021).
-ARCH_LR = {"darts": 3e-4, "pcdarts": 6e-4, "gaea": 0.1}
+# Defaults of the reference implementations: DARTS (Liu et al. 2019), PC-DARTS (Xu et al. 2020), GAEA (Li et al. 2021);
+# beta-DARTS (Ye et al. 2022) and DARTS- (Chu et al. 2021) keep DARTS's Adam settings.
+ARCH_LR = {"darts": 3e-4, "pcdarts": 6e-4, "gaea": 0.1, "betadarts": 3e-4, "dartsminus": 3e-4}
 ADAM_BETAS = (0.5, 0.999)
 PCDARTS_WARMUP_SHARE = 15 / 50
 
@@ -65,6 +71,13 @@ class Architect:
             grads = reduce_grads(grads)
         self.apply(grads)
         return loss
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Called before each epoch (0-based) of `epochs`: the place for a schedule that depends on progress."""
+
+    def schedule(self) -> dict[str, float]:
+        """The scheduled coefficients of this epoch, by name, for the epoch's metric event (none for most)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -157,6 +170,75 @@ class PCDartsArchitect(DartsArchitect):
         super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
 
 
+def beta_decay_loss(alphas: Sequence[Tensor]) -> Tensor:
+    """beta-DARTS's regulariser on the architecture logits: per cell type, the mean over edges of
+    logsumexp(alpha) over the ops. Its gradient is softmax(alpha) / edges, so it pulls the strongest logits down
+    hardest: the softmax weights stay moderate and their variance small, which is what keeps skip from taking over."""
+    return sum(torch.logsumexp(a, dim=-1).mean() for a in alphas)
+
+
+def beta_decay_coefficient(epoch: int, epochs: int, lam: float) -> float:
+    """lambda at `epoch` (0-based): linear from 0 to `lam` over the search; the reference's 0.5 per epoch over 50
+    epochs is lam = 25, stated relative to the schedule so that a short search gets the same ramp."""
+    return lam * epoch / epochs
+
+
+class BetaDartsArchitect(DartsArchitect):
+    """beta-DARTS: the DARTS update of L_val + lambda * beta_decay_loss(alpha), lambda rising over the search."""
+
+    name = "betadarts"
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["betadarts"],
+                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3, lam: float = 25.0):
+        super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
+        self.lam, self.coefficient = lam, 0.0
+        self._alphas = list(model.alphas().values()) if hasattr(model, "alphas") else self.arch_params
+
+    def begin_epoch(self, epoch, epochs):
+        self.coefficient = beta_decay_coefficient(epoch, epochs, self.lam)
+
+    def schedule(self):
+        return {"beta_decay": self.coefficient}
+
+    def hypergradient(self, train_batch, val_batch, w_lr, w_optimizer):
+        grads, loss = super().hypergradient(train_batch, val_batch, w_lr, w_optimizer)
+        if self.coefficient == 0:
+            return grads, loss
+        # The regulariser depends on alpha alone, so every rank adds the same term: averaging across ranks after
+        # (or inside, at order 2) leaves it as it is.
+        reg = _grads(self.coefficient * beta_decay_loss(self._alphas), self.arch_params)
+        return [g + r for g, r in zip(grads, reg)], loss
+
+
+def aux_skip_weight(epoch: int, epochs: int, start: float = 1.0) -> float:
+    """DARTS-'s beta at `epoch` (0-based): `start` at the first epoch, linearly down to exactly 0 at the last, so
+    the last epoch trains and validates the plain DARTS supernet whose alpha is decoded."""
+    return start * (1 - epoch / (epochs - 1)) if epochs > 1 else 0.0
+
+
+class DartsMinusArchitect(DartsArchitect):
+    """DARTS-: the DARTS update on a supernet whose every edge adds beta * skip(x) outside the softmax (the
+    supernet's `aux_skip`). The auxiliary path gives the gradient the residual route that skip_connect otherwise
+    wins through alpha; beta decays to 0, and the decoded genotype never contains it."""
+
+    name = "dartsminus"
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["dartsminus"],
+                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3, start: float = 1.0):
+        super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
+        if not hasattr(model, "set_aux_skip_weight"):
+            raise ValueError("dartsminus: the supernet has no auxiliary skip (build it with aux_skip=True)")
+        self.start = self.weight = start
+        model.set_aux_skip_weight(start)
+
+    def begin_epoch(self, epoch, epochs):
+        self.weight = aux_skip_weight(epoch, epochs, self.start)
+        self.model.set_aux_skip_weight(self.weight)
+
+    def schedule(self):
+        return {"aux_skip": self.weight}
+
+
 class GaeaArchitect(Architect):
     """GAEA: exponentiated gradient, alpha <- alpha * exp(-eta * grad), then each row renormalised, so every row
     stays on the simplex. The supernet uses alpha directly (alpha_mode="simplex"); each alpha's last dimension is
@@ -235,7 +317,13 @@ def build_architect(search_cfg, model: nn.Module, loss_fn: LossFn) -> Architect:
     if method == "gaea":
         return GaeaArchitect(model, loss_fn, lr=lr, single_level=search_cfg.single_level,
                              beta_weight_decay=search_cfg.arch_weight_decay)
-    raise ValueError(f"search.method: {method!r} is not a continuous method; use darts, pcdarts or gaea")
+    if method == "betadarts":
+        return BetaDartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr,
+                                  weight_decay=search_cfg.arch_weight_decay, lam=search_cfg.beta_decay)
+    if method == "dartsminus":
+        return DartsMinusArchitect(model, loss_fn, order=search_cfg.order, lr=lr,
+                                   weight_decay=search_cfg.arch_weight_decay, start=search_cfg.aux_skip)
+    raise ValueError(f"search.method: {method!r} is not a continuous method; use one of {', '.join(CONTINUOUS_METHODS)}")
 
 
 def warmup_epochs(search_cfg) -> int:
@@ -248,7 +336,13 @@ def warmup_epochs(search_cfg) -> int:
 
 
 def supernet_kind(search_cfg) -> str:
-    """Which supernet a method runs on: DARTS on the DARTS one, PC-DARTS on its own, GAEA on either (PC-DARTS default)."""
+    """Which supernet a method runs on: PC-DARTS on its own, GAEA on either (PC-DARTS default), the others on
+    DARTS's (DARTS- adds its auxiliary skip to it, see `aux_skip`)."""
     if search_cfg.method == "gaea":
         return search_cfg.supernet or "pcdarts"
-    return search_cfg.method
+    return "pcdarts" if search_cfg.method == "pcdarts" else "darts"
+
+
+def aux_skip(search_cfg) -> bool:
+    """Whether the supernet carries DARTS-'s auxiliary skip on every edge."""
+    return search_cfg.method == "dartsminus"

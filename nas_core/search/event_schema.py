@@ -72,7 +72,12 @@ _PAYLOADS: dict[str, dict[str, Any]] = {
     },
     "heartbeat": {"type": "object"},
     "evaluation": {"type": "object"},
-    "log": {"type": "object"},
+    "log": {
+        "type": "object", "required": ["message"],
+        # `topic` marks a line about one epoch (start, epoch, early_stop): history, written once across resumes.
+        "properties": {"message": {"type": "string"}, "stage": _STAGE, "level": {"enum": ["info", "warning"]},
+                       "topic": {"type": "string"}, "epoch": _INT},
+    },
     "candidate": {"type": "object"},
 }
 

@@ -14,10 +14,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset
 
-from nas_core.config import ExperimentConfig
-from nas_core.search.architect import Architect, build_architect, supernet_kind, warmup_epochs
+from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
+from nas_core.events import EventKind
+from nas_core.search.architect import Architect, aux_skip, build_architect, supernet_kind, warmup_epochs
 from nas_core.search.checkpoint import fingerprint, load_checkpoint, save_checkpoint, set_rng_state
-from nas_core.search.reporting import EventSink, alpha_payload, progress_payload
+from nas_core.search.reporting import EventSink, alpha_payload, collapse_alarm, epoch_summary, progress_payload
 
 ReduceFn = Callable[[list[Tensor]], list[Tensor]]
 _PROGRESS_EVERY_S = 5.0
@@ -35,14 +36,15 @@ def search_loss(model: nn.Module, batch, reduce_sum=None) -> Tensor:
 
 
 def build_search_supernet(cfg: ExperimentConfig) -> nn.Module:
-    """The supernet the method runs on: DARTS's, or PC-DARTS's (1/K channels, edge weights); GAEA on the simplex."""
+    """The supernet the method runs on: DARTS's, or PC-DARTS's (1/K channels, edge weights); GAEA on the simplex;
+    DARTS- with its auxiliary skip."""
     from nas_core.space.supernet import build_supernet
 
     s = cfg.search
     kind = supernet_kind(s)
     edge_norm = (kind == "pcdarts") if s.edge_norm is None else s.edge_norm
     return build_supernet(cfg.space, pc_k=s.pc_k if kind == "pcdarts" else 1, edge_norm=edge_norm,
-                          alpha_mode="simplex" if s.method == "gaea" else "softmax")
+                          alpha_mode="simplex" if s.method == "gaea" else "softmax", aux_skip=aux_skip(s))
 
 
 @dataclass
@@ -51,6 +53,7 @@ class SearchResult:
     epochs_run: int
     steps: int
     history: list[dict] = field(default_factory=list)
+    stopped_early: dict | None = None
 
 
 class _Cycle:
@@ -123,8 +126,9 @@ class BilevelSearch:
     def __init__(self, cfg: ExperimentConfig, events: EventSink, checkpoint_path: str | Path, *,
                  device: str | torch.device | None = None, reduce_grads: ReduceFn | None = None,
                  on_step: Callable[[dict], None] | None = None, datasets: dict | None = None, engine=None):
-        if cfg.search.method not in ("darts", "pcdarts", "gaea"):
-            raise ValueError(f"search.method: {cfg.search.method!r} is a discrete method; `nasforge search` runs darts, pcdarts or gaea")
+        if cfg.search.method not in CONTINUOUS_METHODS:
+            raise ValueError(f"search.method: {cfg.search.method!r} is a discrete method; `nasforge search` runs "
+                             f"{', '.join(CONTINUOUS_METHODS)}")
         self.cfg, self.events = cfg, events
         self.checkpoint_path = Path(checkpoint_path)
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -158,6 +162,7 @@ class BilevelSearch:
         self.fingerprint = fingerprint(cfg.model_dump(mode="json"))
         self.epoch, self.step = 0, 0
         self.history: list[dict] = []
+        self.stopped_early: dict | None = None  # the collapse alarm that ended the search, once it has
 
     # ---- checkpoint ----------------------------------------------------------------------------------------
 
@@ -167,6 +172,7 @@ class BilevelSearch:
             "model": self.model.state_dict(), "arch": [p.detach().cpu() for p in self.model.arch_parameters()],
             "w_optimizer": self.w_optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "architect": self.architect.state_dict(), "event_seq": self.events.seq, "history": self.history,
+            "stopped_early": self.stopped_early,
         }
 
     def load(self, state: dict[str, Any]) -> None:
@@ -179,6 +185,7 @@ class BilevelSearch:
         self.architect.load_state_dict(state["architect"])
         set_rng_state(state["rng"])
         self.epoch, self.step, self.history = state["epoch"], state["step"], list(state["history"])
+        self.stopped_early = state.get("stopped_early")
 
     def resume(self) -> bool:
         """Continue from the checkpoint if there is one; True when it did."""
@@ -215,6 +222,7 @@ class BilevelSearch:
         self.train_loader.sampler.set_epoch(epoch)
         arch_batches = _Cycle(self.arch_loader, epoch) if self.arch_loader is not None else None
         arch_on = epoch >= self.warmup
+        self.architect.begin_epoch(epoch, self.cfg.search.epochs)
         w_lr = self.scheduler.get_last_lr()[0]
         every = self.cfg.search.events_every_steps
         total, n, last_progress = 0.0, 0, time.monotonic()
@@ -252,12 +260,20 @@ class BilevelSearch:
 
     # ---- the loop ------------------------------------------------------------------------------------------
 
+    def _log(self, message: str, **fields) -> None:
+        self.events.emit(EventKind.log, {"stage": "search", "message": message, **fields})
+
     def run(self) -> SearchResult:
         epochs = self.cfg.search.epochs
         self._started, self._done_at_start = time.time(), self.epoch / epochs
         num_classes = self.cfg.space.num_classes
-        while self.epoch < epochs:
+        s = self.cfg.search
+        if self.epoch == 0:
+            self._log(f"search: {s.method} for {epochs} epochs of {len(self.train_loader)} steps, architecture "
+                      f"updates from epoch {self.warmup + 1}", topic="start", epoch=0, step=0)
+        while self.epoch < epochs and self.stopped_early is None:
             epoch = self.epoch
+            t0 = time.monotonic()
             train_loss = self._train_epoch(epoch)
             if self.engine is not None:
                 train_loss = self.engine.mean(train_loss)  # each rank saw its own shards
@@ -265,7 +281,8 @@ class BilevelSearch:
             val = _validate(self.model, self.val_loader, num_classes, self.device)
             genotype = self._emit_alpha(epoch, self.step)
             metric = {"stage": "search", "epoch": epoch, "step": self.step, "train_loss": train_loss, **val,
-                      "w_lr": self.scheduler.get_last_lr()[0], "arch_updates": epoch >= self.warmup}
+                      "w_lr": self.scheduler.get_last_lr()[0], "arch_updates": epoch >= self.warmup,
+                      **self.architect.schedule()}
             if self.engine is not None:
                 # What each rank sent per step (gradients, BatchNorm and Dice sums), for the benchmark.
                 metric.update(ranks=self.engine.world_size,
@@ -273,9 +290,20 @@ class BilevelSearch:
             self.events.emit("metric", metric)
             self.events.emit("genotype", {"stage": "search", "epoch": epoch, "step": self.step, "genotype": genotype})
             self.history.append({k: metric[k] for k in ("epoch", "train_loss", "val_loss", "val_iou")})
+            self._log(epoch_summary(self.model, metric, epochs, time.monotonic() - t0), topic="epoch", epoch=epoch,
+                      step=self.step)
             self.epoch += 1
-            self.events.emit("progress", {**self._progress(epoch, self.epoch / epochs), "step": self.step})
+            alarm = collapse_alarm(genotype, s.collapse_stop) if s.collapse_stop and self.epoch < epochs else None
+            if alarm is not None:
+                self.stopped_early = {"epoch": epoch, **alarm}
+                self._log(f"search stopped early after epoch {epoch + 1}/{epochs}: the {alarm['cell']} cell decodes "
+                          f"to {alarm['param_free']} parameter-free ops (search.collapse_stop {s.collapse_stop}, as "
+                          "in DARTS+); the genotype of this epoch goes on to decode and retrain",
+                          topic="early_stop", level="warning", epoch=epoch, step=self.step,
+                          early_stop=self.stopped_early)
+            done = 1.0 if alarm is not None else self.epoch / epochs
+            self.events.emit("progress", {**self._progress(epoch, done), "step": self.step})
             # Events first, checkpoint second: a kill in between repeats the epoch, whose events are then skipped.
             if self.engine is None or self.engine.is_main:
                 save_checkpoint(self.checkpoint_path, self.state())
-        return SearchResult(self.model.genotype(), self.epoch, self.step, self.history)
+        return SearchResult(self.model.genotype(), self.epoch, self.step, self.history, self.stopped_early)

@@ -45,6 +45,43 @@ def param_free_share(genotype_dict: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def param_free_counts(genotype_dict: dict[str, Any]) -> dict[str, int]:
+    """Per cell type, how many of the decoded cell's edges carry a parameter-free op."""
+    return {cell: sum(is_param_free(pair[0]) for node in c["nodes"] for pair in node)
+            for cell, c in genotype_dict["cells"].items()}
+
+
+def collapse_alarm(genotype_dict: dict[str, Any], at: int) -> dict[str, Any] | None:
+    """DARTS+'s stopping rule, on every cell type: the first cell whose decoded genotype has `at` or more
+    parameter-free ops (DARTS+ stops at two skip connections in the normal cell), or None."""
+    for cell, n in param_free_counts(genotype_dict).items():
+        if n >= at:
+            return {"reason": "collapse", "cell": cell, "param_free": n, "threshold": at}
+    return None
+
+
+def epoch_summary(supernet, metric: dict[str, Any], epochs: int, seconds: float) -> str:
+    """The search's one log line per epoch: losses, validation IoU, and how far alpha has left uniform."""
+    ent, top, uniform = [], [], []
+    for alpha, _ in cell_weights(supernet).values():
+        ent += entropy(alpha)
+        top += alpha.detach().double().amax(-1).tolist()
+        uniform += [math.log(alpha.shape[-1])] * alpha.shape[0]
+    top.sort()
+    iou = metric.get("val_iou")
+    fg = (metric.get("val_iou_per_class") or [None, None])[1:]
+    fg = [x for x in fg if x is not None]
+    arch = "" if metric.get("arch_updates", True) else " (warm-up: alpha fixed)"
+    return (f"search epoch {metric['epoch'] + 1}/{epochs}: train loss {metric['train_loss']:.4f}, val loss "
+            f"{metric['val_loss']:.4f}, val mIoU {_fmt(iou)}, foreground IoU {_fmt(sum(fg) / len(fg) if fg else None)}; "
+            f"alpha entropy {sum(ent) / len(ent):.3f} (uniform {sum(uniform) / len(uniform):.3f}), top op weight "
+            f"median {top[len(top) // 2]:.3f}, max {top[-1]:.3f}{arch}; {seconds:.1f} s")
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def _rows(x: Any) -> list:
     return x.detach().double().cpu().tolist() if isinstance(x, torch.Tensor) else x
 
@@ -87,6 +124,9 @@ def progress_payload(stage: str, epoch: int, epochs: int, fraction: float, start
 
 
 def _key(kind: str, payload: dict[str, Any]) -> tuple | None:
+    if kind == EventKind.log and "topic" in payload:
+        # A log line about one epoch (its summary, an early stop) is history too; a resume's own lines are not.
+        return kind, payload.get("stage"), payload.get("epoch"), payload.get("step"), payload["topic"]
     if kind not in _HISTORY:
         return None
     return kind, payload.get("stage"), payload.get("epoch"), payload.get("step")
@@ -96,7 +136,8 @@ class EventSink:
     """The run's event log, thread-safe, with a heartbeat and exactly-once history across resumes.
 
     On resume the search repeats the work after its last checkpoint; the history events that work already wrote
-    (alpha, metric, genotype, progress, keyed by stage, epoch and step) are not written again. The computation is
+    (alpha, metric, genotype, progress, keyed by stage, epoch and step, and log lines with a `topic`) are not
+    written again. The computation is
     deterministic, so the skipped copy equals the one in the log. The log is never truncated: the watcher may
     already have read past the checkpoint.
     """

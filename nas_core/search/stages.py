@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from nas_core.config import ExperimentConfig
@@ -12,6 +13,9 @@ from nas_core.events import EventKind, StatusState
 from nas_core.rundir import STAGES, RunDir, write_atomic, write_json
 from nas_core.search.checkpoint import load_checkpoint
 from nas_core.search.reporting import EventSink, param_free_share
+
+# A network that marks fewer foreground pixels than this share of the true ones predicts (almost) only background.
+BACKGROUND_ONLY_SHARE = 0.1
 
 __all__ = ["STAGES", "StageError", "stage_done", "last_event_seq", "plan", "run_stages"]
 
@@ -23,7 +27,10 @@ class StageError(RuntimeError):
 def stage_done(run_dir: Path, stage: str, cfg: ExperimentConfig) -> bool:
     out = RunDir(run_dir).stage_output(stage)
     if stage == "search":
-        return out.exists() and load_checkpoint(out)["epoch"] >= cfg.search.epochs
+        if not out.exists():
+            return False
+        state = load_checkpoint(out)
+        return state["epoch"] >= cfg.search.epochs or state.get("stopped_early") is not None
     return out.exists()
 
 
@@ -59,9 +66,37 @@ def run_decode_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink) ->
             p.copy_(a)
     genotype = supernet.genotype().to_dict()
     write_json(RunDir(run_dir).genotype, genotype)
+    share = param_free_share(genotype)
     events.emit(EventKind.genotype, {"stage": "decode", "epoch": state["epoch"] - 1, "genotype": genotype,
-                             "param_free_share": param_free_share(genotype)})
+                             "param_free_share": share})
+    cells = "; ".join(f"{cell}: " + ", ".join(f"{op}<-{src}" for node in c["nodes"] for op, src in node)
+                      for cell, c in genotype["cells"].items())
+    free = ", ".join(f"{cell} {v:.0%}" for cell, v in share.items())
+    _log(events, "decode", f"decode: the genotype after epoch {state['epoch']} ({cells}); parameter-free ops: {free}")
     return genotype
+
+
+def _log(events: EventSink, stage: str, message: str, **fields) -> None:
+    events.emit(EventKind.log, {"stage": stage, "message": message, **fields})
+
+
+def _foreground(iou) -> float | None:
+    """Mean IoU over the foreground classes (all but class 0), or None where none is defined."""
+    fg = [x for x in (iou or [])[1:] if x is not None]
+    return sum(fg) / len(fg) if fg else None
+
+
+def _scores(result: dict) -> str:
+    fg = _foreground(result.get("iou"))
+    line = f"mIoU {result['miou']:.3f}" if result.get("miou") is not None else "mIoU n/a"
+    line += f", foreground IoU {fg:.3f}" if fg is not None else ", foreground IoU n/a"
+    cm = result.get("confusion")
+    if cm is not None:
+        cm = np.asarray(cm)  # rows: true class, columns: predicted
+        true_fg, pred_fg = cm[1:].sum(), cm[:, 1:].sum()
+        if true_fg and pred_fg < BACKGROUND_ONLY_SHARE * true_fg:
+            line += f" (it predicts almost only background: {pred_fg} foreground pixels for {true_fg} true ones)"
+    return line
 
 
 def _genotype(run_dir: Path):
@@ -86,11 +121,15 @@ def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, d
 
     torch.manual_seed(cfg.seed)
     model = build_network(_genotype(run_dir), cfg.space)
+    _log(events, "retrain", f"retrain: the decoded network ({sum(p.numel() for p in model.parameters())} "
+         f"parameters) from scratch for {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}")
     result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
                                 batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
                                 iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched")
     state = {"model": model.state_dict(), "val_miou": result["miou"], "steps": result["steps"]}
     write_atomic(RunDir(run_dir).retrained, lambda fh: torch.save(state, fh))
+    _log(events, "retrain", f"retrain done: {result['steps']} steps in {result['train_seconds']:.1f} s; validation "
+         f"{_scores(result)}")
     return result
 
 
@@ -116,6 +155,9 @@ def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, 
                          "params": sum(p.numel() for p in model.parameters())})
     write_json(RunDir(run_dir).metrics, metrics)
     events.emit(EventKind.evaluation, {"stage": "evaluate", "label": "searched", **metrics})
+    ap = metrics["ap"].get("0.5")
+    _log(events, "evaluate", f"test ({metrics['tiles']} tiles): {_scores({**metrics, 'confusion': result['confusion']})}"
+         + (f", AP@0.5 {ap:.3f}" if ap is not None else ""))
     return metrics
 
 

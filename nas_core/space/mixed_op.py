@@ -176,7 +176,7 @@ class EdgeGroup(nn.Module):
     """The MixedOps of the E edges leaving one node: forward(x, w[E, ops], beta[E] or None) -> (N, E, C, H', W')."""
 
     def __init__(self, ops: list[str], C: int, stride: int, n_edges: int, op_params: dict, pc_k: int = 1,
-                 batch: bool = True):
+                 batch: bool = True, aux_skip: bool = False):
         super().__init__()
         self.ops, self.C, self.stride, self.E, self.pc_k = list(ops), C, stride, n_edges, pc_k
         self.Cp = C // pc_k
@@ -205,6 +205,13 @@ class EdgeGroup(nn.Module):
                 self.each[op] = nn.ModuleList(OPS[op](self.Cp, stride, False, **params) for _ in range(n_edges))
                 self.kinds[op] = "each"
         self._needs_up = any(self._interp.get(op) and k in ("shared", "batched") for op, k in self.kinds.items())
+        # DARTS-'s auxiliary skip, outside alpha: identity (upsampling on an up edge) shared by the edges, or a
+        # FactorizedReduce of each edge's own on a down edge, as skip_connect itself is built.
+        self.aux_weight = 0.0
+        self.aux = None
+        if aux_skip:
+            self.aux = (nn.ModuleList(OPS["skip_connect"](self.Cp, 2, False) for _ in range(n_edges)) if stride == 2
+                        else OPS["skip_connect"](self.Cp, stride, False))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, beta: torch.Tensor | None = None) -> torch.Tensor:
         E = self.E
@@ -234,6 +241,10 @@ class EdgeGroup(nn.Module):
                 y = torch.stack([m(xin) for m in self.each[op]], 1)
             wcol = w[:, col].view(1, E, 1, 1, 1)
             acc = y * wcol if acc is None else torch.addcmul(acc, y, wcol)
+        if self.aux is not None and self.aux_weight != 0:
+            y = (torch.stack([m(xp) for m in self.aux], 1) if isinstance(self.aux, nn.ModuleList)
+                 else self.aux(xp).unsqueeze(1))
+            acc = acc + self.aux_weight * y
         if self.pc_k > 1:
             rest = x[:, self.Cp:]
             if self.stride == 2:

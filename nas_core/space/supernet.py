@@ -25,7 +25,8 @@ def source_order(graph: CellGraph) -> list[int]:
 class SearchCell(nn.Module):
     """A cell of the supernet, walked in topological order; the edges leaving a node are one EdgeGroup."""
 
-    def __init__(self, slot: CellSlot, graph: CellGraph, ops: list[str], op_params: dict, pc_k: int):
+    def __init__(self, slot: CellSlot, graph: CellGraph, ops: list[str], op_params: dict, pc_k: int,
+                 aux_skip: bool = False):
         super().__init__()
         C = slot.C
         self.preprocess0 = preprocess(slot.C_pp, C, slot.resample0, affine=False)
@@ -42,7 +43,8 @@ class SearchCell(nn.Module):
                 continue
             start = self.by_source.index(out[0])
             self.spans[n] = (start, start + len(out))
-            self.groups[str(n)] = EdgeGroup(ops, C, edge_stride(slot.role, n), len(out), op_params, pc_k)
+            self.groups[str(n)] = EdgeGroup(ops, C, edge_stride(slot.role, n), len(out), op_params, pc_k,
+                                            aux_skip=aux_skip)
         self.targets = {n: [graph.edges[e][1] for e in graph.outgoing(n)] for n in self.spans}
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: torch.Tensor, beta: torch.Tensor | None) -> torch.Tensor:
@@ -66,7 +68,8 @@ class SearchCell(nn.Module):
 
 
 class Supernet(MacroNetwork):
-    def __init__(self, space: SpaceConfig, *, pc_k: int = 1, edge_norm: bool = False, alpha_mode: str = "softmax"):
+    def __init__(self, space: SpaceConfig, *, pc_k: int = 1, edge_norm: bool = False, alpha_mode: str = "softmax",
+                 aux_skip: bool = False):
         if alpha_mode not in ALPHA_MODES:
             raise SpaceError(f"alpha_mode {alpha_mode!r}: use 'softmax' (DARTS) or 'simplex' (GAEA)")
         if pc_k < 1:
@@ -82,11 +85,11 @@ class Supernet(MacroNetwork):
             if (slot.C // pc_k) % 2 and slot.role == "down" and "skip_connect" in ops[slot.cell_type]:
                 raise SpaceError(f"pc_k={pc_k}: {slot.C}/{pc_k} channels is odd; skip_connect on a down edge "
                                  "(FactorizedReduce) needs an even count; change channels or pc_k")
-            return SearchCell(slot, graphs[slot.cell_type], ops[slot.cell_type], space.op_params, pc_k)
+            return SearchCell(slot, graphs[slot.cell_type], ops[slot.cell_type], space.op_params, pc_k, aux_skip)
 
         super().__init__(space, mult, make_cell)
         self.graphs, self._ops = graphs, ops
-        self.pc_k, self.edge_norm, self.alpha_mode = pc_k, edge_norm, alpha_mode
+        self.pc_k, self.edge_norm, self.alpha_mode, self.aux_skip = pc_k, edge_norm, alpha_mode, aux_skip
         self._alphas = nn.ParameterDict()
         self._betas = nn.ParameterDict()
         for t, g in graphs.items():
@@ -119,6 +122,14 @@ class Supernet(MacroNetwork):
         if self.alpha_mode == "softmax":
             return {t: F.softmax(a, dim=-1) for t, a in self._alphas.items()}
         return {t: a for t, a in self._alphas.items()}
+
+    def set_aux_skip_weight(self, weight: float) -> None:
+        """DARTS-: the weight of every edge's auxiliary skip (a schedule, not a parameter: nothing to checkpoint)."""
+        if not self.aux_skip:
+            raise SpaceError("set_aux_skip_weight: this supernet has no auxiliary skip (build it with aux_skip=True)")
+        for m in self.modules():
+            if isinstance(m, EdgeGroup):
+                m.aux_weight = float(weight)
 
     def normalized_betas(self) -> dict[str, torch.Tensor]:
         """PC-DARTS: softmax of beta over each node's incoming edges (empty without edge_norm)."""
@@ -158,7 +169,8 @@ class Supernet(MacroNetwork):
         return cell(s0, s1, w, beta)
 
 
-def build_supernet(space: SpaceConfig, *, pc_k: int = 1, edge_norm: bool = False, alpha_mode: str = "softmax") -> Supernet:
+def build_supernet(space: SpaceConfig, *, pc_k: int = 1, edge_norm: bool = False, alpha_mode: str = "softmax",
+                   aux_skip: bool = False) -> Supernet:
     """The supernet of `space`. pc_k > 1: PC-DARTS partial channels; edge_norm: PC-DARTS beta; alpha_mode:
-    'softmax' (DARTS) or 'simplex' (GAEA)."""
-    return Supernet(space, pc_k=pc_k, edge_norm=edge_norm, alpha_mode=alpha_mode)
+    'softmax' (DARTS) or 'simplex' (GAEA); aux_skip: DARTS-'s auxiliary skip on every edge (weight 0 until set)."""
+    return Supernet(space, pc_k=pc_k, edge_norm=edge_norm, alpha_mode=alpha_mode, aux_skip=aux_skip)
