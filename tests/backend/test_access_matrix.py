@@ -65,6 +65,10 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/api/runs/{run_id}/artifacts"): _read(),
     ("GET", "/api/runs/{run_id}/artifacts/{path}"): _read(),
     ("GET", "/api/runs/{run_id}/events"): _read(),
+    # The matrix's runs never retrained: past the access check, each of these says so (409).
+    ("GET", "/api/runs/{run_id}/export"): _read(409),
+    ("GET", "/api/runs/{run_id}/test-scenes"): _read(409),
+    ("POST", "/api/runs/{run_id}/predict"): _write(409),
     ("POST", "/api/runs/{run_id}/events"): (401, 403, 403, 200, 200, 200, 403),
     ("GET", "/api/runs/{run_id}/stream"): _read(),
     ("POST", "/api/streams/ticket"): _read(201),
@@ -118,6 +122,7 @@ def _request(method: str, path: str, t: Target) -> dict:
         ("POST", "/api/experiments/{experiment_id}/runs"): {"baselines": False},
         ("POST", "/api/runs/{run_id}/events"): [{"seq": 1, "kind": "log", "payload": {}}],
         ("POST", "/api/streams/ticket"): {"path": f"/api/runs/{t.run}/stream"},
+        ("POST", "/api/runs/{run_id}/predict"): {"scene": "any"},
     }.get((method, path))
     params = {"runs": [t.run, t.second_run]} if path == "/api/compare" else None
     return {"method": method, "url": url, "json": body, "params": params}
