@@ -13,8 +13,8 @@ from typing import Any
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from backend import crud, stats
-from backend.headline import headline
-from backend.models import Event, Run
+from backend.headline import headlines
+from backend.models import Event, Headline, Run
 from nas_core.config import DISCRETE_METHODS
 from nas_core.events import EventKind
 
@@ -70,8 +70,7 @@ class Study(SQLModel):
     bootstrap: dict[str, Any]
 
 
-def _point(session: Session, run: Run) -> StudyPoint:
-    h = headline(session, run)
+def _point(run: Run, h: Headline) -> StudyPoint:
     test = h.source == "evaluate" and h.value is not None
     return StudyPoint(run=run.id, seed=(run.config or {}).get("seed"), status=run.status,
                       iou=h.value if test else None, background_only=h.background_only, baseline_of=run.baseline_of)
@@ -96,14 +95,15 @@ def study(session: Session, experiment_id: int) -> Study:
     crud.get_experiment(session, experiment_id)  # 404 when there is none
     searches = crud.list_runs(session, experiment_id=experiment_id, kind="search", limit=_MAX_RUNS)[0]
     baselines = crud.list_runs(session, experiment_id=experiment_id, kind="baseline", limit=_MAX_RUNS)[0]
+    heads = headlines(session, [r.id for r in (*searches, *baselines)])
     by_method: dict[str, list[Run]] = {}
     for run in sorted(searches, key=lambda r: r.id):
         by_method.setdefault(run.method, []).append(run)
     groups = []
     for method, runs in by_method.items():
         ids = {r.id for r in runs}
-        searched = _arm([_point(session, r) for r in runs])
-        random = _arm([_point(session, b) for b in sorted(baselines, key=lambda r: r.id) if b.baseline_of in ids])
+        searched = _arm([_point(r, heads[r.id]) for r in runs])
+        random = _arm([_point(b, heads[b.id]) for b in sorted(baselines, key=lambda r: r.id) if b.baseline_of in ids])
         diff = stats.difference_interval(stats.finite(p.iou for p in searched.points),
                                          stats.finite(p.iou for p in random.points))
         groups.append(StudyGroup(method=method, searched=searched, random=random, difference=StudyDifference(**diff),

@@ -37,7 +37,8 @@ class Feed:
         self.send("metric", {"stage": "search", "epoch": epoch, "train_loss": 1.0 / (epoch + 1), "val_loss": 1.2 / (epoch + 1),
                              "val_iou": val_iou})
         self.send("genotype", {"stage": "search", "epoch": epoch, "genotype": genotype})
-        self.send("progress", {"stage": "search", "epoch": epoch + 1, "epochs": epochs, "fraction": (epoch + 1) / epochs,
+        # `epoch` is the one just done, 0-based, as nas_core/search/loop.py writes it (the page shows it from 1).
+        self.send("progress", {"stage": "search", "epoch": epoch, "epochs": epochs, "fraction": (epoch + 1) / epochs,
                                "eta_s": 12.0 * (epochs - epoch - 1)})
 
 

@@ -2,6 +2,7 @@
 import { api } from "../api.js";
 import { ago, badge, el, errorBox } from "../dom.js";
 import { headlineText, names } from "../names.js";
+import { renderStudy } from "./study.js";
 
 const PAGE = 50;
 
@@ -40,9 +41,15 @@ export async function render(root, { id, params }) {
         ? `${c.search.trials} trials × ${c.search.trial_epochs} epochs` : `${c.search.epochs} epochs`),
       el("dt", {}, "launcher"), el("dd", {}, c.launcher.kind === "slurm"
         ? `SLURM ${c.launcher.slurm.partition || "(default partition)"}, ${c.launcher.slurm.nodes} node(s)` : `local, ${c.launcher.processes} process(es)`),
-      el("dt", {}, "baseline"), el("dd", {}, c.baseline.random ? `random search × ${c.baseline.seeds} seeds` : "none")),
+      el("dt", {}, "repeats"), el("dd", {}, (c.repeats || 1) > 1 ? `${c.repeats} seeds (${c.seed} to ${c.seed + c.repeats - 1})` : `1 (seed ${c.seed})`),
+      el("dt", {}, "baseline"), el("dd", {}, !c.baseline.random ? "none"
+        : (c.repeats || 1) > 1 ? "random search, one per seed, at equal compute" : `random search × ${c.baseline.seeds} seeds`)),
     el("div", { class: "toolbar" }, launch, el("a", { class: "button", href: `#/new?clone=${id}` }, "Edit as new"), cloneBtn), msg);
 
+  // The study over seeds loads beside the runs table, not before it (backend/study.py computes it).
+  const studyBox = el("div", { id: "study", class: "study" }, el("p", { class: "muted" }, "loading the study over seeds…"));
+  root.append(el("h2", {}, "Study over seeds"), studyBox);
+  renderStudy(studyBox, id);
   const runsBox = el("div", {});
   root.append(el("h2", {}, "Runs"), runsBox);
   let page;
