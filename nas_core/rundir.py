@@ -15,8 +15,9 @@ import os
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +45,10 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("genotype", "genotype.json", "the decode stage, or a discrete search's trials",
      "the decoded genotype (`Genotype.to_dict()`); a discrete search: its best candidate; a retrain run: its input"),
     ("metrics", "metrics.json", "the evaluate stage", "final test metrics (evaluate done)"),
+    ("samples", "samples", "the evaluate stage", "a few test tiles predicted: `sample-<i>.png` (image, truth, "
+     "prediction, errors: true positives green, false positives red, false negatives blue) and `index.json`"),
+    ("evaluations", "evaluations", "`nasforge evaluate` (holding the run's lock)",
+     "metrics on other prepared datasets, `<dataset>.json` each; metrics.json stays the run's own test split"),
     ("job", "job.json", "a discrete search", "its `SearchJob`, read by every MPI rank"),
     ("trials_checkpoint", "checkpoint.json", "a discrete search, after each trial", "issued and finished trials"),
     ("summary", "summary.json", "a discrete search, at its end", "trials, best candidate, compute, busy fraction"),
@@ -97,19 +102,31 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[Any], No
 
     `durable=False` skips the fsyncs: still atomic for readers and kills, not across a power cut (for liveness
     files rewritten every step, where the next write supersedes a lost one)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Unique per process and thread: two writers of one file never share a temp file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
+    with atomic_path(path, durable) as tmp:
         with open(tmp, "wb") as fh:
             if callable(data):
                 data(fh)
             else:
                 fh.write(data.encode() if isinstance(data, str) else data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, durable: bool = True) -> Iterator[Path]:
+    """A temp path beside `path` for a writer that needs a file name (GDAL's rasters): when the block ends
+    without error the file replaces `path` as `write_atomic` does (fsync, rename, fsync of the folder); else it is
+    removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Unique per process and thread: two writers of one file never share a temp file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        yield tmp
+        if durable:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -106,9 +106,9 @@ def load_model(path: str | Path, device: str = "cpu") -> Predictor:
 
 def load_deployed(run_dir: str | Path) -> tuple[Deployed, dict[str, Any]]:
     """The retrained network of a run directory wrapped with its training normalisation, in eval mode, and its
-    card."""
-    from nas_core.config import ConfigError, parse_experiment
-    from nas_core.rundir import read_config
+    card. The retrain checkpoint carries what prediction needs (`deployment_facts`); a run retrained before it
+    did is read with its config.yaml and training data instead."""
+    from nas_core.space.config import SpaceConfig
     from nas_core.space.genotypes import load_genotype
     from nas_core.space.network import build_network
 
@@ -118,56 +118,70 @@ def load_deployed(run_dir: str | Path) -> tuple[Deployed, dict[str, Any]]:
                              "stage first (`nasforge search EXPERIMENT --run-dir RUN --resume`)")
     if not rd.genotype.exists():
         raise InferenceError(f"MODEL {rd.root}: no genotype.json; this is not a finished run directory")
-    try:
-        data, _ = read_config(rd.config)
-        cfg = parse_experiment(data, where=str(rd.config))
-    except (ConfigError, ValueError) as exc:
-        raise InferenceError(f"MODEL {rd.root}: {exc}") from None
     genotype = load_genotype(rd.genotype)
     state = torch.load(rd.retrained, map_location="cpu", weights_only=True)
-    network = build_network(genotype, cfg.space)
+    facts = state.get("deployment") or deployment_facts(_run_config(rd))
+    space = SpaceConfig.model_validate(facts["space"])
+    network = build_network(genotype, space)
     network.load_state_dict(state["model"])
-    facts = state.get("data") or training_data_facts(cfg)
     model = Deployed(network, facts["normalisation"]["mean"], facts["normalisation"]["std"]).eval()
     card = {
         "format": "nasforge-model/1",
         "run": rd.root.name,
-        "experiment": cfg.name,
+        "experiment": facts["experiment"],
         "genotype": genotype.to_dict(),
-        "space": cfg.space.model_dump(mode="json"),
+        "space": facts["space"],
         "classes": facts["classes"],
         "tile_size": facts["tile_size"],
-        "in_channels": cfg.space.in_channels,
+        "in_channels": space.in_channels,
         "normalisation": facts["normalisation"],
         "input": "float32 N x C x H x W, pixels divided by their dtype maximum (uint8: 255); "
                  "output: float32 N x K x H x W class probabilities",
-        "iou_thresholds": list(cfg.retrain.iou_thresholds),
+        "iou_thresholds": facts["iou_thresholds"],
         "metrics": read_json(rd.metrics),
-        "data": facts.get("dataset"),
+        "data": facts["data"],
     }
     return model, card
 
 
-def training_data_facts(cfg) -> dict[str, Any]:
-    """What a network trained on the experiment's data must know to predict: its normalisation (the training
-    splits' own), tile size, class names, and where the data came from (with its licence when one is found)."""
+def _run_config(rd: RunDir):
+    from nas_core.config import ConfigError, parse_experiment
+    from nas_core.rundir import read_config
+
+    if not rd.config.exists():
+        raise InferenceError(f"MODEL {rd.root}: its retrain checkpoint predates the facts prediction needs and "
+                             f"there is no {rd.config.name} to rebuild them from; retrain it (`nasforge search "
+                             "EXPERIMENT --run-dir RUN --stage retrain`)")
+    try:
+        data, _ = read_config(rd.config)
+        return parse_experiment(data, where=str(rd.config))
+    except (ConfigError, ValueError) as exc:
+        raise InferenceError(f"MODEL {rd.root}: {exc}") from None
+
+
+def deployment_facts(cfg) -> dict[str, Any]:
+    """What a network trained on the experiment must carry to predict on its own: the space it is built in, its
+    training normalisation (the training splits' own), tile size, class names, IoU thresholds and where the data
+    came from (with its licence when one is found). The retrain stage stores it beside the weights."""
     from nas_core.data.datasets import build_datasets
 
     view = build_datasets(cfg.data, cfg.seed)["train_w"]
     base = view.base
-    norm = {"mean": None if view.mean is None else view.mean.flatten().tolist(),
-            "std": None if view.std is None else view.std.flatten().tolist()}
+    facts = {"experiment": cfg.name, "space": cfg.space.model_dump(mode="json"),
+             "iou_thresholds": list(cfg.retrain.iou_thresholds),
+             "normalisation": {"mean": None if view.mean is None else view.mean.flatten().tolist(),
+                               "std": None if view.std is None else view.std.flatten().tolist()}}
     manifest = getattr(base, "manifest", None)
     if manifest is None:  # the built-in generator
-        return {"normalisation": norm, "tile_size": int(cfg.data.tile_size), "classes": ["background", "helicopter"],
-                "dataset": {"source": "synthetic helicopters (nasforge generator)", "licence": "generated, no licence"}}
+        return {**facts, "tile_size": int(cfg.data.tile_size), "classes": ["background", "helicopter"],
+                "data": {"source": "synthetic helicopters (nasforge generator)", "licence": "generated, no licence"}}
     names: dict[int, list[str]] = {}
     for name, idx in manifest["classes"].items():
         names.setdefault(int(idx), []).append(name)
     classes = [" / ".join(names.get(i, [f"class {i}"])) for i in range(int(manifest["num_classes"]))]
-    return {"normalisation": norm, "tile_size": int(manifest["spec"]["tile_size"]), "classes": classes,
-            "dataset": {"path": str(base.root), "source": manifest.get("source", {}).get("images"),
-                        "licence": dataset_licence(manifest)}}
+    return {**facts, "tile_size": int(manifest["spec"]["tile_size"]), "classes": classes,
+            "data": {"path": str(base.root), "source": manifest.get("source", {}).get("images"),
+                     "licence": dataset_licence(manifest)}}
 
 
 def dataset_licence(manifest: dict) -> str | None:

@@ -116,6 +116,7 @@ def _datasets(cfg: ExperimentConfig):
 
 def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None) -> dict:
     """Train the decoded network from scratch on both training halves; keep its weights for the evaluation."""
+    from nas_core.inference.predictor import deployment_facts
     from nas_core.space.network import build_network
     from nas_core.train.retrain import train_and_evaluate
 
@@ -126,7 +127,10 @@ def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, d
     result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
                                 batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
                                 iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched")
-    state = {"model": model.state_dict(), "val_miou": result["miou"], "steps": result["steps"]}
+    # What prediction needs beside the weights (space, normalisation, classes...): the run directory then
+    # predicts on its own, whatever becomes of the experiment file and its data (nas_core.inference).
+    state = {"model": model.state_dict(), "val_miou": result["miou"], "steps": result["steps"],
+             "deployment": deployment_facts(cfg)}
     write_atomic(RunDir(run_dir).retrained, lambda fh: torch.save(state, fh))
     _log(events, "retrain", f"retrain done: {result['steps']} steps in {result['train_seconds']:.1f} s; validation "
          f"{_scores(result)}")
@@ -135,8 +139,10 @@ def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, d
 
 def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None) -> dict:
     """Score the retrained network on the test split; metrics.json and an `evaluation` event hold the result."""
-    from nas_core.space.network import build_network
     from nas_core.data.loader import make_loader
+    from nas_core.inference.samples import write_samples
+    from nas_core.metrics.scores import curves, pr_empty_reason
+    from nas_core.space.network import build_network
     from nas_core.train.loop import evaluate
 
     path = RunDir(run_dir).retrained
@@ -152,9 +158,14 @@ def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, 
     metrics = _jsonable({"split": "test", "tiles": len(test), "miou": result["miou"], "iou": result["iou"],
                          "mdice": result["mdice"], "dice": result["dice"], "accuracy": result["accuracy"],
                          "ap": {str(k): v for k, v in result["ap"].items()},
-                         "params": sum(p.numel() for p in model.parameters())})
+                         "params": sum(p.numel() for p in model.parameters()),
+                         # Why the PR panel is empty, when it is (the UI shows this instead of blank axes).
+                         "pr_empty_reason": pr_empty_reason(result["objects"])})
     write_json(RunDir(run_dir).metrics, metrics)
-    events.emit(EventKind.evaluation, {"stage": "evaluate", "label": "searched", **metrics})
+    # Pictures before the event: a reader that sees the evaluation finds its samples already there.
+    write_samples(model, test, RunDir(run_dir).samples, device=device)
+    events.emit(EventKind.evaluation, {"stage": "evaluate", "label": "searched", **metrics,
+                                       "curves": _jsonable(curves(result["objects"]))})
     ap = metrics["ap"].get("0.5")
     _log(events, "evaluate", f"test ({metrics['tiles']} tiles): {_scores({**metrics, 'confusion': result['confusion']})}"
          + (f", AP@0.5 {ap:.3f}" if ap is not None else ""))

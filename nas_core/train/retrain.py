@@ -16,36 +16,13 @@ import math
 import time
 from typing import Iterable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import ConcatDataset
 
 from nas_core.data.loader import make_loader
+from nas_core.metrics.scores import curves as pr_curves, json_safe, pr_empty_reason
 from nas_core.train.loop import evaluate, train_epoch
-
-
-def _finite(x):
-    """JSON-safe copy: NaN and inf become None, arrays lists (the event log refuses NaN)."""
-    if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _finite(x.tolist())
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-def _thin(curve: dict, points: int) -> dict:
-    """At most `points` points of a PR curve, evenly spread, keeping both ends: events stay small."""
-    n = len(curve["precision"])
-    idx = np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int)) if n else np.zeros(0, int)
-    return {"ap": curve["ap"], "precision": curve["precision"][idx], "recall": curve["recall"][idx],
-            "score": curve["thresholds"][idx], "num_pred": curve["num_pred"], "num_gt": curve["num_gt"]}
 
 
 def _num_classes(model: nn.Module, datasets: dict) -> int:
@@ -103,7 +80,7 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
         steps += r["steps"]
         history.append({"epoch": epoch, "loss": r["loss"], "steps": r["steps"], "lr": opt.param_groups[0]["lr"]})
         if events is not None:
-            events.append("metric", _finite({"stage": "retrain", "label": label, "epoch": epoch,
+            events.append("metric", json_safe({"stage": "retrain", "label": label, "epoch": epoch,
                                              "train_loss": r["loss"], "lr": opt.param_groups[0]["lr"]}))
         if max_steps is not None and steps >= max_steps:
             stopped_by = "max_steps" if epoch < epochs - 1 else "epochs"
@@ -116,12 +93,12 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
     result.update(history=history, steps=steps, train_seconds=train_seconds, stopped_by=stopped_by,
                   params=sum(p.numel() for p in model.parameters()))
     if events is not None:
-        curves = {c: {t: _thin(v, curve_points) for t, v in per_t.items()} for c, per_t in result["objects"].items()}
-        events.append("evaluation", _finite({
+        events.append("evaluation", json_safe({
             "stage": "retrain", "label": label, "split": eval_split, "epochs": len(history), "steps": steps,
             "train_seconds": train_seconds, "params": result["params"], "stopped_by": stopped_by,
             "pixel": {"miou": result["miou"], "iou": result["iou"], "mdice": result["mdice"], "dice": result["dice"],
                       "accuracy": result["accuracy"], "confusion": result["confusion"]},
-            "ap": result["ap"], "curves": curves,
+            "ap": result["ap"], "curves": pr_curves(result["objects"], curve_points),
+            "pr_empty_reason": pr_empty_reason(result["objects"]),
         }))
     return result
