@@ -54,7 +54,8 @@ def test_compare_two_runs(client, session, tokens):
     assert ra["final_metrics"]["evaluate.miou"] == pytest.approx(0.71) and "evaluate.tiles" not in ra["final_metrics"]
     # The evaluate stage's foreground-class (class 1) test IoU, preferred to the mIoU and to the last validation IoU.
     assert ra["iou"] == pytest.approx(0.7) and ra["headline"] == {
-        "value": pytest.approx(0.7), "label": "test IoU, foreground class (evaluate stage)", "source": "evaluate"}
+        "value": pytest.approx(0.7), "label": "test IoU, foreground class (evaluate stage)", "source": "evaluate",
+        "background_only": False}
     assert ra["run"]["headline"] == ra["headline"]
     assert ra["baseline_runs"] == sorted(x.id for x in bases) and ra["baseline_iou"] == [0.4, 0.5]
     assert ra["iou_vs_baseline"] == pytest.approx(0.7 - 0.45)
@@ -85,7 +86,7 @@ def test_headline_names_what_it_is_when_there_is_no_evaluate_stage(client, sessi
     exp = crud.get_experiment(session, client.post("/api/experiments", json={"name": "h"}, headers=tokens.write).json()["id"])
     run, _ = crud.launch(session, exp, baselines=False)
     assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
-        "value": None, "label": "no IoU yet", "source": None}
+        "value": None, "label": "no IoU yet", "source": None, "background_only": False}
     crud.ingest_events(session, run.id, [
         {"seq": 1, "kind": "metric", "payload": {"stage": "search", "epoch": 1, "val_iou": 0.4}},
         {"seq": 2, "kind": "metric", "payload": {"stage": "search", "epoch": 2, "val_iou": 0.6}},
@@ -93,9 +94,10 @@ def test_headline_names_what_it_is_when_there_is_no_evaluate_stage(client, sessi
         {"seq": 3, "kind": "evaluation", "payload": {"stage": "retrain", "split": "val", "pixel": {"miou": 0.9}}}],
         redis=None)
     assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
-        "value": pytest.approx(0.6), "label": "validation mIoU during search", "source": "search"}
+        "value": pytest.approx(0.6), "label": "validation mIoU during search", "source": "search", "background_only": False}
     # Three classes: the mean over the foreground classes (1 and 2), never over the background.
     crud.ingest_events(session, run.id, [{"seq": 4, "kind": "evaluation", "payload": {
         "stage": "evaluate", "split": "test", "iou": [0.99, 0.5, 0.3]}}], redis=None)
     assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
-        "value": pytest.approx(0.4), "label": "test mIoU over the foreground classes (evaluate stage)", "source": "evaluate"}
+        "value": pytest.approx(0.4), "label": "test mIoU over the foreground classes (evaluate stage)", "source": "evaluate",
+        "background_only": False}
