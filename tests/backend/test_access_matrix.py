@@ -57,6 +57,7 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/api/experiments/{experiment_id}/clone"): _write(201),
     ("POST", "/api/experiments/{experiment_id}/runs"): _owner(201),
     ("GET", "/api/experiments/{experiment_id}/stream"): _read(),
+    ("GET", "/api/experiments/{experiment_id}/study"): _read(),
     ("GET", "/api/runs"): _read(),
     ("GET", "/api/runs/{run_id}"): _read(),
     ("POST", "/api/runs/{run_id}/cancel"): _owner(200),
