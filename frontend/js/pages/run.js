@@ -3,6 +3,7 @@
 // headline IoU as the server states it, and "retrain this cell" for a run with a genotype.
 import { allEvents, api } from "../api.js";
 import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
+import { showUse } from "../evaluation.js";
 import * as fig from "../figures.js";
 import { RunFollower, throttle } from "../live.js";
 import { headlineText, names } from "../names.js";
@@ -77,7 +78,10 @@ export async function render(root, { id }) {
   const drawEvaluation = async () => {
     const parts = [];
     const pr = prEvaluation(state);
-    if (fig.prTable(pr).length) parts.push(["pr", fig.prCurves(pr)]);
+    // A curve without points (no object predicted or none in the truth) is said in words (js/evaluation.js), not
+    // drawn as blank axes.
+    const prDrawn = fig.prTable(pr).some((r) => r.recall.length > 0);
+    if (prDrawn) parts.push(["pr", fig.prCurves(pr)]);
     // The baselines are runs of their own, still training while this page is open: re-read them now and then.
     if (run.baselines && run.baselines.length && performance.now() - baselinesAt > 10000) {
       baselinesAt = performance.now();
@@ -97,10 +101,11 @@ export async function render(root, { id }) {
     if (series.length) parts.push(["best", fig.bestSoFar(series, { reference: searched[0] })]);
     // A discrete search's trials as its workers ran them: who trained what, busy and idle (rank 0 only dispatches).
     if (discrete && state.candidates.some((c) => typeof c.started === "number")) parts.push(["workers", fig.workerTimeline(state.candidates)]);
-    ui.evalNote.textContent = parts.length ? headlineText(run.headline)
+    ui.evalNote.textContent = parts.length || state.evaluation ? headlineText(run.headline)
       : "no evaluation yet: it follows the search (precision-recall at the IoU thresholds, searched vs random)";
     for (const [key, spec] of parts) draw(ui.slot(ui.evaluation, `eval-${key}`), spec);
     samples(ui.samples, state.evaluation);
+    await showUse(ui.panels.evaluation, run, pr || state.evaluation, prDrawn);
   };
 
   // Which event kinds each tab shows: a heartbeat or a progress event redraws the header only.
