@@ -53,6 +53,16 @@ class RetrainConfig(BaseModel):
     iou_thresholds: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
 
 
+class ComputeConfig(BaseModel):
+    """How search and retrain compute (nas_core.train.precision). `auto`: off on CPU; on CUDA bf16 autocast and
+    channels_last, a default that waits for a GPU measurement (bench/gpu.sh)."""
+
+    model_config = ConfigDict(extra="forbid")
+    amp: Literal["auto", "off", "bf16"] = Field("auto", description="bfloat16 autocast of the forward pass (alpha, beta, softmax and the loss stay float32).")
+    channels_last: Literal["auto", "on", "off"] = Field("auto", description="NHWC memory format for weights and inputs.")
+    compile: bool = Field(False, description="torch.compile the network's forward (slow to compile, for long runs).")
+
+
 class DistributedConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     engine: Literal["none", "ddp", "horovod"] = "none"
@@ -102,6 +112,7 @@ class ExperimentConfig(BaseModel):
     search: SearchConfig = Field(default_factory=SearchConfig)
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    compute: ComputeConfig = Field(default_factory=ComputeConfig)
     launcher: LauncherConfig = Field(default_factory=LauncherConfig)
     baseline: BaselineConfig = Field(default_factory=BaselineConfig)
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from nas_core.config import CONTINUOUS_METHODS
+from nas_core.train.precision import float32
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -143,7 +144,8 @@ class DartsArchitect(Architect):
             with torch.no_grad():
                 for p, p0, x in zip(self.weight_params, w0, v):
                     p.copy_(p0 + sign * eps * x)
-            out.append(self._global_grads(self.loss_fn(self.model, train_batch), self.arch_params))
+            with float32():  # eps * v is below bfloat16's resolution: the difference needs float32
+                out.append(self._global_grads(self.loss_fn(self.model, train_batch), self.arch_params))
         return [(gp - gn) / (2 * eps) for gp, gn in zip(*out)]
 
     def apply(self, grads):

@@ -18,6 +18,7 @@ from nas_core.config import CONTINUOUS_METHODS, ExperimentConfig
 from nas_core.events import EventKind
 from nas_core.search.architect import Architect, aux_skip, build_architect, supernet_kind, warmup_epochs
 from nas_core.search.checkpoint import fingerprint, load_checkpoint, save_checkpoint, set_rng_state
+from nas_core.train.precision import resolve_precision
 from nas_core.search.reporting import EventSink, alpha_payload, collapse_alarm, epoch_summary, progress_payload
 
 ReduceFn = Callable[[list[Tensor]], list[Tensor]]
@@ -73,18 +74,18 @@ class _Cycle:
                 self._it, self.epoch = None, self.epoch + 1
 
 
-def _loaders(cfg: ExperimentConfig, datasets: dict, single_level: bool):
+def _loaders(cfg: ExperimentConfig, datasets: dict, single_level: bool, device=None):
     from nas_core.data.loader import make_loader
 
     bs, seed, workers = cfg.data.batch_size, cfg.seed, cfg.data.workers
     if single_level:
         # Single-level (ERM) GAEA fits weights and alpha on one batch: both halves of the training data are training.
         train = ConcatDataset([datasets["train_w"], datasets["train_a"]])
-        return make_loader(train, bs, shuffle=True, seed=seed, workers=workers), None, \
-            make_loader(datasets["val"], bs, shuffle=False, seed=seed, workers=workers)
-    return (make_loader(datasets["train_w"], bs, shuffle=True, seed=seed, workers=workers),
-            make_loader(datasets["train_a"], bs, shuffle=True, seed=seed + 1, workers=workers),
-            make_loader(datasets["val"], bs, shuffle=False, seed=seed, workers=workers))
+        return make_loader(train, bs, shuffle=True, seed=seed, workers=workers, device=device), None, \
+            make_loader(datasets["val"], bs, shuffle=False, seed=seed, workers=workers, device=device)
+    return (make_loader(datasets["train_w"], bs, shuffle=True, seed=seed, workers=workers, device=device),
+            make_loader(datasets["train_a"], bs, shuffle=True, seed=seed + 1, workers=workers, device=device),
+            make_loader(datasets["val"], bs, shuffle=False, seed=seed, workers=workers, device=device))
 
 
 def _to(batch, device):
@@ -140,6 +141,8 @@ class BilevelSearch:
 
             datasets = build_datasets(cfg.data, cfg.seed)
         self.model = build_search_supernet(cfg).to(self.device)
+        self.precision = resolve_precision(cfg.compute, self.device)
+        self.precision.prepare(self.model)
         self.engine = engine if engine is not None and engine.world_size > 1 else None
         if self.engine is not None:
             from nas_core.distributed import convert_sync_batchnorm
@@ -151,10 +154,11 @@ class BilevelSearch:
         self.loss_fn = search_loss
         if self.engine is not None:
             self.loss_fn = functools.partial(search_loss, reduce_sum=self.engine.allreduce_sum)
+        self.loss_fn = self.precision.loss(self.loss_fn)  # autocast forward, float32 loss (compute:)
         self.architect: Architect = build_architect(cfg.search, self.model, self.loss_fn)
         s = cfg.search
         self.single_level = self.architect.single_level
-        self.train_loader, self.arch_loader, self.val_loader = _loaders(cfg, datasets, self.single_level)
+        self.train_loader, self.arch_loader, self.val_loader = _loaders(cfg, datasets, self.single_level, self.device)
         self.w_params = list(self.model.weight_parameters())
         self.w_optimizer = torch.optim.SGD(self.w_params, lr=s.w_lr, momentum=s.w_momentum, weight_decay=s.w_weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, s.epochs, eta_min=s.w_lr_min)
@@ -278,7 +282,7 @@ class BilevelSearch:
             if self.engine is not None:
                 train_loss = self.engine.mean(train_loss)  # each rank saw its own shards
             self.scheduler.step()
-            val = _validate(self.model, self.val_loader, num_classes, self.device)
+            val = _validate(self.precision.wrap(self.model), self.val_loader, num_classes, self.device)
             genotype = self._emit_alpha(epoch, self.step)
             metric = {"stage": "search", "epoch": epoch, "step": self.step, "train_loss": train_loss, **val,
                       "w_lr": self.scheduler.get_last_lr()[0], "arch_updates": epoch >= self.warmup,

@@ -126,7 +126,8 @@ def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, d
          f"parameters) from scratch for {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}")
     result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
                                 batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
-                                iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched")
+                                iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched",
+                                compute=cfg.compute)
     # What prediction needs beside the weights (space, normalisation, classes...): the run directory then
     # predicts on its own, whatever becomes of the experiment file and its data (nas_core.inference).
     state = {"model": model.state_dict(), "val_miou": result["miou"], "steps": result["steps"],

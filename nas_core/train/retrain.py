@@ -23,6 +23,7 @@ from torch.utils.data import ConcatDataset
 from nas_core.data.loader import make_loader
 from nas_core.metrics.scores import curves as pr_curves, json_safe, pr_empty_reason
 from nas_core.train.loop import evaluate, train_epoch
+from nas_core.train.precision import resolve_precision
 
 
 def _num_classes(model: nn.Module, datasets: dict) -> int:
@@ -40,11 +41,13 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
                        grad_clip: float | None = 5.0, iou_thresholds: Iterable[float] = (0.25, 0.5, 0.75),
                        train_splits: Iterable[str] = ("train_w", "train_a"), eval_split: str = "test",
                        max_steps: int | None = None, time_budget_s: float | None = None, workers: int = 0,
-                       num_classes: int | None = None, label: str = "model", curve_points: int = 101) -> dict:
+                       num_classes: int | None = None, label: str = "model", curve_points: int = 101,
+                       compute=None) -> dict:
     """Train `model` on the training splits (both search halves by default), evaluate on `eval_split`.
 
     The budget is `epochs` passes, cut short by `max_steps` batches or `time_budget_s` seconds in all.
-    The learning rate follows a cosine from `lr` to 0 over the planned steps. Returns the evaluation dict of
+    The learning rate follows a cosine from `lr` to 0 over the planned steps. `compute` (the experiment's
+    `compute:` section) sets autocast, channels_last and compilation (nas_core.train.precision); None: float32. Returns the evaluation dict of
     `nas_core.train.loop.evaluate` plus "history", "steps", "train_seconds", "params" and "stopped_by".
     """
     if epochs < 1:
@@ -57,10 +60,13 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
     if eval_split not in datasets or not len(datasets[eval_split]):
         raise ValueError(f"train_and_evaluate: the {eval_split!r} split is empty; prepare more scenes")
     train_set = splits[0] if len(splits) == 1 else ConcatDataset(splits)
-    loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, workers=workers, drop_last=len(train_set) > batch_size)
-    test_loader = make_loader(datasets[eval_split], batch_size, shuffle=False, seed=seed, workers=workers)
+    loader = make_loader(train_set, batch_size, shuffle=True, seed=seed, workers=workers,
+                         drop_last=len(train_set) > batch_size, device=device)
+    test_loader = make_loader(datasets[eval_split], batch_size, shuffle=False, seed=seed, workers=workers, device=device)
     k = num_classes or _num_classes(model, datasets)
     model = model.to(device)
+    precision = resolve_precision(compute, device)
+    net = precision.wrap(precision.prepare(model))  # the same parameters, run at the configured precision
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -76,7 +82,7 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
         left = None if max_steps is None else max_steps - steps
-        r = train_epoch(model, loader, opt, device, grad_clip, sched, max_steps=left, deadline=deadline)
+        r = train_epoch(net, loader, opt, device, grad_clip, sched, max_steps=left, deadline=deadline)
         steps += r["steps"]
         history.append({"epoch": epoch, "loss": r["loss"], "steps": r["steps"], "lr": opt.param_groups[0]["lr"]})
         if events is not None:
@@ -89,7 +95,7 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
             stopped_by = "time_budget" if epoch < epochs - 1 else "epochs"
             break
     train_seconds = time.monotonic() - start
-    result = evaluate(model, test_loader, k, device, iou_thresholds)
+    result = evaluate(net, test_loader, k, device, iou_thresholds)
     result.update(history=history, steps=steps, train_seconds=train_seconds, stopped_by=stopped_by,
                   params=sum(p.numel() for p in model.parameters()))
     if events is not None:
