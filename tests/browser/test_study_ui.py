@@ -44,6 +44,10 @@ def test_progress_line_follows_the_stages_and_the_log_tab_its_lines(page, ui_api
     assert _progress_text(page, "evaluate") == "evaluate"
     # No measure of its own: an indeterminate bar, not the search's full one.
     assert page.evaluate("document.getElementById('run-progress').hasAttribute('value')") is False
+    # The search's own last word ends the line, before the worker moves the run's status.
+    feed.send("status", {"state": "succeeded", "stage": None})
+    assert _progress_text(page, "finished") == "finished"
+    assert page.evaluate("document.getElementById('run-progress').value") == pytest.approx(1.0)
 
     # The Log tab: a placeholder, then the search's log events as they arrive.
     page.locator("button[data-tab=log]").click()
