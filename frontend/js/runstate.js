@@ -108,9 +108,11 @@ export function progressLine(state, run, terminal = false) {
   const p = state.progress || {};
   const stage = state.stage || p.stage || null;
   const cfg = run.config || {};
-  if (terminal) {
-    const ok = run.status === "succeeded";
-    return { text: ok ? "finished" : [stage, run.status].filter(Boolean).join(" · "), fraction: ok ? 1 : null };
+  // The search's own last word (a `status` event succeeded or failed) ends the line before the worker's status does.
+  const own = state.status && ["succeeded", "failed"].includes(state.status.state) ? state.status.state : null;
+  if (terminal || own) {
+    const ok = terminal ? run.status === "succeeded" : own === "succeeded";
+    return { text: ok ? "finished" : [stage, terminal ? run.status : own].filter(Boolean).join(" · "), fraction: ok ? 1 : null };
   }
   if (stage === "search" || (!stage && state.progress)) {
     if (typeof p.fraction !== "number") {
