@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -73,3 +74,24 @@ def test_bad_uploads_are_refused_by_name(api, body, status, says):
     client, _ = api
     r = client.post("/predict", json=body)
     assert r.status_code == status and says in r.text, r.text
+
+
+def test_the_export_is_built_once_and_runs_like_the_network(api, tmp_path):
+    import torch
+
+    client, run_dir = api
+    first = client.get("/export", params={"format": "torchscript"})
+    assert first.status_code == 200, first.text
+    assert 'filename="nasforge-run-' in first.headers["content-disposition"]
+    built = sorted((p.name, p.stat().st_mtime_ns) for p in (Path(run_dir) / "exports" / "torchscript").iterdir())
+    again = client.get("/export", params={"format": "torchscript"})
+    assert again.content == first.content  # served from exports/, not built again:
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in (Path(run_dir) / "exports" / "torchscript").iterdir()) == built
+    (tmp_path / "m.pt").write_bytes(first.content)
+    module = torch.jit.load(str(tmp_path / "m.pt"))
+    predictor = load_model(run_dir)
+    x = torch.rand(2, predictor.in_channels, predictor.tile_size, predictor.tile_size)
+    with torch.no_grad():
+        probs = module(x).numpy()
+    np.testing.assert_allclose(probs, predictor.predict_tiles(x.permute(0, 2, 3, 1).numpy()), atol=1e-4)
+    assert client.get("/export", params={"format": "pickle"}).status_code == 422
