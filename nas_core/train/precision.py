@@ -82,7 +82,7 @@ class _Precise(nn.Module):
     def forward(self, x: torch.Tensor, *args, **kwargs):
         if self.precision.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        run = self._compiled or self.inner
+        run = self._compiled if self._compiled is not None else self.inner
         with self.precision.autocast():
             out = run(x, *args, **kwargs)
         return _float(out)
