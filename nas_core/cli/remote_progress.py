@@ -25,7 +25,8 @@ class StageBars:
         self.progress.__exit__(*exc)
 
     def _say(self, text: str) -> None:
-        self.progress.console.print(text) if self.live else print(text, flush=True)
+        # Not rich markup: a message is the run's text, and "[...]" in it is data, not a style.
+        self.progress.console.print(text, markup=False, highlight=False) if self.live else print(text, flush=True)
 
     def event(self, ev: dict) -> None:
         kind, p = ev.get("kind"), ev.get("payload") or {}
@@ -44,5 +45,18 @@ class StageBars:
         elif kind == EventKind.log:
             self._say(str(p.get("message", p)))
         elif kind == EventKind.evaluation:
-            iou = p.get("iou")
-            self._say(f"evaluation: iou {iou}" if iou is not None else "evaluation")
+            self._say(evaluation_line(p))
+
+
+def evaluation_line(p: dict) -> str:
+    """One `evaluation` payload as a line: where it was measured, mIoU and the foreground classes' IoU."""
+    pixel = p.get("pixel") or p  # the retrain stage nests its pixel scores; the evaluate stage does not
+    parts = [f"evaluation ({p.get('stage', '?')}, {p.get('split', '?')} split)"]
+    if isinstance(pixel.get("miou"), (int, float)):
+        parts.append(f"mIoU {pixel['miou']:.3f}")
+    iou = pixel.get("iou")
+    if isinstance(iou, list) and len(iou) > 1:
+        parts.append("foreground IoU " + ", ".join(f"{v:.3f}" for v in iou[1:] if isinstance(v, (int, float))))
+    if p.get("pr_empty_reason"):
+        parts.append(f"no PR curve: {p['pr_empty_reason']}")
+    return parts[0] + (": " + ", ".join(parts[1:]) if len(parts) > 1 else "")
