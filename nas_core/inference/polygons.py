@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import rasterio
 from rasterio.features import geometry_mask, shapes
-from rasterio.windows import Window, from_bounds
+from rasterio.windows import Window
 from shapely.geometry import mapping, shape
 
 from nas_core.rundir import write_atomic
@@ -35,8 +36,13 @@ def mask_polygons(mask_path: Path, prob_path: Path, classes: list[str]) -> list[
 
 def _score(prob_ds, poly, c: int) -> tuple[float, int]:
     """Mean probability of class `c` inside the polygon, read through the window around it only."""
-    win = from_bounds(*poly.bounds, transform=prob_ds.transform).round_offsets().round_lengths()
-    win = win.intersection(Window(0, 0, prob_ds.width, prob_ds.height))
+    # The polygon's bounds back in pixels through the inverse transform: any orientation (a plain image's
+    # identity transform has rows growing downwards, a north-up GeoTIFF's the other way).
+    x0, y0, x1, y1 = poly.bounds
+    cols, rows = zip(*(~prob_ds.transform * (x, y) for x in (x0, x1) for y in (y0, y1)))
+    c0, r0 = max(int(np.floor(min(cols))), 0), max(int(np.floor(min(rows))), 0)
+    c1, r1 = min(int(np.ceil(max(cols))), prob_ds.width), min(int(np.ceil(max(rows))), prob_ds.height)
+    win = Window(c0, r0, c1 - c0, r1 - r0)
     probs = prob_ds.read(c + 1, window=win)
     inside = geometry_mask([mapping(poly)], out_shape=probs.shape, transform=prob_ds.window_transform(win),
                            invert=True, all_touched=False)
