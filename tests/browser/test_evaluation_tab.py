@@ -62,3 +62,19 @@ def test_samples_predict_and_download_in_the_evaluation_tab(page, platform, remo
     (probs,) = session.run(None, {session.get_inputs()[0].name: x})
     np.testing.assert_allclose(probs, predictor.predict_tiles(x.transpose(0, 2, 3, 1)), atol=1e-4)
     assert page.console_errors == []
+
+
+def test_an_empty_pr_curve_is_said_in_words(page, ui_api, ui_stack):
+    """A test split where the network found no object: the curve has no point, and the tab says why (the evaluate
+    stage's pr_empty_reason) instead of drawing blank axes."""
+    run_id = ui_api.launch(ui_api.experiment("empty pr")["id"])["run"]["id"]
+    reason = "no predicted objects (the network predicts only background)"
+    ui_api.ingest(run_id, [{"seq": 1, "time": 1.0, "kind": "evaluation", "payload": {
+        "stage": "evaluate", "split": "test", "miou": 0.49, "iou": [0.98, 0.0], "pr_empty_reason": reason,
+        "curves": {"1": {"0.5": {"precision": [], "recall": [], "ap": 0.0, "num_pred": 0, "num_gt": 3}}}}}])
+    sign_in(page, ui_stack["url"], ui_api.token, f"#/runs/{run_id}")
+    page.get_by_role("button", name="Evaluation").click()
+    page.wait_for_selector("#pr-empty:not([hidden])", timeout=20000)
+    assert page.locator("#pr-empty").inner_text() == f"no precision-recall curve: {reason}"
+    assert page.locator("#eval-pr").count() == 0
+    assert page.console_errors == []
