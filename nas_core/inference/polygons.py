@@ -39,7 +39,8 @@ def _score(prob_ds, poly, c: int) -> tuple[float, int]:
     # The polygon's bounds back in pixels through the inverse transform: any orientation (a plain image's
     # identity transform has rows growing downwards, a north-up GeoTIFF's the other way).
     x0, y0, x1, y1 = poly.bounds
-    cols, rows = zip(*(~prob_ds.transform * (x, y) for x in (x0, x1) for y in (y0, y1)))
+    inverse = ~prob_ds.transform
+    cols, rows = zip(*(inverse @ (x, y) for x in (x0, x1) for y in (y0, y1)))
     c0, r0 = max(int(np.floor(min(cols))), 0), max(int(np.floor(min(rows))), 0)
     c1, r1 = min(int(np.ceil(max(cols))), prob_ds.width), min(int(np.ceil(max(rows))), prob_ds.height)
     win = Window(c0, r0, c1 - c0, r1 - r0)
