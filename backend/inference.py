@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.errors import Conflict, TooLarge
-from nas_core.rundir import RunDir
+from nas_core.rundir import RunDir, replace_folder
 
 ExportFormat = Literal["onnx", "torchscript"]
 # The suffix load_model reads each format by (nas_core.inference.load_model).
@@ -103,12 +103,8 @@ def exported_model(run_dir: str | os.PathLike, fmt: ExportFormat) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f".{fmt}-", dir=rd.exports))
         try:
             export_model(rd.root, fmt, tmp)
-            if final.exists():  # stale: moved aside first, since a folder cannot be renamed over a full one
-                old = Path(tempfile.mkdtemp(prefix=f".{fmt}-old-", dir=rd.exports))
-                os.replace(final, old / fmt)
-                shutil.rmtree(old, ignore_errors=True)
             try:
-                os.rename(tmp, final)
+                replace_folder(tmp, final)
             except OSError:  # another process put its build in place first: the same network, use that one
                 pass
         finally:

@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import socket
 import threading
 import time
@@ -147,6 +148,21 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+
+
+def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Put the finished folder `tmp` at its sibling `final`, replacing what was there: a reader finds the old
+    folder or the new one (for an instant neither), never a mix. A folder cannot be renamed over a full one, so
+    the old one is moved aside first, then removed. OSError when another writer put its own `final` in between."""
+    tmp, final = Path(tmp), Path(final)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}-{threading.get_ident()}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    _fsync_dir(final.parent)
 
 
 def _fsync_dir(folder: Path) -> None:
