@@ -1,5 +1,6 @@
 // The single-page UI's shell: the token (pasted, or handed over as #token=... by `make run`), and the hash router.
-import { api, getToken, setToken } from "./api.js";
+import { me } from "./access.js";
+import { getToken, setToken } from "./api.js";
 import { errorBox } from "./dom.js";
 
 const ROUTES = [
@@ -11,13 +12,16 @@ const ROUTES = [
 ];
 
 let cleanup = null;
+let routed = 0;
 
+// True when the address held a token (now stored): the header must then show the new identity at once.
 function takeTokenFromUrl() {
   const m = /^#token=([^&]+)/.exec(location.hash);
-  if (!m) return;
+  if (!m) return false;
   setToken(decodeURIComponent(m[1]));
   // Out of the address bar and the history at once: the token is a password.
   history.replaceState(null, "", `${location.pathname}${location.search}#/experiments`);
+  return true;
 }
 
 async function showWho() {
@@ -27,14 +31,11 @@ async function showWho() {
   const signIn = document.querySelector("#token-form button[type=submit]");
   const show = (signedIn) => { out.hidden = !signedIn; input.hidden = signedIn; signIn.hidden = signedIn; };
   if (!getToken()) { who.textContent = "not signed in"; show(false); return; }
-  try {
-    const me = await api("/api/users/me");
-    who.textContent = `${me.user ? me.user.name : "token"} (${me.scopes.join(", ")})`;
-    show(true);
-  } catch (err) {
-    who.textContent = err.status === 401 ? "token rejected" : "API unreachable";
-    show(false);
-  }
+  const token = getToken();
+  const info = await me();
+  if (token !== getToken()) return;  // signed in again meanwhile: that call writes the header
+  who.textContent = info.error || `${info.user ? info.user.name : "token"} (${info.scopes.join(", ")})`;
+  show(!info.error);
 }
 
 // Under `make run`, /api/health/services says how often supervisord restarted each service; the header shows it.
@@ -58,7 +59,7 @@ async function showServices() {
 }
 
 async function route() {
-  takeTokenFromUrl();
+  if (takeTokenFromUrl()) showWho();
   const hash = location.hash.split("?")[0] || "#/experiments";
   const params = new URLSearchParams(location.hash.split("?")[1] || "");
   let page = "experiments", arg = null;
@@ -67,13 +68,19 @@ async function route() {
     if (m) { page = name; arg = m[1] ? Number(m[1]) : null; break; }
   }
   if (cleanup) { try { cleanup(); } catch { /* a page that failed to start has nothing to stop */ } cleanup = null; }
-  const root = document.getElementById("page");
-  root.replaceChildren();
-  root.dataset.page = page;
+  // Each render gets a box of its own: a render still loading when the next route starts (back pressed twice)
+  // finishes into a detached box instead of beside the new page.
+  const main = document.getElementById("page");
+  const root = document.createElement("div");
+  main.replaceChildren(root);
+  main.dataset.page = page;
+  const mine = ++routed;
   for (const a of document.querySelectorAll("header nav a")) a.classList.toggle("active", hash.startsWith(a.getAttribute("href")));
   try {
     const mod = await import(`./pages/${page}.js`);
-    cleanup = (await mod.render(root, { id: arg, params })) || null;
+    const stop = (await mod.render(root, { id: arg, params })) || null;
+    if (mine === routed) cleanup = stop;
+    else if (stop) stop();  // superseded while it loaded: stop its live updates now
   } catch (err) {
     console.error(err);
     root.append(errorBox(err));
@@ -90,6 +97,8 @@ document.getElementById("token-form").addEventListener("submit", (ev) => {
 });
 document.getElementById("sign-out").addEventListener("click", () => { setToken(""); showWho(); route(); });
 window.addEventListener("hashchange", route);
+// Another tab signed in or out: this one follows (same token store).
+window.addEventListener("storage", (ev) => { if (ev.key === null || ev.key === "nasforge.token") { showWho(); route(); } });
 takeTokenFromUrl();
 showWho();
 route();

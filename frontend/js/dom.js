@@ -1,4 +1,5 @@
 // Small DOM helpers shared by the pages: element builder, status badges, times, Plotly drawing.
+import { redraw } from "./redraw.js";
 
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -42,11 +43,11 @@ const resizer = typeof ResizeObserver === "undefined" ? null : new ResizeObserve
   }
 });
 
-// Plotly.react diffs against what is drawn, so redrawing the same div on every update is cheap.
+// Redrawing the same div on every update costs only what changed (js/redraw.js: restyle, extendTraces or react).
 export function draw(div, fig) {
   if (!window.Plotly) { div.textContent = "Plotly.js did not load (/vendor/plotly.min.js)"; return; }
   const first = !div.data;
-  window.Plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
+  redraw(div, fig, PLOT_CONFIG);
   if (first && resizer) resizer.observe(div);
   div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
 }

@@ -63,19 +63,24 @@ export function cellFrame(cell, index) {
 
 // ---------------------------------------------------------------------------------------------- alpha
 
-// Colour is the weight. Early in a search alpha is near uniform (1/|ops| everywhere), so by default the colour
-// range is the frame's own min..max, which shows which op leads on each edge; opts.scale "fixed" uses 0..1.
+// Colour is the weight, on an absolute 0..1 scale by default: a near-uniform alpha (1/|ops| everywhere, a search
+// that has not learned) then looks uniform, as it is. opts.scale "relative" stretches the colours to the frame's
+// own min..max, which shows which op leads on each edge however small the lead (the page labels it as such).
+export const COLOUR_SCALES = { absolute: "colour: absolute, 0 to 1", relative: "colour: relative, this frame's min to max" };
+
 export function alphaHeatmap(cellType, cell, k, opts = {}) {
   const z = cell.weights[k] || [];
   const flat = z.flat();
-  const [zmin, zmax] = opts.scale === "fixed" || !flat.length ? [0, 1] : [Math.min(...flat), Math.max(...flat)];
+  const lo = flat.length ? Math.min(...flat) : 0, hi = flat.length ? Math.max(...flat) : 1, spread = hi - lo;
+  const [zmin, zmax] = opts.scale === "relative" && flat.length ? [lo, hi] : [0, 1];
   const frame = opts.frame;
   const when = frame ? ` · epoch ${frame.epoch ?? "?"}${frame.step != null ? `, step ${frame.step}` : ""}` : "";
   return {
     data: [{
       type: "heatmap", z, x: cell.ops, y: cell.edges, zmin, zmax: zmax > zmin ? zmax : zmin + 1e-6, colorscale: "Viridis",
-      text: z.map((row) => row.map((v) => v.toFixed(zmax - zmin < 0.05 ? 3 : 2))), texttemplate: opts.compact ? "" : "%{text}",
-      hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>", colorbar: { title: { text: "weight" }, thickness: 10 },
+      // Three decimals when the weights lie close together (early alpha), where two would print one number.
+      text: z.map((row) => row.map((v) => v.toFixed(spread < 0.05 ? 3 : 2))), texttemplate: opts.compact ? "" : "%{text}",
+      hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>", colorbar: { title: { text: opts.scale === "relative" ? "weight (relative)" : "weight" }, thickness: 10 },
     }],
     layout: baseLayout(opts.title || `${cellType} cell: alpha${when}`, {
       xaxis: { tickangle: -35, automargin: true },
@@ -90,14 +95,16 @@ export function entropyLines(state, cellType, opts = {}) {
   const { xs, title } = frameX(state, cell);
   const data = cell.edges.map((edge, e) => {
     const { x, y } = downsample(xs, cell.entropy.map((row) => row[e]), opts.maxPoints);
-    return { type: "scatter", mode: "lines", name: edge, x, y, line: { width: 1.5, color: PALETTE[e % PALETTE.length] } };
+    return { type: "scatter", mode: "lines", name: edge, x, y, line: { width: 1.5, color: PALETTE[e % PALETTE.length] },
+             hovertemplate: `edge ${edge}<br>%{x}: %{y:.3f} nats<extra></extra>` };
   });
   const maxH = Math.log(Math.max(cell.ops.length, 1));
   return {
     data,
     layout: baseLayout(`${cellType} cell: entropy of each edge`, {
       xaxis: epochAxis(xs, title), yaxis: { title: { text: "entropy (nats)" }, range: [0, maxH * 1.05] },
-      showlegend: data.length <= 16, legend: { font: { size: 10 } },
+      // No legend: fourteen entries cost more than the lines on every live redraw; hover names the edge.
+      showlegend: false,
     }),
   };
 }
@@ -208,6 +215,38 @@ function nodeLayout(cell) {
   return pos;
 }
 
+// Where each edge's op label goes: the first of a few points along the edge whose label box (estimated in pixels
+// for a plot of `size`) clears every node's circle and the labels already placed; the middle if none does. A
+// label over a node hides its number, and edges into one node converge, so one fixed point along them fails.
+const LABEL_TS = [0.5, 0.4, 0.6, 0.32, 0.68, 0.25, 0.75];
+const LABEL_OFFSETS = [0, 16, -16, 27, -27, 38, -38];  // pixels, up and down (27: a label clear of a node it passes)
+// The size labels are placed for: about the narrowest a panel gets (a compare column of four at 1400 px).
+export const CELL_GRAPH_SIZE = { width: 320, height: 340, margin: 40, nodeRadius: 17 };
+
+function placeLabels(edges, pos, texts, range) {
+  const { width, height, margin, nodeRadius } = CELL_GRAPH_SIZE;
+  const sx = (width - 2 * 10) / (range.x[1] - range.x[0]), sy = (height - margin - 10) / (range.y[1] - range.y[0]);
+  const px = (p) => ({ x: p.x * sx, y: p.y * sy });
+  const nodes = [...pos.values()].map(px);
+  const placed = [];
+  const clear = (box) => nodes.every((n) => {
+    const dx = Math.max(box.x0 - n.x, 0, n.x - box.x1), dy = Math.max(box.y0 - n.y, 0, n.y - box.y1);
+    return dx * dx + dy * dy > nodeRadius * nodeRadius;
+  }) && placed.every((o) => box.x1 < o.x0 || o.x1 < box.x0 || box.y1 < o.y0 || o.y1 < box.y0);
+  return edges.map((e, i) => {
+    const a = pos.get(e.from), b = pos.get(e.to);
+    const w = 6.3 * texts[i].replace(/<[^>]+>/g, "").length + 6, h = 16;
+    // Along the edge first; then beside it (above, below), for an edge shorter than its label.
+    const boxes = LABEL_OFFSETS.flatMap((dy) => LABEL_TS.map((t) => {
+      const c = px({ x: a.x + (b.x - a.x) * t, y: a.y + (b.y - a.y) * t });
+      return { x0: c.x - w / 2, x1: c.x + w / 2, y0: c.y + dy - h / 2, y1: c.y + dy + h / 2, t, dy };
+    }));
+    const best = boxes.find(clear) || boxes[0];
+    placed.push(best);
+    return { x: a.x + (b.x - a.x) * best.t, y: a.y + (b.y - a.y) * best.t + best.dy / sy };
+  });
+}
+
 // The decoded cell as a DAG: inputs c_{k-2}, c_{k-1}, intermediate nodes, output; edges labelled by op.
 // `diff` (from genotypeDiff) marks edges that differ from another run's cell.
 export function cellGraph(cellType, cellGenotype, opts = {}) {
@@ -216,6 +255,14 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
   const pos = nodeLayout(cell);
   const annotations = [];
   const label = { x: [], y: [], text: [], color: [] };
+  const all = [...pos.values()];
+  const range = { x: [Math.min(...all.map((p) => p.x)) - 0.45, Math.max(...all.map((p) => p.x)) + 0.45],
+                  y: [Math.min(...all.map((p) => p.y)) - 0.5, Math.max(...all.map((p) => p.y)) + 0.5] };
+  const texts = cell.edges.map((e) => {
+    const changed = diff.has(edgeKey(e));
+    return changed ? `<b>${e.op}</b> ≠ ${diff.get(edgeKey(e)) ?? "—"}` : e.op;
+  });
+  const spots = placeLabels(cell.edges, pos, texts, range);
   cell.edges.forEach((e, i) => {
     const a = pos.get(e.from), b = pos.get(e.to);
     const changed = diff.has(edgeKey(e));
@@ -223,11 +270,8 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
     annotations.push({ x: b.x, y: b.y, ax: a.x, ay: a.y, xref: "x", yref: "y", axref: "x", ayref: "y", text: "",
                        showarrow: true, arrowhead: 2, arrowsize: 1, arrowwidth: changed ? 3 : 2, arrowcolor: color,
                        standoff: 14, startstandoff: 14 });
-    // Past the middle: edges leaving one source have fanned out there, and the two into a node come from either side.
-    const t = 0.62;
-    label.x.push(a.x + (b.x - a.x) * t); label.y.push(a.y + (b.y - a.y) * t);
-    const was = changed ? diff.get(edgeKey(e)) : undefined;
-    label.text.push(changed ? `<b>${e.op}</b> ≠ ${was ?? "—"}` : e.op);
+    label.x.push(spots[i].x); label.y.push(spots[i].y);
+    label.text.push(texts[i]);
     label.color.push(color);
     annotations.push({ x: label.x[i], y: label.y[i], xref: "x", yref: "y", text: label.text[i], showarrow: false,
                        font: { color, size: 11 }, bgcolor: "rgba(255,255,255,0.85)", borderpad: 1 });
@@ -252,8 +296,8 @@ export function cellGraph(cellType, cellGenotype, opts = {}) {
         marker: { size: 14, opacity: 0 } },
     ],
     layout: baseLayout(opts.title || `${cellType} cell${opts.epoch != null ? ` · epoch ${opts.epoch}` : ""}`, {
-      annotations, showlegend: false, xaxis: { visible: false }, yaxis: { visible: false },
-      margin: { l: 10, r: 10, t: 40, b: 10 },
+      annotations, showlegend: false, xaxis: { visible: false, range: range.x }, yaxis: { visible: false, range: range.y },
+      margin: { l: 10, r: 10, t: CELL_GRAPH_SIZE.margin, b: 10 }, height: CELL_GRAPH_SIZE.height,
     }),
   };
 }
@@ -402,14 +446,20 @@ export function workerTimeline(candidates, opts = {}) {
 export const FINAL_METRICS = ["search.val_iou", "val_iou", "retrain.miou", "evaluate.miou", "miou", "test_iou",
                               "search.val_loss", "val_loss"];
 
+// A compare panel is a quarter of the page: the tick labels break at the stage ("search<br>val_iou"), the legend
+// sits below the bars (it wraps into rows) and the margins grow to what the labels need, so nothing is cut off.
 export function metricBars(runs) {
   const keys = FINAL_METRICS.filter((k) => runs.some((r) => typeof r.metrics[k] === "number"));
   return {
     data: runs.map((r, i) => ({
       type: "bar", name: r.label, x: keys, y: keys.map((k) => (typeof r.metrics[k] === "number" ? r.metrics[k] : null)),
-      marker: { color: PALETTE[i % PALETTE.length] },
+      marker: { color: PALETTE[i % PALETTE.length] }, hovertemplate: `${r.label}<br>%{x}: %{y:.3f}<extra></extra>`,
     })),
-    layout: baseLayout("final metrics", { barmode: "group", yaxis: { rangemode: "tozero" } }),
+    layout: baseLayout("final metrics", {
+      barmode: "group", yaxis: { rangemode: "tozero", automargin: true },
+      xaxis: { tickvals: keys, ticktext: keys.map((k) => k.replace(".", "<br>")), tickangle: 0, automargin: true },
+      legend: { orientation: "h", x: 0, xanchor: "left", y: -0.2, yanchor: "top" }, margin: { l: 50, r: 10, t: 40, b: 20 },
+    }),
   };
 }
 

@@ -5,6 +5,10 @@ import { badge, draw, el, errorBox } from "../dom.js";
 import { headlineText } from "../names.js";
 import * as fig from "../figures.js";
 import { applyEvent, createRunState, frameAtEpoch } from "../runstate.js";
+import { push, replace } from "../urlstate.js";
+
+// The view in the URL beside the runs: #/compare?runs=3,4&epoch=7&scale=relative (left out when default).
+const VIEW_DEFAULTS = { scale: "absolute" };
 
 export async function render(root, { params }) {
   const ids = (params.get("runs") || "").split(",").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0);
@@ -33,7 +37,11 @@ export async function render(root, { params }) {
     return { ...r, state, genotype, label: `run ${r.run.id} (${r.run.method})` };
   });
   const maxEpoch = Math.max(0, ...runs.flatMap((r) => r.state.alpha.frames.map((f) => f.epoch ?? 0)));
-  const slider = el("input", { type: "range", min: 0, max: maxEpoch, value: maxEpoch, step: 1, id: "compare-epoch", "aria-label": "epoch" });
+  const asked = Number(params.get("epoch"));
+  const start = params.has("epoch") && Number.isFinite(asked) ? Math.min(Math.max(0, asked), maxEpoch) : maxEpoch;
+  const slider = el("input", { type: "range", min: 0, max: maxEpoch, value: start, step: 1, id: "compare-epoch", "aria-label": "epoch" });
+  const scale = el("select", { id: "colour-scale", "aria-label": "colour scale" },
+    Object.entries(fig.COLOUR_SCALES).map(([value, text]) => el("option", { value, selected: value === params.get("scale") }, text)));
   const label = el("span", { class: "muted" });
   const cols = `repeat(${runs.length}, minmax(0, 1fr))`;
   const heads = el("div", { class: "side", style: `grid-template-columns: ${cols}` }, runs.map((r) => el("div", { class: "run-head" },
@@ -47,7 +55,7 @@ export async function render(root, { params }) {
   const diffList = el("ul", { class: "diff", id: "genotype-diff" }, cmp.genotype_diff.slice(0, 50).map((d) =>
     el("li", {}, el("code", {}, d.path), ": ", d.values.map((v, i) => `${runs[i].label} ${JSON.stringify(v)}`).join(" · "))));
   const bottom = el("div", { class: "grid" });
-  root.append(heads, el("div", { class: "toolbar" }, el("span", {}, "alpha at epoch"), slider, label), alphaGrid,
+  root.append(heads, el("div", { class: "toolbar" }, el("span", {}, "alpha at epoch"), slider, label, scale), alphaGrid,
     el("h2", {}, "Decoded cells"), el("p", { class: "muted" }, "Edges in red differ from the first run's cell."), cellGrid,
     cmp.genotype_diff.length ? el("details", {}, el("summary", {}, `${cmp.genotype_diff.length} genotype differences`), diffList) : "",
     el("h2", {}, "Metrics"), bottom);
@@ -67,12 +75,13 @@ export async function render(root, { params }) {
       if (frame < 0) { col.textContent = "no alpha at this epoch"; return; }
       for (const [ct, cell] of Object.entries(r.state.alpha.cells)) {
         const k = fig.cellFrame(cell, frame);
-        draw(slot(col, `alpha-${ct}`), fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2,
+        draw(slot(col, `alpha-${ct}`), fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2, scale: scale.value,
           title: `${r.label}: ${ct}, epoch ${r.state.alpha.frames[cell.frameIndex[k]].epoch}` }));
       }
     });
   };
-  slider.addEventListener("input", drawAlpha);
+  slider.addEventListener("input", () => { drawAlpha(); replace({ epoch: slider.value === String(maxEpoch) ? null : slider.value }); });
+  scale.addEventListener("change", () => { push({ scale: scale.value }, VIEW_DEFAULTS); drawAlpha(); });
   drawAlpha();
 
   const first = runs[0].genotype;

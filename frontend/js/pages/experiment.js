@@ -1,13 +1,13 @@
-// One experiment: its config in brief, launch and clone, and its runs (paginated) with a compare selection.
+// One experiment: its config in brief, launch and clone (disabled, saying why, for a token that may not), and
+// its runs table (js/runs_table.js).
+import { guard, me } from "../access.js";
 import { api } from "../api.js";
-import { ago, badge, el, errorBox } from "../dom.js";
-import { headlineText, names } from "../names.js";
+import { el, errorBox } from "../dom.js";
+import { names } from "../names.js";
+import { runsTable } from "../runs_table.js";
 import { renderStudy } from "./study.js";
 
-const PAGE = 50;
-
 export async function render(root, { id, params }) {
-  const offset = Math.max(0, Number(params.get("offset")) || 0);
   let exp, N;
   try {
     [exp, N] = await Promise.all([api(`/api/experiments/${id}`), names()]);
@@ -50,36 +50,11 @@ export async function render(root, { id, params }) {
   const studyBox = el("div", { id: "study", class: "study" }, el("p", { class: "muted" }, "loading the study over seeds…"));
   root.append(el("h2", {}, "Study over seeds"), studyBox);
   renderStudy(studyBox, id);
-  const runsBox = el("div", {});
+  const runsBox = el("div", { id: "runs" });
   root.append(el("h2", {}, "Runs"), runsBox);
-  let page;
-  try {
-    page = await api("/api/runs", { query: { experiment_id: id, limit: PAGE, offset } });
-  } catch (err) { runsBox.append(errorBox(err)); return; }
-  if (!page.items.length) { runsBox.append(el("p", { class: "empty" }, "No runs yet.")); return; }
-  const compareBtn = el("button", { disabled: true }, "Compare selected");
-  const selected = () => [...runsBox.querySelectorAll("input.pick:checked")].map((b) => b.value);
-  const onPick = () => { const n = selected().length; compareBtn.disabled = n < 2 || n > 4; };
-  compareBtn.addEventListener("click", () => { location.hash = `#/compare?runs=${selected().join(",")}`; });
-  runsBox.append(runTable(page.items, onPick), el("div", { class: "pager" },
-    el("button", { disabled: offset === 0, onclick: () => { location.hash = `#/experiments/${id}?offset=${Math.max(0, offset - PAGE)}`; } }, "‹ previous"),
-    el("span", { class: "muted" }, `${offset + 1}–${Math.min(offset + PAGE, page.total)} of ${page.total}`),
-    el("button", { disabled: offset + PAGE >= page.total, onclick: () => { location.hash = `#/experiments/${id}?offset=${offset + PAGE}`; } }, "next ›")),
-    el("div", { class: "toolbar" }, compareBtn, el("span", { class: "muted" }, "pick two to four runs")));
-}
-
-export function runTable(runs, onPick) {
-  return el("table", { class: "list" },
-    el("thead", {}, el("tr", {}, ...["", "run", "kind", "method", "status", "progress", "IoU", "created"].map((h) => el("th", {}, h)))),
-    el("tbody", {}, runs.map((r) => el("tr", { "data-run": r.id },
-      el("td", {}, onPick ? el("input", { type: "checkbox", class: "pick", value: r.id, onchange: onPick, "aria-label": `select run ${r.id}` }) : ""),
-      el("td", {}, el("a", { href: `#/runs/${r.id}` }, `run ${r.id}`)),
-      el("td", { class: "kind" }, r.kind, r.baseline_of ? ` of ${r.baseline_of}` : "",
-        // A retrain run names its parent, so it reads beside the search whose cell it retrains.
-        r.parent_run_id ? el("span", {}, " of ", el("a", { href: `#/runs/${r.parent_run_id}` }, `run ${r.parent_run_id}`)) : ""),
-      el("td", {}, r.method),
-      el("td", {}, badge(r.status)),
-      el("td", {}, el("progress", { max: 1, value: r.progress || 0 })),
-      el("td", { class: "headline muted" }, headlineText(r.headline)),
-      el("td", { class: "muted" }, ago(r.created_at))))));
+  runsTable(runsBox, { experimentId: id, params, names: N });
+  // What this token may do here: disabled with the reason in the tooltip, not refused after the click.
+  const who = await me();
+  guard(launch, who, "write", exp.owner_id);
+  guard(cloneBtn, who, "write");
 }

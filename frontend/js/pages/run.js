@@ -1,17 +1,22 @@
 // Run: status and progress, then the search as it happens: alpha heatmaps with an epoch slider, entropy, the
 // parameter-free share with the collapse warning, loss and IoU, the decoded cell, and the evaluation; the run's
 // headline IoU as the server states it, and "retrain this cell" for a run with a genotype.
+import { guard, me } from "../access.js";
 import { allEvents, api } from "../api.js";
 import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
 import { showUse } from "../evaluation.js";
 import * as fig from "../figures.js";
 import { RunFollower, throttle } from "../live.js";
 import { headlineText, names } from "../names.js";
-import { applyEvents, createRunState, latestGenotype, prEvaluation, progressLine } from "../runstate.js";
+import { applyEvents, createRunState, frameAtEpoch, latestGenotype, prEvaluation, progressLine } from "../runstate.js";
+import { push, replace } from "../urlstate.js";
 
 const TABS = [["alpha", "Alpha"], ["training", "Loss and IoU"], ["cell", "Cell graph"], ["evaluation", "Evaluation"], ["log", "Log"]];
 
-export async function render(root, { id }) {
+// The view in the URL (js/urlstate.js): #/runs/ID?tab=cell&epoch=7&scale=relative; left out when default.
+const VIEW_DEFAULTS = { tab: "alpha", scale: "absolute" };
+
+export async function render(root, { id, params }) {
   let run, N;
   try {
     [run, N] = await Promise.all([api(`/api/runs/${id}`), names()]);
@@ -25,9 +30,18 @@ export async function render(root, { id }) {
   const discrete = N.discrete.has(run.method);
   const TERMINAL = N.terminal;
   let tab = "alpha", live = true, frame = -1, playing = null, baselineCandidates = null, baselinesAt = -Infinity;
+  // A shared URL's epoch is shown once the history has loaded; until then there is no frame to pick.
+  let wantEpoch = params.has("epoch") ? Number(params.get("epoch")) : null;
+  if (wantEpoch !== null) { live = false; ui.live.checked = false; }
+  if (fig.COLOUR_SCALES[params.get("scale")]) ui.scale.value = params.get("scale");
+  // A queued baseline waits for its search: its reason follows the search's live status, not the worker's last word.
+  let searchStatus = null;
 
   const header = () => {
-    ui.status.replaceChildren(badge(run.status), run.status_reason ? el("span", { class: "reason" }, ` ${run.status_reason}`) : "",
+    const reason = searchStatus && run.status === "queued"
+      ? `waiting for search run ${run.baseline_of} (${searchStatus}) to succeed: the baseline gets its measured compute as its budget`
+      : run.status_reason;
+    ui.status.replaceChildren(badge(run.status), reason ? el("span", { class: "reason" }, ` ${reason}`) : "",
       run.job_id ? el("span", { class: "muted" }, ` · SLURM job ${run.job_id}`) : "",
       run.attempt > 1 ? el("span", { class: "muted" }, ` · attempt ${run.attempt}`) : "",
       el("span", { class: "muted" }, ` · ${run.launcher} · created ${ago(run.created_at)}`));
@@ -52,6 +66,7 @@ export async function render(root, { id }) {
   const drawAlpha = (lines = true) => {
     const n = state.alpha.frames.length;
     ui.slider.max = String(Math.max(0, n - 1));
+    if (wantEpoch !== null && n) { frame = Math.max(0, frameAtEpoch(state, wantEpoch)); wantEpoch = null; }
     if (live || frame < 0) frame = n - 1;
     ui.slider.value = String(frame);
     const f = state.alpha.frames[frame];
@@ -131,16 +146,21 @@ export async function render(root, { id }) {
     const b = ev.target.closest("button[data-tab]");
     if (!b) return;
     tab = b.dataset.tab;
+    if (!ev.fromUrl) push({ tab }, VIEW_DEFAULTS);
     for (const x of ui.tabs.children) x.classList.toggle("active", x === b);
     for (const [k] of TABS) ui.panels[k].hidden = k !== tab;
     drawTab();
   });
-  if (discrete) ui.tabs.querySelector("[data-tab=evaluation]").click();
+  const openTab = (k) => { const b = ui.tabs.querySelector(`[data-tab=${k}]`); if (b) b.dispatchEvent(Object.assign(new MouseEvent("click", { bubbles: true }), { fromUrl: true })); };
+  if (TABS.some(([k]) => k === params.get("tab"))) openTab(params.get("tab"));
+  else if (discrete) openTab("evaluation");
   // Dragging fires many input events: redraw at the same capped rate as live updates, with the newest position.
   const scrub = throttle(() => drawAlpha(false));
-  ui.slider.addEventListener("input", () => { live = false; ui.live.checked = false; frame = Number(ui.slider.value); scrub(); });
-  ui.live.addEventListener("change", () => { live = ui.live.checked; drawAlpha(); });
-  ui.scale.addEventListener("change", () => drawAlpha(false));
+  // The epoch goes into the URL in place (a drag is not a history of steps); following live drops it.
+  const keepEpoch = () => { const f = state.alpha.frames[frame]; if (f && f.epoch != null) replace({ epoch: f.epoch }, VIEW_DEFAULTS); };
+  ui.slider.addEventListener("input", () => { live = false; ui.live.checked = false; frame = Number(ui.slider.value); scrub(); keepEpoch(); });
+  ui.live.addEventListener("change", () => { live = ui.live.checked; drawAlpha(); if (live) replace({ epoch: null }, VIEW_DEFAULTS); else keepEpoch(); });
+  ui.scale.addEventListener("change", () => { push({ scale: ui.scale.value }, VIEW_DEFAULTS); drawAlpha(false); });
   ui.play.addEventListener("click", () => {
     if (playing) { clearInterval(playing); playing = null; ui.play.textContent = "▶ play"; drawAlpha(false); return; }
     live = false; ui.live.checked = false;
@@ -187,15 +207,25 @@ export async function render(root, { id }) {
   });
   // The database status (queued, pending with the SLURM reason) moves without events: poll it while active.
   const refresh = async () => {
-    try { run = await api(`/api/runs/${id}`); header(); } catch { /* the next tick retries */ }
+    try {
+      run = await api(`/api/runs/${id}`);
+      const waiting = run.kind === "baseline" && run.baseline_of && run.status === "queued";
+      searchStatus = waiting ? (await api(`/api/runs/${run.baseline_of}`)).status : null;
+      header();
+    } catch { /* the next tick retries */ }
   };
   const poll = setInterval(() => {
     if (!TERMINAL.has(run.status)) refresh();
     if (tab === "evaluation" && run.baselines && run.baselines.length) drawEvaluation().catch(() => {});
   }, 3000);
   header();
+  if (run.kind === "baseline" && run.status === "queued") refresh();
   drawTab();  // says what is still to come on an empty run
   follower.start();
+  // What this token may do: cancel, retry and retrain disabled with the missing scope named, not refused on click.
+  Promise.all([me(), api(`/api/experiments/${run.experiment_id}`).catch(() => ({ owner_id: null }))]).then(([who, exp]) => {
+    for (const control of [ui.cancel, ui.retry, ui.retrain]) guard(control, who, "write", exp.owner_id);
+  });
   return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); refreshHeadline.cancel(); };
 }
 
@@ -226,7 +256,7 @@ function layout(root, run) {
     live: el("input", { type: "checkbox", checked: true, id: "follow-live" }),
     frameLabel: el("span", { class: "muted", id: "frame-label" }),
     scale: el("select", { id: "colour-scale", "aria-label": "colour scale" },
-      el("option", { value: "frame" }, "colour: this frame's range"), el("option", { value: "fixed" }, "colour: 0 to 1")),
+      Object.entries(fig.COLOUR_SCALES).map(([value, label]) => el("option", { value }, label))),
     heatmaps: el("div", { class: "grid", id: "heatmaps" }),
     entropy: el("div", { class: "grid", id: "entropy" }),
     share: el("div", { class: "grid one" }),
