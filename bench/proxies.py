@@ -1,5 +1,6 @@
 """Zero-cost proxy scoring throughput on the default U-Net space: candidates per second, each built from a
-random genotype and scored by all five proxies on one batch (the experiment's default tile and batch sizes)."""
+random genotype and scored by all five proxies on one batch (the experiment's default tile and batch sizes), and
+what the FLOPs size baseline costs beside them, counted on one tile as each trial records it."""
 from __future__ import annotations
 
 import random
@@ -9,7 +10,7 @@ import torch
 
 from nas_core.discrete import CellSearchSpace
 from nas_core.proxies import NAMES, PROXIES
-from nas_core.space import Genotype, build_network
+from nas_core.space import Genotype, build_network, count_flops
 from nas_core.space.config import SpaceConfig
 
 
@@ -26,7 +27,7 @@ def run(quick: bool = False, candidates: int | str = 20, batch: int | str = 8, t
     x = torch.randn(batch, cfg.in_channels, tile, tile)
     y = torch.randint(0, cfg.num_classes, (batch, tile, tile))
     per_proxy = {n: 0.0 for n in NAMES}
-    build_s = 0.0
+    build_s = flops_s = 0.0
     t_all = time.perf_counter()
     for _ in range(candidates):
         t0 = time.perf_counter()
@@ -36,12 +37,18 @@ def run(quick: bool = False, candidates: int | str = 20, batch: int | str = 8, t
             t0 = time.perf_counter()
             PROXIES[name](net, x, y)
             per_proxy[name] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        count_flops(net, x[:1])
+        flops_s += time.perf_counter() - t0
     total = time.perf_counter() - t_all
     rate = candidates / total
     return {
         "candidates": candidates, "batch": batch, "tile": tile, "threads": torch.get_num_threads(),
         "candidates_per_s": rate, "build_s_per_candidate": build_s / candidates,
         "proxy_s_per_candidate": {n: t / candidates for n, t in per_proxy.items()},
+        "flops_s_per_candidate": flops_s / candidates,
         "figure": (f"{rate:.2f} candidates/s (all 5 proxies, default U-Net space, batch {batch}x{tile}px, CPU, {threads} thread); "
-                   f"slowest {max(per_proxy, key=per_proxy.get)} {max(per_proxy.values()) / candidates * 1000:.0f} ms"),
+                   f"slowest {max(per_proxy, key=per_proxy.get)} {max(per_proxy.values()) / candidates * 1000:.0f} ms; "
+                   f"FLOPs count on one tile {flops_s / candidates * 1000:.0f} ms "
+                   f"({flops_s / max(sum(per_proxy.values()), 1e-9) * 100:.0f}% of the 5 proxies)"),
     }

@@ -54,16 +54,9 @@ def _proxies(model: Any, datasets: dict, exp: Any, names: list[str] | None) -> d
 def _flops(model: Any, datasets: dict) -> int:
     """FLOPs of one forward pass on one training tile: with the parameter count, the size baseline a proxy must
     beat at ranking candidates (a proxy that only measures size is no better than counting)."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from nas_core.space import count_flops
 
-    image = datasets["train_w"][0][0].unsqueeze(0)
-    was_training = model.training
-    model.eval()  # no BatchNorm statistics move: the candidate trains from the same state
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(image)
-    model.train(was_training)
-    return int(counter.get_total_flops())
+    return count_flops(model, datasets["train_w"][0][0].unsqueeze(0))
 
 
 def score_candidate(genotype: dict[str, Any], budget: dict[str, Any], seed: int, params: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ _EXPORTS = {
     "validate_space": "validate",
     "Supernet": "supernet", "build_supernet": "supernet",
     "Network": "network", "build_network": "network", "inherit_weights": "network", "count_parameters": "network",
+    "count_flops": "network",
 }
 
 __all__ = sorted(_EXPORTS)

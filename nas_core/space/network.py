@@ -130,3 +130,18 @@ def inherit_weights(network: Network, supernet) -> Network:
 def count_parameters(module: nn.Module, include_auxiliary: bool = False) -> int:
     """Parameters as DARTS counts them: those named `auxiliary...` are left out unless asked for."""
     return sum(p.numel() for name, p in module.named_parameters() if include_auxiliary or "auxiliary" not in name)
+
+
+def count_flops(module: nn.Module, inputs: torch.Tensor) -> int:
+    """FLOPs of one forward pass on `inputs` (torch's FlopCounterMode: 2 per multiply-add of convolutions and matrix
+    products), with BatchNorm statistics and the module's mode left as they were."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            module(inputs)
+    finally:
+        module.train(was_training)
+    return int(counter.get_total_flops())
