@@ -7,7 +7,7 @@ input's CRS and transform, so a georeferenced scene gives georeferenced outputs.
 from __future__ import annotations
 
 import warnings
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -119,22 +119,12 @@ def _copy_png(src: Path, dst: Path) -> None:
     tmp.with_name(tmp.name + ".aux.xml").unlink(missing_ok=True)
 
 
-class _progress:
-    """A rich progress bar over the windows (none when asked for none); calling it advances the bar."""
+@contextmanager
+def _progress(total: int, name: str, enabled: bool):
+    """A rich progress bar over the windows (none when asked for none); calling what it yields advances it."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    def __init__(self, total: int, name: str, enabled: bool):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            disable=not enabled, transient=False)
-        self.task = self.bar.add_task(f"predict {Path(name).name}", total=total)
-
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.bar.__exit__(*exc)
-
-    def __call__(self, n: int) -> None:
-        self.bar.advance(self.task, n)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=not enabled) as bar:
+        task = bar.add_task(f"predict {Path(name).name}", total=total)
+        yield lambda n: bar.advance(task, n)
