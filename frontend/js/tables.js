@@ -1,6 +1,7 @@
 // The list tables' shared parts: sortable headers (the server sorts: `sort=key` or `sort=-key`), the pager, filter
 // controls, and how a headline IoU and a budget read in a cell. The state lives in the URL (js/urlstate.js).
 import { duration, el } from "./dom.js";
+import { BACKGROUND_ONLY } from "./names.js";
 
 // A header cell; clicking a sortable one sorts by it, descending first for numbers, and again to flip.
 function header(col, sort, onSort) {
@@ -39,7 +40,7 @@ export function choice(name, label, values, current) {
 export function iouCell(h) {
   if (!h || typeof h.value !== "number") return el("span", { class: "muted", title: h && h.label ? h.label : "no IoU yet" }, "—");
   return el("span", { class: `iou${h.background_only ? " background-only" : ""}`, title: h.label, "data-value": String(h.value) },
-    h.value.toFixed(3), h.background_only ? el("span", { class: "warn-text" }, " predicts only background") : "");
+    h.value.toFixed(3), h.background_only ? el("span", { class: "warn-text" }, ` ${BACKGROUND_ONLY}`) : "");
 }
 
 export function numberCell(v, digits = 3) {
