@@ -133,13 +133,13 @@ def _decode(tile: UploadedTile, channels: int) -> np.ndarray:
         raise ValueError(f"{where}: not a PNG or JPEG image") from None
     if max(img.size) > MAX_SIDE:
         raise TooLarge(f"{where}: {img.size[0]}x{img.size[1]} px; at most {MAX_SIDE} px a side")
+    if channels not in (1, 3):
+        raise ValueError(f"{where}: this network takes {channels}-band images, which PNG and JPEG do not hold; "
+                         "predict its scenes with `nasforge predict` instead")
     try:
-        arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))
+        arr = np.asarray(img.convert("L" if channels == 1 else "RGB"))  # an alpha band is dropped, grey made RGB
     except Exception:
         raise ValueError(f"{where}: the image data is damaged") from None
-    if channels not in (1, 3):
-        raise ValueError(f"{where}: this network takes {channels}-band images; upload a scene with "
-                         "`nasforge predict` instead")
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
