@@ -56,9 +56,14 @@ def difference_interval(searched: Sequence[float], random: Sequence[float]) -> d
     return {"mean": float(a.mean() - b.mean()), "low": lo, "high": hi}
 
 
-def verdict(diff: dict[str, Any], n_searched: int, n_random: int) -> str:
-    """The difference in plain words: which arm is better and by how much, or that the interval holds 0."""
+def verdict(diff: dict[str, Any], n_searched: int, n_random: int, runs_searched: int | None = None,
+            runs_random: int | None = None) -> str:
+    """The difference in plain words: which arm is better and by how much, or that the interval holds 0.
+    `runs_*`: the arms' runs with or without a test IoU yet, to tell "still running" from "too few seeds"."""
     if n_searched < MIN_SEEDS or n_random < MIN_SEEDS:
+        if min(runs_searched or 0, runs_random or 0) >= MIN_SEEDS:
+            return (f"waiting for test IoUs: {n_searched} of {runs_searched} searched and {n_random} of {runs_random} "
+                    f"random runs have one; a verdict needs at least {MIN_SEEDS} of each")
         return (f"too few seeds to judge: {n_searched} searched and {n_random} random with a test IoU; a study needs "
                 f"at least {MIN_SEEDS} of each (set repeats: {MIN_SEEDS} or more)")
     lo, hi, d = diff["low"], diff["high"], diff["mean"]

@@ -107,7 +107,8 @@ def study(session: Session, experiment_id: int) -> Study:
         diff = stats.difference_interval(stats.finite(p.iou for p in searched.points),
                                          stats.finite(p.iou for p in random.points))
         groups.append(StudyGroup(method=method, searched=searched, random=random, difference=StudyDifference(**diff),
-                                 verdict=stats.verdict(diff, searched.n, random.n)))
+                                 verdict=stats.verdict(diff, searched.n, random.n, len(searched.points),
+                                                             len(random.points))))
     discrete = [r.id for r in (*searches, *baselines) if r.method in DISCRETE_METHODS]
     candidates = _trained_candidates(session, discrete)
     return Study(experiment_id=experiment_id, groups=groups,

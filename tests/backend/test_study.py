@@ -45,6 +45,8 @@ def test_one_seed_per_arm_is_too_few_to_judge():
     assert diff["low"] is None and diff["mean"] == pytest.approx(0.75)
     assert stats.mean_interval([0.9])["low"] is None
     assert stats.verdict(diff, 1, 2).startswith("too few seeds to judge")
+    # Seeds enough, still running: the verdict waits instead of asking for more repeats.
+    assert stats.verdict(diff, 1, 2, 3, 3).startswith("waiting for test IoUs: 1 of 3 searched and 2 of 3 random")
 
 
 def test_a_proxy_must_beat_parameter_count_and_flops():

@@ -106,4 +106,9 @@ def test_study_view_shows_seeds_intervals_and_the_verdict(page, ui_api, ui_stack
     baseline_row = page.locator(f"table.list tr[data-run='{darts['baselines'][2]['id']}'] .headline")
     assert "predicts only background" in baseline_row.inner_text()
     shot(page, artifacts_dir, "experiment-study")
+    # Launching the study again from its page stays there: three more seeds' runs, queued beside the finished ones.
+    page.get_by_role("button", name="Launch run").click()
+    page.wait_for_selector("#launch-message:has-text('3 searches launched')")
+    page.wait_for_function("() => document.querySelectorAll('.study-group[data-method=darts] table.study-seeds .chip').length === 12")
+    assert d.locator(".verdict").inner_text().startswith("Verdict: the search beats random by 0.347 IoU")
     assert page.console_errors == []

@@ -16,12 +16,15 @@ export async function render(root, { id, params }) {
     return;
   }
   const c = exp.config;
-  const msg = el("div", { class: "message" });
+  const launched = Number(params.get("launched")) || 0;
+  const msg = el("div", { class: "message", id: "launch-message" }, launched ? `${launched} searches launched, one per seed, `
+    + "each with its random baseline at equal compute: the study below fills in as they finish." : "");
   const launch = el("button", { class: "primary", onclick: async () => {
     launch.disabled = true;
     try {
       const res = await api(`/api/experiments/${id}/runs`, { method: "POST", body: {} });
-      location.hash = `#/runs/${res.run.id}`;
+      // A study over seeds stays here, where its seeds are set side by side; one search opens its run page.
+      location.hash = res.repeats && res.repeats.length ? `#/experiments/${id}?launched=${res.repeats.length}&t=${Date.now()}` : `#/runs/${res.run.id}`;
     } catch (err) { msg.replaceChildren(errorBox(err)); launch.disabled = false; }
   } }, "Launch run");
   const cloneBtn = el("button", { onclick: async () => {

@@ -31,7 +31,8 @@ export async function render(root, { params }) {
       if (!andLaunch) { location.hash = `#/experiments/${exp.id}`; return; }
       try {
         const res = await api(`/api/experiments/${exp.id}/runs`, { method: "POST", body: {} });
-        location.hash = `#/runs/${res.run.id}`;
+        // A study over seeds (repeats) is read on its experiment page; one search on its run page.
+        location.hash = res.repeats && res.repeats.length ? `#/experiments/${exp.id}?launched=${res.repeats.length}` : `#/runs/${res.run.id}`;
       } catch (err) {
         general.replaceChildren(`Experiment #${exp.id} was created, but the launch failed: ${err.message} `,
                                 el("a", { href: `#/experiments/${exp.id}` }, "open it"));
