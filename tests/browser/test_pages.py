@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from nas_core.config import DEMO_EXPERIMENT
 from tests.browser.conftest import shot, sign_in
 from tests.browser.test_figures import EDGES, GENOTYPE, OPS, softmax
 
@@ -106,8 +107,8 @@ def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_di
     before = ui_api("GET", "/api/experiments", params={"limit": 1})["total"]
     sign_in(page, ui_stack["url"], ui_api.token, "#/new")
     page.wait_for_selector("#experiment-form [data-path='space.depth'] input")
-    # The form is the schema: defaults filled in, one fieldset per cell type of the macro.
-    assert page.input_value("input[name='search.epochs']") == "10"
+    # The form is the schema, starting from the demo experiment; one fieldset per cell type of the macro.
+    assert page.input_value("input[name='search.epochs']") == str(DEMO_EXPERIMENT["search"]["epochs"])
     # Optional choices offer "(default)", which the engine resolves per method.
     assert page.input_value("select[name='search.supernet']") == ""
     assert page.eval_on_selector("select[name='search.edge_norm']", "s => [...s.options].map(o => o.text)") == ["(default)", "on", "off"]
