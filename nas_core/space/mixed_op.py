@@ -47,17 +47,20 @@ class _LargeDepthwise(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, go):
-        x, w = ctx.saved_tensors
+        x0, w0 = ctx.saved_tensors
+        # Under autocast the forward conv ran in go's dtype (bfloat16); the gradients are computed in it too and
+        # handed back in the dtypes of x and w (a no-op in float32).
+        x, w = x0.to(go.dtype), w0.to(go.dtype)
         s, p, C, k = ctx.stride, ctx.padding, x.shape[1], w.shape[-1]
         gx = gw = None
         if ctx.needs_input_grad[0]:
             gx = torch.ops.aten.convolution_backward(go, x, w, None, [s, s], [p, p], [1, 1], False, [0, 0], C,
-                                                     [True, False, False])[0]
+                                                     [True, False, False])[0].to(x0.dtype)
         if ctx.needs_input_grad[1]:
             xp = F.pad(x, (p, p, p, p))
             lh, lw = (go.shape[-2] - 1) * s + 3, (go.shape[-1] - 1) * s + 3
             w3 = w.new_empty(C, 1, 3, 3)
-            gw = w.new_empty(w.shape)
+            gw = w0.new_empty(w0.shape)
             for a in _offsets(k):
                 for b in _offsets(k):
                     # Weight entries (a..a+2, b..b+2) see the input shifted by (a, b): a 3x3 conv's weight gradient.

@@ -130,3 +130,18 @@ def test_retrain_under_bf16_follows_float32():
                                        eval_split="val", compute=_cfg({"amp": amp}).compute)
     a, b = runs["off"]["history"][0]["loss"], runs["bf16"]["history"][0]["loss"]
     assert abs(a - b) <= BF16_LOSS_RTOL * abs(a) and a != b
+
+
+def test_bf16_backward_through_the_default_ops():
+    """The default op set's 5x5 convs go through a custom backward (nas_core.space.mixed_op._LargeDepthwise) that
+    must take bfloat16 gradients against float32 saved inputs."""
+    from nas_core.search.loop import build_search_supernet, search_loss
+
+    cfg = parse_experiment({"name": "ops", "space": {"channels": 4, "depth": 1}, "compute": {"amp": "bf16"}})
+    model = build_search_supernet(cfg)
+    precision = resolve_precision(cfg.compute, "cpu")
+    batch = (torch.randn(2, 3, 16, 16), torch.randint(0, 2, (2, 16, 16)))
+    loss = precision.loss(search_loss)(model, batch)
+    grads = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    assert all(g is None or (g.dtype == torch.float32 and torch.isfinite(g).all()) for g in grads)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
