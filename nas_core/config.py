@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_core.data.config import DataConfig
 from nas_core.space.config import SpaceConfig
@@ -61,6 +61,14 @@ class ComputeConfig(BaseModel):
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bfloat16 autocast of the forward pass (alpha, beta, softmax and the loss stay float32).")
     channels_last: Literal["auto", "on", "off"] = Field("auto", description="NHWC memory format for weights and inputs.")
     compile: bool = Field(False, description="torch.compile the network's forward (slow to compile, for long runs).")
+
+    @field_validator("amp", "channels_last", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v, info):
+        # YAML reads a bare `on` / `off` as true / false; amp's one "on" is bf16.
+        if isinstance(v, bool):
+            return ("bf16" if info.field_name == "amp" else "on") if v else "off"
+        return v
 
 
 class DistributedConfig(BaseModel):

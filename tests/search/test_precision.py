@@ -61,6 +61,10 @@ def test_auto_is_float32_on_cpu_and_bf16_channels_last_on_cuda():
     assert resolve_precision(cfg.compute, "cpu").is_plain
     cuda = resolve_precision(cfg.compute, "cuda")
     assert cuda.amp is torch.bfloat16 and cuda.channels_last and not cuda.compile
+    import yaml
+
+    on = parse_experiment({"name": "x", "compute": yaml.safe_load("{channels_last: on, amp: off}")}).compute
+    assert on.channels_last == "on" and on.amp == "off"  # YAML's bare on/off are booleans
 
 
 def test_bf16_autocast_follows_float32_and_alpha_stays_float32(tmp_path, float32_run):
