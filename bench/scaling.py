@@ -124,7 +124,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
         tiles = [(a, b) for a, b, r in zip(lx, ly, rows) if r["axis"] == "tile"]
         if tiles:
             a0, b0 = tiles[0]
-            d.line([sx(a0), sy(b0), sx(xmax), sy(b0 + xmax - a0)], fill=(170, 170, 170), width=1)
+            a1 = min(xmax, a0 + ymax - b0)  # stop at the frame's top
+            d.line([sx(a0), sy(b0), sx(a1), sy(b0 + a1 - a0)], fill=(170, 170, 170), width=1)
         for axis, colour in colours.items():
             pts = [(sx(a), sy(b)) for a, b, r in zip(lx, ly, rows) if r["axis"] == axis]
             if len(pts) > 1:
@@ -143,7 +144,7 @@ def run(quick: bool = False, sizes="64,128,256,512", batches="1,2,4", channels="
         steps: int | str = 2, threads: int | str = 0, plot_path: str = "docs/scaling.png", device: str = "auto",
         **_) -> dict:
     if quick:
-        sizes, batches, channels, depths, base_size, steps = "16,32", "1,2", "4", "1", 16, 1
+        sizes, batches, channels, depths, base_size, base_depth, steps = "16,32", "1,2", "4", "1", 16, 1, 1
         plot_path = ""
     if int(threads):
         torch.set_num_threads(int(threads))
