@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import statistics
-import time
 
 import torch
+
+from bench._timing import synchronizer, timed_steps
 
 VARIANTS = {"float32": {"amp": "off", "channels_last": "off"}, "bf16": {"amp": "bf16", "channels_last": "off"},
             "bf16+channels_last": {"amp": "bf16", "channels_last": "on"}}
@@ -37,7 +38,7 @@ def run(quick: bool = False, size: int | str = 512, batch: int | str = 4, channe
     x = torch.randn(2, batch, 3, size, size, generator=g).to(dev)
     y = (torch.rand(2, batch, size, size, generator=g) < 0.1).long().to(dev)
     train, val = (x[0], y[0]), (x[1], y[1])
-    sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
+    sync = synchronizer(dev)
     out = {}
     for name, compute in variants.items():
         cfg = parse_experiment({"name": "amp", "space": {"channels": channels, "depth": depth}, "compute": compute})
@@ -63,13 +64,7 @@ def run(quick: bool = False, size: int | str = 512, batch: int | str = 4, channe
         sync()
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
-        times = []
-        for _ in range(steps):
-            sync()
-            t0 = time.perf_counter()
-            step()
-            sync()
-            times.append(time.perf_counter() - t0)
+        times = timed_steps(step, steps, dev)
         out[name] = {"step_s": statistics.median(times), "loss": first_loss, "alpha_grad": alpha_grad,
                      "peak_bytes": torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None}
     ref = out["float32"]

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from pathlib import Path
 
 import torch
+
+from bench._timing import synchronizer, timed_steps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,20 +52,14 @@ def measure(size: int, batch: int, channels: int, depth: int, steps: int, device
         loss = loss_fn(model, (x, y))
         torch.autograd.grad(loss, params, allow_unused=True)
 
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     if device.type == "cuda":  # lazy kernels and allocator pools; a CPU step at these sizes takes seconds already
         step()
         sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
         base = torch.cuda.memory_allocated(device)
-    times = []
-    for _ in range(steps):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
+    times = timed_steps(step, steps, device)
     if device.type == "cuda":
         memory = torch.cuda.max_memory_allocated(device) - base
     else:
