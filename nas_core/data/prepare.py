@@ -9,10 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
-import shutil
-import uuid
 import multiprocessing
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from PIL import Image
 from nas_core.data.manifest import FORMAT, MANIFEST, load_manifest, sha256_bytes, sha256_file, write_json_atomic
 from nas_core.data.readers import DataError, read_image
 from nas_core.data.sources import list_scenes, resize_image, resize_mask, scene_mask
+from nas_core.data.publish import clean_stale, publish_dir, staging_dir
 from nas_core.data.spec import PrepareSpec
 from nas_core.data.tilestore import build_store
 
@@ -130,18 +129,6 @@ def _spec_identity(spec: PrepareSpec, sources: dict[str, str]) -> str:
     return sha256_bytes(json.dumps({"spec": body, "sources": sources}, sort_keys=True).encode())
 
 
-def _clean_stale(out: Path) -> None:
-    """Remove partial siblings left by runs that were killed (their process is gone)."""
-    for p in out.parent.glob(f".{out.name}.partial-*"):
-        try:
-            pid = int(p.name.rsplit("-", 2)[-2])
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            shutil.rmtree(p, ignore_errors=True)
-        except (ValueError, PermissionError):
-            continue
-
-
 def _plan(spec: PrepareSpec, scenes, classes, tmp: Path, run, bar, fuse: bool):
     """The scene jobs of pass 2, the label counts, and the tiles considered and empty (None: counted in pass 2).
 
@@ -185,7 +172,7 @@ def prepare(spec: PrepareSpec, force: bool = False, progress: bool = True, on_sc
 
     out = Path(spec.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(out)
+    clean_stale(out)
     scenes, classes = list_scenes(spec)
     if not scenes:
         raise DataError("the source holds no scenes; check source.images, source.scenes and source.limit")
@@ -208,7 +195,7 @@ def prepare(spec: PrepareSpec, force: bool = False, progress: bool = True, on_sc
             why = "prepared from another spec or other source files" if old else "not a complete prepared dataset"
             raise DataError(f"{out}: exists and is {why}; pass --force (force=True) to replace it, or choose another output")
 
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp = staging_dir(out)
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     published = False
     try:
@@ -244,13 +231,7 @@ def prepare(spec: PrepareSpec, force: bool = False, progress: bool = True, on_sc
         write_json_atomic(tmp / MANIFEST, manifest)
         if spec.store:
             build_store(tmp, manifest["tiles"], spec.workers)
-        if out.exists():
-            old_dir = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old_dir)
-            os.replace(tmp, out)
-            shutil.rmtree(old_dir, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        publish_dir(tmp, out)
         published = True
         return out
     finally:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import shutil
-import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -20,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nas_core.data.manifest import MANIFEST, sha256_file
+from nas_core.data.publish import clean_stale, publish_dir, staging_dir
 from nas_core.data.readers import DataError, read_array
 from nas_core.rundir import write_json
 
@@ -57,7 +56,9 @@ def _fill(args) -> None:
 def build_store(root: str | Path, tiles: list[dict], workers: int = 1) -> Path:
     """Write `root`/store from the tiles' PNGs (in manifest order) and return it; replaces an existing store."""
     root = Path(root)
-    tmp = root / f".{STORE}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    out = root / STORE
+    clean_stale(out)
+    tmp = staging_dir(out)
     tmp.mkdir()
     try:
         first = {key: _reader(key)(root / tiles[0][field]) for key, field in zip(_ARRAYS, ("image", "mask"))}
@@ -77,14 +78,7 @@ def build_store(root: str | Path, tiles: list[dict], workers: int = 1) -> Path:
             index[key] = {"shape": [len(tiles), *arr.shape], "dtype": str(arr.dtype), "bytes": f.stat().st_size,
                           "sha256": sha256_file(f)}
         write_json(tmp / INDEX, index)
-        out = root / STORE
-        if out.exists():
-            old = root / f".{STORE}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
+        publish_dir(tmp, out)
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("nas_core", "backend", "worker", "deploy", "frontend", "bench")
 CONTRACT = ROOT / "nas_core" / "rundir.py"
 # Renames that are not a file write: swapping a whole prepared dataset folder into place (nas_core/data/prepare.py).
-FOLDER_SWAPS = {ROOT / "nas_core" / "data" / "prepare.py"}
+FOLDER_SWAPS = {ROOT / "nas_core" / "data" / "publish.py"}  # datasets and tile stores are folders
 
 
 def _sources():
