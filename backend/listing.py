@@ -14,18 +14,17 @@ from sqlmodel import Session, col, select
 
 from backend.crud import run_counts
 from backend.models import Experiment, Run, User
-from backend.summary import ExperimentRow, RunRow, experiment_rows, run_rows
+from backend.summary import ExperimentRow, RunRow, experiment_rows, run_rows, sort_keys
 
 # Sort keys as the API takes them (`sort=-iou`: descending); the first maps to a column, the second is derived.
 RUN_COLUMNS = {"id": Run.id, "created": Run.created_at, "status": Run.status, "method": Run.method, "kind": Run.kind}
-RUN_DERIVED = {"iou": lambda r: r.headline.value, "baseline_iou": lambda r: r.baseline_iou,
-               "epochs": lambda r: r.budget.epochs, "compute_s": lambda r: r.budget.compute_s, "params": lambda r: r.params}
+RUN_DERIVED = ("iou", "baseline_iou", "epochs", "compute_s", "params")  # backend/summary.sort_keys
 EXPERIMENT_COLUMNS = {"id": Experiment.id, "created": Experiment.created_at, "name": Experiment.name}
 EXPERIMENT_DERIVED = {"iou": lambda e: e.best.value, "baseline_iou": lambda e: e.baseline_iou, "epochs": lambda e: e.epochs,
                       "runs": lambda e: sum(e.run_counts.values()), "method": lambda e: (e.config.get("search") or {}).get("method")}
 
 
-def sort_pattern(*keys: dict[str, Any]) -> str:
+def sort_pattern(*keys: Any) -> str:
     """The `sort` query parameter's pattern: a key, optionally after `-`."""
     return "^-?(" + "|".join(k for d in keys for k in d) + ")$"
 
@@ -51,6 +50,13 @@ def _sorted(rows: list[Any], key: Any, desc: bool) -> list[Any]:
     return have + sorted((r for r in rows if key(r) is None), key=lambda r: -r.id)
 
 
+class _Key:
+    __slots__ = ("id", "value")
+
+    def __init__(self, id: int, value: Any):
+        self.id, self.value = id, value
+
+
 def list_runs(session: Session, *, sort: str = "-id", limit: int = 50, offset: int = 0, q: str | None = None,
               owner: str | None = None, **equal: Any) -> tuple[list[RunRow], int]:
     """A page of run rows. `equal`: column=value filters (experiment_id, status, kind, method, baseline_of,
@@ -72,8 +78,11 @@ def list_runs(session: Session, *, sort: str = "-id", limit: int = 50, offset: i
         order = [col(column).desc() if desc else col(column).asc(), col(Run.id).desc()]
         runs = session.exec(select(Run).where(*where).order_by(*order).offset(offset).limit(limit)).all()
         return run_rows(session, list(runs)), total
-    rows = run_rows(session, list(session.exec(select(Run).where(*where)).all()))
-    return _sorted(rows, RUN_DERIVED[key], desc)[offset:offset + limit], total
+    # Only the sort key is computed for every filtered run; full rows are built for the page alone.
+    keys = sort_keys(session, list(session.exec(select(Run.id).where(*where)).all()), key)
+    ordered = _sorted([_Key(i, v) for i, v in keys.items()], lambda r: r.value, desc)[offset:offset + limit]
+    page = {r.id: r for r in session.exec(select(Run).where(col(Run.id).in_([k.id for k in ordered]))).all()}
+    return run_rows(session, [page[k.id] for k in ordered]), total
 
 
 def list_experiments(session: Session, *, sort: str = "-id", limit: int = 50, offset: int = 0, q: str | None = None,

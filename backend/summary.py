@@ -137,3 +137,29 @@ def experiment_rows(session: Session, experiments: list[Experiment], counts: dic
 class ExperimentRows(Page):
     items: list[ExperimentRow]
     sort: str = Field(description="The sort key the page was ordered by (`-` first: descending).")
+
+
+def sort_keys(session: Session, run_ids: list[int], key: str) -> dict[int, Any]:
+    """One derived column (listing.RUN_DERIVED) for every run in `run_ids`, reading only what that column needs."""
+    if key == "iou":
+        return {i: h.value for i, h in headlines(session, run_ids).items()}
+    if key == "params":
+        counts = params_counts(session, run_ids)
+        return {i: counts.get(i) for i in run_ids}
+    if key == "baseline_iou":
+        bases: dict[int, list[int]] = defaultdict(list)
+        for chunk in chunks(run_ids):
+            for base_id, of in session.exec(select(Run.id, Run.baseline_of).where(col(Run.baseline_of).in_(chunk))).all():
+                bases[of].append(base_id)
+        found = headlines(session, [b for bs in bases.values() for b in bs])
+        means = {}
+        for i in run_ids:
+            known = [v for v in (found[b].value for b in bases[i]) if v is not None]
+            means[i] = statistics.fmean(known) if known else None
+        return means
+    out = {}
+    for chunk in chunks(run_ids):
+        for run in session.exec(select(Run).where(col(Run.id).in_(chunk))).all():
+            b = budget(run)
+            out[run.id] = b.epochs if key == "epochs" else b.compute_s
+    return out

@@ -1,4 +1,5 @@
 // New experiment and launch: the form built from the schema; the API's validation errors land next to their field.
+import { guard, me } from "../access.js";
 import { api, ApiError } from "../api.js";
 import { el, errorBox } from "../dom.js";
 import { SchemaForm } from "../form.js";
@@ -21,6 +22,8 @@ export async function render(root, { params }) {
   // novalidate: the API is the one validator, so the browser must not block a submit the API would explain.
   const node = el("form", { novalidate: true, id: "experiment-form" }, form.root, general,
                   el("div", { class: "toolbar sticky" }, submit, createOnly));
+  // A read token may fill in the form but not create: both buttons say so (js/access.js).
+  me().then((who) => { guard(submit, who, "write"); guard(createOnly, who, "write"); });
 
   async function save(andLaunch) {
     general.textContent = "";
