@@ -15,7 +15,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +30,7 @@ def _measure(method: str, tile: int, batch: int, channels: int, depth: int, k: i
     import torch
     from torch import nn
 
+    from bench._timing import timed_steps
     from nas_core.config import parse_experiment
     from nas_core.search.architect import build_architect
     from nas_core.search.loop import build_search_supernet, search_loss
@@ -84,13 +84,7 @@ def _measure(method: str, tile: int, batch: int, channels: int, depth: int, k: i
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    times = []
-    for _ in range(steps):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
+    times = timed_steps(step, steps, device)
     out = {"method": method, "device": str(device), "step_s": statistics.median(times), "steps": steps,
            "saved_activation_bytes": saved, "params": sum(p.numel() for p in w)}
     if device.type == "cuda":
