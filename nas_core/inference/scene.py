@@ -21,6 +21,7 @@ from nas_core.inference.tiling import StripBlender, cut, window_starts
 from nas_core.rundir import atomic_path
 
 SCENE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
+GDAL_CACHE_MB = 64
 
 
 def output_paths(scene_path: Path, out_dir: Path) -> dict[str, Path]:
@@ -47,7 +48,9 @@ def predict_scene(predictor, scene_path: str | Path, out_dir: str | Path, *, ove
         raise InferenceError(f"{scene_path}: not a scene this command reads ({', '.join(SCENE_SUFFIXES)})")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = output_paths(scene_path, out_dir)
-    with warnings.catch_warnings():
+    # GDAL's block cache holds the outputs' dirty blocks; left at its default (5% of RAM) it grows with the scene
+    # up to gigabytes, capped it keeps memory flat whatever the scene's size.
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain PNG or JPEG has no georeference: fine
         try:
             src = rasterio.open(scene_path)
