@@ -30,7 +30,8 @@ _JS = """async ({epochs, cellTypes, edges, ops, reps}) => {
     const last = s.alpha.frames.length - 1;
     for (const ct of cellTypes) {
       const cell = s.alpha.cells[ct], k = fig.cellFrame(cell, last);
-      paint(div('h-' + ct), fig.alphaHeatmap(ct, cell, k, {frame: s.alpha.frames[cell.frameIndex[k]]}));
+      // As the run page draws a live run: no printed numbers while following (js/pages/run.js).
+      paint(div('h-' + ct), fig.alphaHeatmap(ct, cell, k, {frame: s.alpha.frames[cell.frameIndex[k]], compact: lines}));
       if (lines) paint(div('e-' + ct), fig.entropyLines(s, ct));
     }
     if (lines) paint(div('share'), fig.paramFreeShareLines(s));

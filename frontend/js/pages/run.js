@@ -62,7 +62,9 @@ export async function render(root, { id, params }) {
     ui.warnings.replaceChildren(...warnings.map((w) => el("div", { class: "warning", role: "alert", "data-cell": w.cell }, `⚠ ${w.message}`)));
   };
 
-  // Scrubbing redraws only the heatmaps; the history lines change only when events arrive.
+  // Scrubbing redraws only the heatmaps; the history lines change only when events arrive. While following a live
+  // run (or playing) the cells carry no printed numbers, which change every frame anyway: hover shows them, and a
+  // still frame (scrubbed, paused, or a finished run) prints them.
   const drawAlpha = (lines = true) => {
     const n = state.alpha.frames.length;
     ui.slider.max = String(Math.max(0, n - 1));
@@ -75,7 +77,7 @@ export async function render(root, { id, params }) {
     for (const [ct, cell] of Object.entries(state.alpha.cells)) {
       const k = fig.cellFrame(cell, frame);
       draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]],
-                                                                               scale: ui.scale.value, compact: Boolean(playing) }));
+                                                                               scale: ui.scale.value, compact: Boolean(playing) || (live && !TERMINAL.has(run.status)) }));
       if (lines) draw(ui.slot(ui.entropy, `entropy-${ct}`), fig.entropyLines(state, ct));
     }
     if (n && lines) draw(ui.slot(ui.share, "share"), fig.paramFreeShareLines(state));
