@@ -201,10 +201,6 @@ class ExperimentPublic(SQLModel):
     run_counts: dict[str, int] = Field(default_factory=dict)
 
 
-class ExperimentList(Page):
-    items: list[ExperimentPublic]
-
-
 class RunLaunch(SQLModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal[LAUNCH_KINDS] = "search"
@@ -275,10 +271,6 @@ class RunDetail(RunPublic):
     log_offset: int
     baselines: list[int] = Field(default_factory=list)
     retrains: list[int] = Field(default_factory=list, description="Retrain runs of this run's genotype.")
-
-
-class RunList(Page):
-    items: list[RunPublic]
 
 
 class LaunchResult(SQLModel):
