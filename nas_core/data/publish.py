@@ -1,4 +1,4 @@
-"""Publishing a directory built aside: the one place in nas_core.data that renames folders into place.
+"""Publishing a directory built aside: staging names, the swap into place, and a killed build's leftovers.
 
 A prepared dataset and its tile store are each written in a hidden sibling and renamed over their final name only
 once complete, so a reader sees the old directory or the new one, never a mix (POSIX rename is atomic).
@@ -10,6 +10,8 @@ import shutil
 import uuid
 from pathlib import Path
 
+from nas_core.rundir import replace_folder
+
 
 def staging_dir(out: Path) -> Path:
     """A hidden sibling of `out` named after this process (a killed run's leftovers are recognisable)."""
@@ -17,14 +19,8 @@ def staging_dir(out: Path) -> Path:
 
 
 def publish_dir(tmp: Path, out: Path) -> None:
-    """Rename the complete `tmp` to `out`; an existing `out` is moved aside first and deleted after."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
+    """Rename the complete `tmp` to `out` (the run directory contract's one folder swap)."""
+    replace_folder(tmp, out)
 
 
 def clean_stale(out: Path) -> None:

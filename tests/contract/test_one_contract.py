@@ -12,8 +12,7 @@ from nas_core import contract_docs
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("nas_core", "backend", "worker", "deploy", "frontend", "bench")
 CONTRACT = ROOT / "nas_core" / "rundir.py"
-# Renames that are not a file write: swapping a whole prepared dataset folder into place (nas_core/data/prepare.py).
-FOLDER_SWAPS = {ROOT / "nas_core" / "data" / "publish.py"}  # datasets and tile stores are folders
+FOLDER_SWAPS: set[Path] = set()  # folders too are swapped by nas_core.rundir.replace_folder
 
 
 def _sources():
