@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from pydantic import ValidationError
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from backend.core.config import get_settings
@@ -65,19 +65,6 @@ def create_experiment(session: Session, config: ExperimentConfig, owner_id: int 
     session.commit()
     session.refresh(exp)
     return exp
-
-
-def list_experiments(session: Session, *, q: str | None = None, owner_id: int | None = None, limit: int = 50,
-                     offset: int = 0) -> tuple[Sequence[Experiment], int]:
-    where = []
-    if q:
-        like = f"%{q.replace('%', '').replace('_', '')}%"
-        where.append(or_(col(Experiment.name).ilike(like), col(Experiment.description).ilike(like)))
-    if owner_id is not None:
-        where.append(Experiment.owner_id == owner_id)
-    total = session.exec(select(func.count()).select_from(Experiment).where(*where)).one()
-    rows = session.exec(select(Experiment).where(*where).order_by(col(Experiment.id).desc()).offset(offset).limit(limit)).all()
-    return rows, total
 
 
 def run_counts(session: Session, experiment_ids: list[int]) -> dict[int, dict[str, int]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from backend import crud
+from backend import listing
 from backend.core.config import Settings
 from backend.core.db import dispose_engine, get_engine
 from backend.main import create_app
@@ -71,7 +71,7 @@ def test_errors_never_leak_a_stack_trace(client, session, tokens, monkeypatch):
     def boom(*a, **k):
         raise RuntimeError("secret internals /etc/passwd")
 
-    monkeypatch.setattr(crud, "list_experiments", boom)
+    monkeypatch.setattr(listing, "list_experiments", boom)
     r = client.get("/api/experiments", headers=tokens.read)
     assert r.status_code == 500
     assert "secret" not in r.text and "Traceback" not in r.text and "internal server error" in r.json()["detail"]
