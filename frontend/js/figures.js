@@ -79,8 +79,11 @@ export function alphaHeatmap(cellType, cell, k, opts = {}) {
     data: [{
       type: "heatmap", z, x: cell.ops, y: cell.edges, zmin, zmax: zmax > zmin ? zmax : zmin + 1e-6, colorscale: "Viridis",
       // Three decimals when the weights lie close together (early alpha), where two would print one number.
-      text: z.map((row) => row.map((v) => v.toFixed(spread < 0.05 ? 3 : 2))), texttemplate: opts.compact ? "" : "%{text}",
-      hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>", colorbar: { title: { text: opts.scale === "relative" ? "weight (relative)" : "weight" }, thickness: 10 },
+      // Compact (a live run, a compare of 3+): no printed numbers, and no text array built and sent for them.
+      ...(opts.compact ? {} : { text: z.map((row) => row.map((v) => v.toFixed(spread < 0.05 ? 3 : 2))), texttemplate: "%{text}" }),
+      hovertemplate: "edge %{y}<br>%{x}: %{z:.3f}<extra></extra>",
+      // opts.colorbar false: a row of heatmaps on one scale shows it once (each colour bar is an axis Plotly redraws).
+      showscale: opts.colorbar !== false, colorbar: { title: { text: opts.scale === "relative" ? "weight (relative)" : "weight" }, thickness: 10 },
     }],
     layout: baseLayout(opts.title || `${cellType} cell: alpha${when}`, {
       xaxis: { tickangle: -35, automargin: true },
@@ -109,13 +112,18 @@ export function entropyLines(state, cellType, opts = {}) {
   };
 }
 
+const SHARE_MARKERS_UP_TO = 60;  // points per trace
+
 export function paramFreeShareLines(state, opts = {}) {
   const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
   let axis = { xs: [], title: "epoch" };
   const data = Object.entries(state.alpha.cells).map(([ct, cell], i) => {
     axis = frameX(state, cell);
     const { x, y } = downsample(axis.xs, cell.share, opts.maxPoints);
-    return { type: "scatter", mode: "lines+markers", name: ct, x, y, marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
+    // Markers while they can be told apart: at 300 epochs three traces of markers are ~900 SVG nodes, which cost
+    // more than the rest of the plot on every live redraw (python -m bench ui_alpha_history).
+    return { type: "scatter", mode: x.length > SHARE_MARKERS_UP_TO ? "lines" : "lines+markers", name: ct, x, y, marker: { size: 4 },
+             line: { color: PALETTE[i % PALETTE.length] } };
   });
   return {
     data,

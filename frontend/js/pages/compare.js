@@ -23,6 +23,9 @@ export async function render(root, { params }) {
     root.append(el("p", { class: "muted" }, "Give two to four run ids, or pick runs on an experiment's page."));
     return;
   }
+  // performance.measure marks (compare:fetch, :fold, :alpha, :cells, :bottom): python -m bench ui_scale reports them.
+  let mark = performance.now();
+  const step = (name) => { performance.measure(`compare:${name}`, { start: mark }); mark = performance.now(); };
   let cmp;
   try {
     cmp = await api("/api/compare", { query: { runs: ids } });
@@ -30,12 +33,14 @@ export async function render(root, { params }) {
     root.append(errorBox(err));
     return;
   }
+  step("fetch");
   const runs = cmp.runs.map((r) => {
     const state = createRunState();
     for (const a of r.alpha) applyEvent(state, { seq: a.seq, kind: "alpha", payload: a });
     const genotype = r.genotype && r.genotype.genotype ? r.genotype.genotype : r.genotype;
     return { ...r, state, genotype, label: `run ${r.run.id} (${r.run.method})` };
   });
+  step("fold");
   const maxEpoch = Math.max(0, ...runs.flatMap((r) => r.state.alpha.frames.map((f) => f.epoch ?? 0)));
   const asked = Number(params.get("epoch"));
   const start = params.has("epoch") && Number.isFinite(asked) ? Math.min(Math.max(0, asked), maxEpoch) : maxEpoch;
@@ -75,7 +80,9 @@ export async function render(root, { params }) {
       if (frame < 0) { col.textContent = "no alpha at this epoch"; return; }
       for (const [ct, cell] of Object.entries(r.state.alpha.cells)) {
         const k = fig.cellFrame(cell, frame);
-        draw(slot(col, `alpha-${ct}`), fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2, scale: scale.value,
+        // On the absolute scale every heatmap shares 0..1: its colour bar once, on the last column.
+        const colorbar = scale.value === "relative" || i === runs.length - 1;
+        draw(slot(col, `alpha-${ct}`), fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2, scale: scale.value, colorbar,
           title: `${r.label}: ${ct}, epoch ${r.state.alpha.frames[cell.frameIndex[k]].epoch}` }));
       }
     });
@@ -83,6 +90,7 @@ export async function render(root, { params }) {
   slider.addEventListener("input", () => { drawAlpha(); replace({ epoch: slider.value === String(maxEpoch) ? null : slider.value }); });
   scale.addEventListener("change", () => { push({ scale: scale.value }, VIEW_DEFAULTS); drawAlpha(); });
   drawAlpha();
+  step("alpha");
 
   const first = runs[0].genotype;
   runs.forEach((r, i) => {
@@ -95,6 +103,7 @@ export async function render(root, { params }) {
       draw(slot(col, `cell-${ct}`), fig.cellGraph(ct, cell, { diff: diff[ct], title: `${r.label}: ${ct} cell` }));
     }
   });
+  step("cells");
 
   draw(slot(bottom, "metrics"), fig.metricBars(runs.map((r) => ({ label: r.label, metrics: r.final_metrics }))));
   const searched = runs.filter((r) => r.iou != null && r.run.kind !== "baseline").map((r) => ({ label: r.label, iou: r.iou }));
@@ -107,4 +116,5 @@ export async function render(root, { params }) {
   const series = (r) => r.metrics["search.val_iou"] || r.metrics.val_iou;
   const withIou = runs.filter(series).map((r) => ({ label: r.label, points: series(r) }));
   if (withIou.length) draw(slot(bottom, "val-iou"), fig.metricLines(withIou, "val_iou"));
+  step("bottom");
 }
