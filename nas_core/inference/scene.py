@@ -21,7 +21,7 @@ from nas_core.inference.tiling import StripBlender, cut, window_starts
 from nas_core.rundir import atomic_path
 
 SCENE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
-GDAL_CACHE_MB = 64
+GDAL_CACHE_BYTES = 64 * 2**20  # in bytes: rasterio passes a small number through as bytes, not megabytes
 
 
 def output_paths(scene_path: Path, out_dir: Path) -> dict[str, Path]:
@@ -50,7 +50,7 @@ def predict_scene(predictor, scene_path: str | Path, out_dir: str | Path, *, ove
     paths = output_paths(scene_path, out_dir)
     # GDAL's block cache holds the outputs' dirty blocks; left at its default (5% of RAM) it grows with the scene
     # up to gigabytes, capped it keeps memory flat whatever the scene's size.
-    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # a plain PNG or JPEG has no georeference: fine
         try:
             src = rasterio.open(scene_path)
