@@ -6,7 +6,7 @@ One accumulator for the retrain and evaluate stages and for `nasforge evaluate`,
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -53,3 +53,48 @@ class SegmentationScores:
         iou, dsc = pixel_iou(self.cm), dice(self.cm)
         return {"confusion": self.cm, "iou": iou["per_class"], "miou": iou["mean"], "dice": dsc["per_class"],
                 "mdice": dsc["mean"], "accuracy": pixel_accuracy(self.cm), "ap": ap, "objects": per_class}
+
+
+def json_safe(x: Any) -> Any:
+    """JSON-safe copy: NaN and inf become None, arrays lists (the event log and write_json refuse NaN)."""
+    if isinstance(x, dict):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return json_safe(x.tolist())
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def thin_curve(curve: dict, points: int) -> dict:
+    """At most `points` points of a PR curve, evenly spread, keeping both ends (events stay small), and why it
+    has none when it has none (`empty_reason`)."""
+    n = len(curve["precision"])
+    idx = np.unique(np.linspace(0, n - 1, min(n, points)).round().astype(int)) if n else np.zeros(0, int)
+    return {"ap": curve["ap"], "precision": curve["precision"][idx], "recall": curve["recall"][idx],
+            "score": curve["thresholds"][idx], "num_pred": curve["num_pred"], "num_gt": curve["num_gt"],
+            "empty_reason": empty_reason(curve["num_pred"], curve["num_gt"])}
+
+
+def curves(objects: dict, points: int = 101) -> dict:
+    """{class: {threshold: thinned curve}} of a result's "objects"."""
+    return {c: {t: thin_curve(v, points) for t, v in per_t.items()} for c, per_t in objects.items()}
+
+
+def pr_empty_reason(objects: dict) -> str | None:
+    """Why the precision-recall panel of a result has nothing to draw: every foreground class lacks predicted or
+    ground-truth objects (the reasons, one per distinct case), or None when some class has a curve."""
+    reasons = []
+    for per_t in objects.values():
+        first = next(iter(per_t.values()), None)
+        reason = empty_reason(first["num_pred"], first["num_gt"]) if first else "no foreground class"
+        if reason is None:
+            return None
+        reasons.append(reason)
+    if not reasons:
+        return "no foreground class"
+    return "; ".join(dict.fromkeys(reasons))
