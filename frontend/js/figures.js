@@ -112,7 +112,8 @@ export function entropyLines(state, cellType, opts = {}) {
   };
 }
 
-const SHARE_MARKERS_UP_TO = 60;  // points per trace
+// Points per trace up to which line plots also draw markers: beyond, markers are SVG nodes nobody tells apart.
+const MARKERS_UP_TO = 60;
 
 export function paramFreeShareLines(state, opts = {}) {
   const threshold = opts.threshold ?? COLLAPSE_THRESHOLD;
@@ -122,7 +123,7 @@ export function paramFreeShareLines(state, opts = {}) {
     const { x, y } = downsample(axis.xs, cell.share, opts.maxPoints);
     // Markers while they can be told apart: at 300 epochs three traces of markers are ~900 SVG nodes, which cost
     // more than the rest of the plot on every live redraw (python -m bench ui_alpha_history).
-    return { type: "scatter", mode: x.length > SHARE_MARKERS_UP_TO ? "lines" : "lines+markers", name: ct, x, y, marker: { size: 4 },
+    return { type: "scatter", mode: x.length > MARKERS_UP_TO ? "lines" : "lines+markers", name: ct, x, y, marker: { size: 4 },
              line: { color: PALETTE[i % PALETTE.length] } };
   });
   return {
@@ -476,7 +477,8 @@ export function metricLines(runs, name) {
   return {
     data: runs.map((r, i) => {
       const d = downsample(r.points.map((p) => p[0]), r.points.map((p) => p[1]));
-      return { type: "scatter", mode: "lines+markers", name: r.label, ...d, marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
+      return { type: "scatter", mode: d.x.length > MARKERS_UP_TO ? "lines" : "lines+markers", name: r.label, ...d,
+               marker: { size: 4 }, line: { color: PALETTE[i % PALETTE.length] } };
     }),
     layout: baseLayout(name.replace(/_/g, " "), { xaxis: { title: { text: "epoch" } }, yaxis: { title: { text: name } } }),
   };
