@@ -16,7 +16,8 @@ def plan_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON."),
 ) -> None:
     """Supernet parameters, activation memory per image, measured step time, and the search's extrapolated wall
-    time, memory and largest batch that fits, for a continuous method (darts, pcdarts, gaea)."""
+    time, memory and largest batch that fits, for a continuous method (DARTS and its variants; a discrete
+    search is planned by its trials)."""
     from nas_core.config import CONTINUOUS_METHODS, ConfigError, load_experiment
     from nas_core.data.readers import DataError
 
