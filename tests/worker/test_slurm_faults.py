@@ -93,9 +93,18 @@ def _assert_complete_log(run) -> None:
     assert seqs == list(range(1, len(seqs) + 1)) and stored_seqs(run.id) == seqs, "no event lost or doubled"
 
 
+def _old_steps(job_id: str) -> bool:
+    out = subprocess.run(["pgrep", "-f", rf"slurmstepd: \[{int(job_id)}\."], capture_output=True, text=True)
+    return bool(out.stdout.strip())
+
+
 def _release(env: dict, job_id: str) -> None:
-    # SLURM holds a requeued job back by a BeginTime of about two minutes; let it start now.
+    # SLURM holds a requeued job back by a BeginTime of about two minutes; let it start now. That delay is also
+    # what lets the old attempt's slurmstepd finish cleaning up: on this one-node cluster the requeued job lands
+    # on the same slurmd, which refuses a launch of a job id it still runs a step of, and SLURM then ends the job
+    # FAILED (exit 1) without running a line of it. So wait for the old steps to go before skipping the delay.
     wait_for(lambda: _job(env, job_id).get("JobState") == "PENDING", 30, what=f"job {job_id} back in the queue")
+    wait_for(lambda: not _old_steps(job_id), 60, what=f"the old steps of job {job_id} to end")
     _slurm(env, "scontrol", "update", f"JobId={job_id}", "StartTime=now")
 
 
