@@ -206,11 +206,14 @@ def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resum
     With a data-parallel `engine`, every rank runs the search stage together; decode, retrain and evaluate are
     rank 0's alone (the other ranks return once the search is done).
     """
+    skipped: list[str] = []
     for stage in plan(cfg, only):
         if engine is not None and not engine.is_main and stage != "search":
             continue
         if resume and only is None and stage_done(run_dir, stage, cfg):
+            skipped.append(stage)
             continue
+        _log_skipped(events, skipped)
         if on_stage is not None:
             on_stage(stage)
         events.emit(EventKind.status, {"state": StatusState.running, "stage": stage})
@@ -222,3 +225,11 @@ def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resum
             run_retrain_stage(cfg, run_dir, events, device)
         else:
             run_evaluate_stage(cfg, run_dir, events, device)
+    _log_skipped(events, skipped)
+
+
+def _log_skipped(events: EventSink, skipped: list[str]) -> None:
+    """One line for the stages a resumed run found done, so its log says why it did not redo them."""
+    if skipped:
+        _log(events, skipped[-1], f"resumed: {', '.join(skipped)} already done (their outputs exist), skipped")
+        skipped.clear()

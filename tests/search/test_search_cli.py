@@ -46,7 +46,9 @@ def test_whole_run_then_single_stages(tmp_path):
     n = len(log)
     r = _invoke(exp, "--run-dir", run, "--resume")
     assert r.exit_code == 0, r.output
-    assert [e["kind"] for e in read_log(run / "events.jsonl")[n:]] == ["status"]
+    after = read_log(run / "events.jsonl")[n:]
+    assert [e["kind"] for e in after] == ["log", "status"]
+    assert after[0]["payload"]["message"].startswith("resumed: search, decode, retrain, evaluate already done")
 
     # The worker's `run: {stage: decode}` override reruns only the decode, from the final checkpoint.
     genotype = (run / "genotype.json").read_text()
