@@ -194,3 +194,20 @@ def published_seqs(redis_url: str, run_id: int) -> list[int]:
 
     entries = redis.Redis.from_url(redis_url).xrange(run_stream(run_id))
     return [seq for _, fields in entries for seq, _ in entry_events(fields)[1]]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed SLURM test carries the tails of slurmctld's and slurmd's logs: a scheduler flake seen once in CI
+    is otherwise gone with the cluster's temporary directory."""
+    outcome = yield
+    rep = outcome.get_result()
+    home = item.funcargs.get("slurm_home") if hasattr(item, "funcargs") else None
+    if rep.when != "call" or not rep.failed or not home:
+        return
+    logs = Path(home["slurm_env"]["SLURM_CONF"]).parent / "log"
+    for name in ("slurmctld.log", "slurmd.log"):
+        path = logs / name
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-80:]
+            rep.sections.append((f"SLURM {name} (last 80 lines)", "\n".join(tail)))

@@ -88,6 +88,11 @@ def _resumed_epochs(run_dir: str) -> list[int]:
     return out
 
 
+def _messages(run_dir: str) -> list[str]:
+    events = (json.loads(line) for line in Path(run_dir, "events.jsonl").read_text().splitlines())
+    return [e["payload"].get("message", "")[:60] for e in events if e["kind"] == "log"]
+
+
 def _assert_complete_log(run) -> None:
     seqs = file_seqs(run.run_dir)
     assert seqs == list(range(1, len(seqs) + 1)) and stored_seqs(run.id) == seqs, "no event lost or doubled"
@@ -157,8 +162,10 @@ def test_preempted_by_a_higher_priority_partition_resumes_from_its_checkpoint(se
     cpus = _slurm(senv, "sinfo", "-h", "-p", "urgent", "-o", "%c").split()[0]
     # debug requeues a preempted job itself (PreemptMode=REQUEUE); scavenger cancels it (state PREEMPTED) and
     # nasforge submits it again with --resume.
-    requeued = _run("fault-preempt-requeue", 10)
-    resubmitted = _run("fault-preempt-cancel", 10, slurm={"partition": "scavenger"})
+    # 40 epochs of ~0.3 s: the preemption must land inside the search. At 10, one CI run finished the whole search
+    # before slurmctld's next scheduling pass preempted it, and its second attempt had no epoch left to resume.
+    requeued = _run("fault-preempt-requeue", 40)
+    resubmitted = _run("fault-preempt-cancel", 40, slurm={"partition": "scavenger"})
     for run_id in (requeued, resubmitted):
         send(run_id)
     for run_id in (requeued, resubmitted):
@@ -179,7 +186,8 @@ def test_preempted_by_a_higher_priority_partition_resumes_from_its_checkpoint(se
         assert run.status == "succeeded", run.status_reason
         assert run.attempt == 2
         resumed = _resumed_epochs(run.run_dir)
-        assert resumed and resumed[-1] >= 1, f"run {run_id} continued from its checkpoint, not from epoch 0"
+        assert resumed and resumed[-1] >= 1, (f"run {run_id} did not resume a search from its checkpoint; its log: "
+                                              f"{_messages(run.run_dir)}")
         _assert_complete_log(run)
     assert get_run(requeued).job_id == first_jobs[requeued], "SLURM requeued the same job: no second sbatch"
 
