@@ -8,21 +8,30 @@ import json
 import statistics
 from typing import Any
 
-from sqlmodel import Field, Session, SQLModel
+import numpy as np
+
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from backend import crud
 from backend.headline import headline
-from backend.models import Headline, Run, RunPublic
+from backend.models import Event, Headline, Run, RunPublic
 from nas_core.events import EventKind
 from nas_core.rundir import RunDir, read_json
 
 _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
 _MAX_EVENTS = 5000
+# The slider needs alpha at a few hundred points at most: beyond that the page gets evenly spaced frames (always the
+# first and the last), each heatmap titled with the epoch it shows. Four decimals are finer than a colour step.
+MAX_ALPHA_FRAMES = 100
+ALPHA_DECIMALS = 4
 
 
 class CompareRun(SQLModel):
     run: RunPublic
-    alpha: list[dict[str, Any]]
+    alpha: list[dict[str, Any]] = Field(description=f"Alpha events' payloads (plus seq), at most {MAX_ALPHA_FRAMES}, "
+                                                    "evenly spaced over the run's history, weights to "
+                                                    f"{ALPHA_DECIMALS} decimals.")
+    alpha_total: int = Field(description="How many alpha events the run has (len(alpha) when none were left out).")
     final_alpha: dict[str, Any] | None
     genotype: dict[str, Any] | None
     metrics: dict[str, list[list[float]]]
@@ -54,14 +63,43 @@ def _scalar(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def spaced(n: int, limit: int) -> list[int]:
+    """`limit` indices of 0..n-1 spread evenly, the first and the last among them (all of them when n <= limit)."""
+    if n <= limit:
+        return list(range(n))
+    return sorted({round(i * (n - 1) / (limit - 1)) for i in range(limit)})
+
+
+def _rounded(payload: dict[str, Any]) -> dict[str, Any]:
+    cells = {ct: {**c, "alpha": np.round(np.asarray(c["alpha"], dtype=float), ALPHA_DECIMALS).tolist()}
+             if c.get("alpha") else c for ct, c in (payload.get("cells") or {}).items()}
+    return {**payload, "cells": cells}
+
+
+def _events(session: Session, run_id: int, kind: str, seqs: list[int] | None = None) -> list[tuple[int, dict[str, Any]]]:
+    """(seq, payload) of the run's events of one kind, oldest first: two columns, not whole rows (a compare of
+    4 x 300 epochs reads thousands, and building an ORM object per row cost more than parsing its JSON)."""
+    q = select(Event.seq, Event.payload).where(Event.run_id == run_id, Event.kind == kind)
+    if seqs is not None:
+        q = q.where(col(Event.seq).in_(seqs))
+    return [tuple(row) for row in session.exec(q.order_by(col(Event.seq)).limit(_MAX_EVENTS)).all()]
+
+
+def _alpha(session: Session, run_id: int) -> tuple[list[dict[str, Any]], int]:
+    """The run's alpha frames for the slider, and how many it has: only the chosen events are read and parsed."""
+    q = select(Event.seq).where(Event.run_id == run_id, Event.kind == EventKind.alpha)
+    seqs = session.exec(q.order_by(col(Event.seq)).limit(_MAX_EVENTS)).all()
+    chosen = [seqs[i] for i in spaced(len(seqs), MAX_ALPHA_FRAMES)]
+    return [dict(_rounded(payload), seq=seq) for seq, payload in _events(session, run_id, EventKind.alpha, chosen)], len(seqs)
+
+
 def _summary(session: Session, run: Run) -> dict[str, Any]:
-    alpha = [dict(e.payload, seq=e.seq) for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.alpha)]
-    genotypes = crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.genotype)
+    alpha, alpha_total = _alpha(session, run.id)
+    genotypes = [payload for _, payload in _events(session, run.id, EventKind.genotype)]
     # The genotype event wraps Genotype.to_dict() as payload["genotype"] (nas_core/search/loop.py).
-    genotype = genotypes[-1].payload.get("genotype", genotypes[-1].payload) if genotypes else None
+    genotype = genotypes[-1].get("genotype", genotypes[-1]) if genotypes else None
     # A discrete search (random, evolution, REINFORCE) reports trained candidates; its result is the best one.
-    cands = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.candidate)
-             if e.payload.get("final") and _scalar(e.payload.get("iou")) is not None]
+    cands = [c for _, c in _events(session, run.id, EventKind.candidate) if c.get("final") and _scalar(c.get("iou")) is not None]
     best = max(cands, key=lambda c: c["iou"]) if cands else None
     if genotype is None and best is not None:
         genotype = best.get("genotype")
@@ -73,21 +111,21 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
     # Series are named stage.metric (search.val_iou, retrain.train_loss): the stages train different networks.
     metrics: dict[str, list[list[float]]] = {}
     final: dict[str, float] = {}
-    for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.metric):
-        nums = _numbers(e.payload)
-        x = nums.pop("epoch", float(e.seq))
-        prefix = f"{e.payload['stage']}." if isinstance(e.payload.get("stage"), str) else ""
+    for seq, payload in _events(session, run.id, EventKind.metric):
+        nums = _numbers(payload)
+        x = nums.pop("epoch", float(seq))
+        prefix = f"{payload['stage']}." if isinstance(payload.get("stage"), str) else ""
         for name, value in nums.items():
             if name not in _NOT_METRICS:
                 metrics.setdefault(prefix + name, []).append([x, value])
                 final[prefix + name] = value
-    evaluations = [e.payload for e in crud.events_since(session, run.id, 0, _MAX_EVENTS, EventKind.evaluation)]
+    evaluations = [payload for _, payload in _events(session, run.id, EventKind.evaluation)]
     for payload in evaluations:
         prefix = f"{payload.get('stage') or 'evaluation'}."
         final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})
         final.update({prefix + k: v for k, v in _numbers(payload.get("pixel") or {}).items()})
     top = headline(session, run)
-    return {"alpha": alpha, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype, "metrics": metrics,
+    return {"alpha": alpha, "alpha_total": alpha_total, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype, "metrics": metrics,
             "final_metrics": final, "headline": top, "iou": top.value,
             "best_candidate": {k: best.get(k) for k in ("trial", "iou", "params_count", "train_time_s")} if best else None}
 

@@ -101,3 +101,23 @@ def test_headline_names_what_it_is_when_there_is_no_evaluate_stage(client, sessi
     assert client.get(f"/api/runs/{run.id}", headers=tokens.read).json()["headline"] == {
         "value": pytest.approx(0.4), "label": "test mIoU over the foreground classes (evaluate stage)", "source": "evaluate",
         "background_only": False}
+
+
+def test_a_long_alpha_history_comes_thinned_evenly_with_its_first_and_last_frame(client, session, tokens):
+    from backend.compare import ALPHA_DECIMALS, MAX_ALPHA_FRAMES, spaced
+
+    exp = crud.get_experiment(session, client.post("/api/experiments", json={"name": "long"}, headers=tokens.write).json()["id"])
+    run, _ = crud.launch(session, exp, baselines=False)
+    epochs = 3 * MAX_ALPHA_FRAMES + 7
+    crud.ingest_events(session, run.id, [{"seq": e + 1, "kind": "alpha", "payload": {
+        "epoch": e, "step": e, "cells": {"normal": {"alpha": [[1 / 3 + e * 1e-6, 2 / 3 - e * 1e-6]]}}}} for e in range(epochs)], redis=None)
+    other, _ = crud.launch(session, exp, baselines=False)
+    ra = client.get("/api/compare", params={"runs": [run.id, other.id]}, headers=tokens.read).json()["runs"][0]
+    got = [f["epoch"] for f in ra["alpha"]]
+    assert ra["alpha_total"] == epochs and len(got) == MAX_ALPHA_FRAMES
+    assert got[0] == 0 and got[-1] == epochs - 1 and ra["final_alpha"]["epoch"] == epochs - 1
+    gaps = {b - a for a, b in zip(got, got[1:])}
+    assert gaps <= {3, 4}, gaps  # evenly spread: 306 steps over 99 gaps
+    last = ra["alpha"][-1]["cells"]["normal"]["alpha"][0]
+    assert last == [round(1 / 3 + (epochs - 1) * 1e-6, ALPHA_DECIMALS), round(2 / 3 - (epochs - 1) * 1e-6, ALPHA_DECIMALS)]
+    assert spaced(5, 10) == [0, 1, 2, 3, 4] and spaced(0, 10) == []
