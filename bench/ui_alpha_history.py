@@ -1,5 +1,6 @@
 """How the run page's alpha view costs in Chromium as the history grows: fold the events, then time one live
-redraw (three heatmaps, three entropy plots, the parameter-free share) and one slider step (heatmaps only),
+redraw (three heatmaps, three entropy plots, the parameter-free share: the run page's two figures from
+js/alpha_view.js) and one slider step (heatmaps only),
 at a short history (the baseline) and at `epochs` of history. Drawing goes through the page's own path
 (js/dom.js draw -> js/redraw.js: restyle / extendTraces when only data changed, react otherwise). The UI redraws at most 5 times a second, so a
 redraw under 200 ms keeps up."""
@@ -12,7 +13,7 @@ import threading
 from pathlib import Path
 
 _JS = """async ({epochs, cellTypes, edges, ops, reps}) => {
-  const fig = await import('/js/figures.js'); const rs = await import('/js/runstate.js'); const {draw} = await import('/js/dom.js');
+  const fig = await import('/js/figures.js'); const rs = await import('/js/runstate.js'); const {draw} = await import('/js/dom.js'); const av = await import('/js/alpha_view.js');
   let seed = 1;
   const rand = () => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
   const opNames = Array.from({length: ops}, (_, i) => 'op' + i);
@@ -22,19 +23,18 @@ _JS = """async ({epochs, cellTypes, edges, ops, reps}) => {
     return {seq: e + 1, kind: 'alpha', payload: {epoch: e, step: e, cells}}; };
   const box = document.getElementById('plots');
   const div = (k) => document.getElementById(k) || box.appendChild(Object.assign(document.createElement('div'),
-      {id: k, style: 'width:440px;height:360px;display:inline-block'}));
+      {id: k, style: 'width:1320px;display:block'}));
   // `paint`: the page's draw (incremental), or plain Plotly.react as before it, measured side by side.
   const react = (d, f) => Plotly.react(d, f.data, f.layout);
   let paint = draw;
+  // The run page's own figures (js/alpha_view.js): the heatmaps of every cell in one figure, the history lines in
+  // another, in a container as wide as the page's on a 1400 px window.
+  const W = 1320;
   const drawAll = (s, lines) => {
     const last = s.alpha.frames.length - 1;
-    for (const ct of cellTypes) {
-      const cell = s.alpha.cells[ct], k = fig.cellFrame(cell, last);
-      // As the run page draws a live run: no printed numbers while following (js/pages/run.js).
-      paint(div('h-' + ct), fig.alphaHeatmap(ct, cell, k, {frame: s.alpha.frames[cell.frameIndex[k]], compact: lines}));
-      if (lines) paint(div('e-' + ct), fig.entropyLines(s, ct));
-    }
-    if (lines) paint(div('share'), fig.paramFreeShareLines(s));
+    // As the run page draws a live run: no printed numbers while following (js/pages/run.js).
+    paint(div('heatmaps'), av.heatmapsFigure(s, last, {compact: lines, width: W}));
+    if (lines) paint(div('history'), av.historyFigure(s, {width: W}));
   };
   const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v[v.length >> 1]; };
   const measure = (n) => {
@@ -50,10 +50,7 @@ _JS = """async ({epochs, cellTypes, edges, ops, reps}) => {
     for (let r = 0; r < reps; r++) {
       const k = Math.floor(rand() * s.alpha.frames.length);
       t0 = performance.now();
-      for (const ct of cellTypes) {
-        const cell = s.alpha.cells[ct], j = fig.cellFrame(cell, k);
-        paint(div('h-' + ct), fig.alphaHeatmap(ct, cell, j, {frame: s.alpha.frames[cell.frameIndex[j]]}));
-      }
+      paint(div('heatmaps'), av.heatmapsFigure(s, k, {width: W}));
       scrub.push(performance.now() - t0);
     }
     return {epochs: n, fold_ms: fold, live_redraw_ms: median(live), scrub_ms: median(scrub)};

@@ -113,7 +113,7 @@ def run(quick: bool = False, runs: int | str = 1000, experiments: int | str = 60
             "runs_table_sorted_by_iou": (f"#/experiments/{exp}?sort=-iou",
                                          f"document.querySelectorAll('#runs tr[data-run]').length === {min(50, runs)}"),
             "compare_4x300": (f"#/compare?runs={','.join(map(str, ids[:compared]))}",
-                              f"document.querySelectorAll(\"#compare-alpha [data-fig^='alpha-']\").length === {3 * compared} && "
+                              f"[...document.querySelectorAll(\"#compare-alpha [data-fig='alpha']\")].filter((d) => d.data && d.data.length === 3).length === {compared} && "
                               "document.querySelector(\"[data-fig='val-iou']\") && document.querySelector(\"[data-fig='val-iou']\").data"),
         }
         chromium = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if Path(p).exists()), None)

@@ -5,6 +5,10 @@ import { edgeKey, genotypeDiff, normalizeGenotype } from "./genotype.js";
 
 export { genotypeDiff, normalizeGenotype };  // the pages and tests reach genotype shapes through here too
 export const MAX_LINE_POINTS = 400;     // per trace; longer histories are thinned so 300+ epochs stay smooth
+// The alpha history's lines (14 per cell type, redrawn live) keep fewer: SVG path length is what a live redraw
+// pays for, 45 lines x 300 points cost twice 45 x 100 (python -m bench ui_alpha_history), and at 100 points over a
+// plot a few hundred pixels wide the lines look the same.
+export const ALPHA_LINE_POINTS = 100;
 export const COLLAPSE_THRESHOLD = 0.5;  // share of edges won by parameter-free ops that counts as collapse
 const FONT = { family: "system-ui, sans-serif", size: 12 };
 const PALETTE = ["#3366cc", "#dc3912", "#ff9900", "#109618", "#990099", "#0099c6", "#dd4477", "#66aa00",
@@ -77,7 +81,7 @@ export function alphaHeatmap(cellType, cell, k, opts = {}) {
   const when = frame ? ` · epoch ${frame.epoch ?? "?"}${frame.step != null ? `, step ${frame.step}` : ""}` : "";
   return {
     data: [{
-      type: "heatmap", z, x: cell.ops, y: cell.edges, zmin, zmax: zmax > zmin ? zmax : zmin + 1e-6, colorscale: "Viridis",
+      type: "heatmap", name: cellType, z, x: cell.ops, y: cell.edges, zmin, zmax: zmax > zmin ? zmax : zmin + 1e-6, colorscale: "Viridis",
       // Three decimals when the weights lie close together (early alpha), where two would print one number.
       // Compact (a live run, a compare of 3+): no printed numbers, and no text array built and sent for them.
       ...(opts.compact ? {} : { text: z.map((row) => row.map((v) => v.toFixed(spread < 0.05 ? 3 : 2))), texttemplate: "%{text}" }),
@@ -97,7 +101,7 @@ export function entropyLines(state, cellType, opts = {}) {
   const cell = state.alpha.cells[cellType];
   const { xs, title } = frameX(state, cell);
   const data = cell.edges.map((edge, e) => {
-    const { x, y } = downsample(xs, cell.entropy.map((row) => row[e]), opts.maxPoints);
+    const { x, y } = downsample(xs, cell.entropy.map((row) => row[e]), opts.maxPoints ?? ALPHA_LINE_POINTS);
     return { type: "scatter", mode: "lines", name: edge, x, y, line: { width: 1.5, color: PALETTE[e % PALETTE.length] },
              hovertemplate: `edge ${edge}<br>%{x}: %{y:.3f} nats<extra></extra>` };
   });
@@ -120,7 +124,7 @@ export function paramFreeShareLines(state, opts = {}) {
   let axis = { xs: [], title: "epoch" };
   const data = Object.entries(state.alpha.cells).map(([ct, cell], i) => {
     axis = frameX(state, cell);
-    const { x, y } = downsample(axis.xs, cell.share, opts.maxPoints);
+    const { x, y } = downsample(axis.xs, cell.share, opts.maxPoints ?? ALPHA_LINE_POINTS);
     // Markers while they can be told apart: at 300 epochs three traces of markers are ~900 SVG nodes, which cost
     // more than the rest of the plot on every live redraw (python -m bench ui_alpha_history).
     return { type: "scatter", mode: x.length > MARKERS_UP_TO ? "lines" : "lines+markers", name: ct, x, y, marker: { size: 4 },

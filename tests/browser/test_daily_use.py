@@ -96,13 +96,13 @@ def test_tables_sort_filter_and_the_url_round_trip(page, browser, ui_api, ui_sta
 
     # The run page's view: tab, epoch and colour scale in the URL, then the same view in a fresh page.
     page.evaluate("(r) => { location.hash = r; }", f"#/runs/{runs[0]}")
-    page.wait_for_function("() => document.getElementById('heatmap-normal') && document.getElementById('heatmap-normal').data")
+    page.wait_for_function("() => document.getElementById('heatmaps-all') && document.getElementById('heatmaps-all').data")
     # Absolute 0..1 by default: a near-uniform alpha looks uniform, as it is.
-    assert page.evaluate("[document.getElementById('heatmap-normal').data[0].zmin, document.getElementById('heatmap-normal').data[0].zmax]") == [0, 1]
+    assert page.evaluate("[document.getElementById('heatmaps-all').data.find(t => t.name === 'normal').zmin, document.getElementById('heatmaps-all').data.find(t => t.name === 'normal').zmax]") == [0, 1]
     assert "absolute" in page.locator("#colour-scale option:checked").inner_text()
     page.locator("#epoch-slider").fill("1")
     page.select_option("#colour-scale", "relative")
-    page.wait_for_function("() => document.getElementById('heatmap-normal').data[0].zmin > 0.1")
+    page.wait_for_function("() => document.getElementById('heatmaps-all').data.find(t => t.name === 'normal').zmin > 0.1")
     page.get_by_role("button", name="Cell graph").click()
     page.wait_for_function("() => location.hash.includes('tab=cell')")
     url = page.url
@@ -119,11 +119,11 @@ def test_tables_sort_filter_and_the_url_round_trip(page, browser, ui_api, ui_sta
         other.wait_for_function("() => document.querySelector('.tabs button.active') && "
                                 "document.querySelector('.tabs button.active').dataset.tab === 'cell'")
         other.get_by_role("button", name="Alpha").click()
-        other.wait_for_function("() => document.getElementById('heatmap-normal') && document.getElementById('heatmap-normal').data")
+        other.wait_for_function("() => document.getElementById('heatmaps-all') && document.getElementById('heatmaps-all').data")
         assert other.input_value("#colour-scale") == "relative"
         assert other.locator("#frame-label").inner_text().startswith("epoch 1")
         assert not other.is_checked("#follow-live")
-        assert other.evaluate("document.getElementById('heatmap-normal').data[0].zmin") > 0.1
+        assert other.evaluate("document.getElementById('heatmaps-all').data.find(t => t.name === 'normal').zmin") > 0.1
         # The shared runs-table URL opens the same filtered, sorted table.
         other.goto(shared)
         other.wait_for_function(f"() => [...document.querySelectorAll('#runs tr[data-run]')].map(t => t.dataset.run).join() === '{runs[1]}'")
@@ -162,7 +162,7 @@ def test_compare_labels_fit_and_the_baseline_reason_follows_its_search(page, ui_
     page.wait_for_function("() => document.querySelector(\"[data-fig='metrics'] .legend\")")
     page.wait_for_selector("#compare-cells .col [data-fig='cell-normal'] .annotation-text", state="attached")
     assert page.input_value("#compare-epoch") == "1"
-    z = page.evaluate("document.querySelector(\"#compare-alpha [data-fig='alpha-normal']\").data[0]")
+    z = page.evaluate("document.querySelector(\"#compare-alpha [data-fig='alpha']\").data.find(t => t.name === 'normal')")
     assert (z["zmin"], z["zmax"]) == (0, 1)
     shot(page, artifacts_dir, "compare-four")
     # Every label of the metric bars, and every run's heading, inside its own panel.

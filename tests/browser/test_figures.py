@@ -137,10 +137,13 @@ def test_300_epochs_of_history_are_thinned_but_keep_the_newest(figures):
                                      "up": rng.normal(size=(14, 8))}) for i in range(300)]
     out = figures("""const s = rs.createRunState(); rs.applyEvents(s, arg.events);
         const ent = fig.entropyLines(s, 'up'); const few = fig.entropyLines(s, 'up', {maxPoints: 50});
-        return {n: s.alpha.frames.length, full: ent.data[3], few: few.data[3], traces: ent.data.length,
+        const all = fig.entropyLines(s, 'up', {maxPoints: 400});
+        return {n: s.alpha.frames.length, full: ent.data[3], few: few.data[3], all: all.data[3], cap: fig.ALPHA_LINE_POINTS,
+                traces: ent.data.length,
                 last: s.alpha.cells.up.entropy[299][3]};""", {"events": events})
     assert out["n"] == 300 and out["traces"] == 14
-    assert len(out["full"]["x"]) == 300  # under the cap: every epoch
+    assert len(out["all"]["x"]) == 300  # under the cap: every epoch
+    assert len(out["full"]["x"]) == out["cap"] < 300 and out["full"]["x"][-1] == 299  # the live default: thinned
     assert len(out["few"]["x"]) == 50
     assert out["few"]["x"][0] == 0 and out["few"]["x"][-1] == 299
     p = softmax(np.array(events[-1]["payload"]["cells"]["up"]["alpha"]))

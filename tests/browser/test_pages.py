@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from backend.compare import ALPHA_DECIMALS
 from nas_core.config import DEMO_EXPERIMENT
 from tests.browser.conftest import shot, sign_in
 from tests.browser.test_figures import EDGES, GENOTYPE, OPS, softmax
@@ -48,19 +49,21 @@ def queued_run(api, name: str) -> int:
     return api.launch(exp["id"])["run"]["id"]
 
 
-def plot_z(pg, div_id: str):
-    return pg.evaluate("(id) => { const d = document.getElementById(id); return d && d.data ? d.data[0].z : null; }", div_id)
+def plot_z(pg, cell_type: str):
+    """The z of one cell type's heatmap: the run page draws them all in one figure (js/alpha_view.js)."""
+    return pg.evaluate("""(ct) => { const d = document.getElementById('heatmaps-all');
+        const t = d && d.data && d.data.find(t => t.name === ct); return t ? t.z : null; }""", cell_type)
 
 
-def wait_z(pg, div_id: str, expected: np.ndarray, timeout: float = 20.0) -> None:
+def wait_z(pg, cell_type: str, expected: np.ndarray, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     z = None
     while time.monotonic() < deadline:
-        z = plot_z(pg, div_id)
+        z = plot_z(pg, cell_type)
         if z is not None and np.allclose(np.array(z), expected, atol=1e-9):
             return
         time.sleep(0.1)
-    raise AssertionError(f"{div_id} never showed the expected alpha; last z: {None if z is None else np.array(z)[:2]}")
+    raise AssertionError(f"the {cell_type} heatmap never showed the expected alpha; last z: {None if z is None else np.array(z)[:2]}")
 
 
 def test_experiments_list_filters_and_pages(page, ui_api, ui_stack, artifacts_dir):
@@ -149,14 +152,14 @@ def test_run_page_follows_events_live(page, ui_api, ui_stack, artifacts_dir):
     e0 = {ct: rng.normal(size=(14, 8)) for ct in CELLS}
     feed.send("status", {"state": "running"})
     feed.epoch(0, e0, GENOTYPE, 0.2)
-    wait_z(page, "heatmap-normal", softmax(e0["normal"]))
-    wait_z(page, "heatmap-up", softmax(e0["up"]))
+    wait_z(page, "normal", softmax(e0["normal"]))
+    wait_z(page, "up", softmax(e0["up"]))
     page.wait_for_function("() => document.getElementById('frame-label').textContent.startsWith('epoch 0')")
 
     # The heatmap moves as the next epoch arrives, without a reload.
     e1 = {ct: a + rng.normal(size=(14, 8)) for ct, a in e0.items()}
     feed.epoch(1, e1, GENOTYPE, 0.3)
-    wait_z(page, "heatmap-normal", softmax(e1["normal"]))
+    wait_z(page, "normal", softmax(e1["normal"]))
     page.wait_for_function("() => document.getElementById('frame-label').textContent.startsWith('epoch 1')")
     assert "ETA" in page.locator("#run-progress-text").inner_text()
     assert page.evaluate("document.getElementById('run-progress').value") == pytest.approx(0.2)
@@ -164,13 +167,13 @@ def test_run_page_follows_events_live(page, ui_api, ui_stack, artifacts_dir):
 
     # The slider goes back through the history.
     page.locator("#epoch-slider").fill("0")
-    wait_z(page, "heatmap-normal", softmax(e0["normal"]))
+    wait_z(page, "normal", softmax(e0["normal"]))
     assert not page.is_checked("#follow-live")
     # Play runs through the history to the newest frame and stops there.
     page.locator("#play").click()
     page.wait_for_function("() => document.getElementById('play').textContent.includes('play')"
                            " && document.getElementById('frame-label').textContent.startsWith('epoch 1')", timeout=20000)
-    wait_z(page, "heatmap-normal", softmax(e1["normal"]))
+    wait_z(page, "normal", softmax(e1["normal"]))
 
     # skip_connect taking over the normal cell raises the collapse warning.
     e2 = dict(e1)
@@ -232,17 +235,19 @@ def test_compare_two_runs(page, ui_api, ui_stack, artifacts_dir):
         runs.append(run_id)
         logits.append(per_epoch)
     sign_in(page, ui_stack["url"], ui_api.token, f"#/compare?runs={runs[0]},{runs[1]}")
-    page.wait_for_selector("#compare-alpha .col [data-fig='alpha-down']")
+    page.wait_for_function("() => [...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha']\")].filter(d => d.data && d.data.some(t => t.name === 'down')).length === 2")
     cols = page.locator("#compare-alpha .col")
     assert cols.count() == 2
-    z = page.evaluate("[...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha-normal']\")].map(d => d.data[0].z)")
-    np.testing.assert_allclose(np.array(z[0]), softmax(logits[0][2]["normal"]), atol=1e-9)
-    np.testing.assert_allclose(np.array(z[1]), softmax(logits[1][2]["normal"]), atol=1e-9)
+    z = page.evaluate("[...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha']\")].map(d => d.data.find(t => t.name === 'normal').z)")
+    # /api/compare sends alpha to ALPHA_DECIMALS places (backend/compare.py).
+    sent = lambda lg: np.round(softmax(lg), ALPHA_DECIMALS)  # noqa: E731  (the feed sends weights)
+    np.testing.assert_allclose(np.array(z[0]), sent(logits[0][2]["normal"]), atol=1e-9)
+    np.testing.assert_allclose(np.array(z[1]), sent(logits[1][2]["normal"]), atol=1e-9)
     # Both at the same, earlier epoch when the slider moves.
     page.locator("#compare-epoch").fill("1")
-    page.wait_for_function("() => document.querySelector(\"#compare-alpha .col [data-fig='alpha-normal']\").data[0].z[0][0] !== null")
-    z = page.evaluate("[...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha-normal']\")].map(d => d.data[0].z)")
-    np.testing.assert_allclose(np.array(z[1]), softmax(logits[1][1]["normal"]), atol=1e-9)
+    page.wait_for_function("() => document.querySelector(\"#compare-alpha .col [data-fig='alpha']\").data.find(t => t.name === 'normal').z[0][0] !== null")
+    z = page.evaluate("[...document.querySelectorAll(\"#compare-alpha .col [data-fig='alpha']\")].map(d => d.data.find(t => t.name === 'normal').z)")
+    np.testing.assert_allclose(np.array(z[1]), sent(logits[1][1]["normal"]), atol=1e-9)
     # The cells differ on edge 2->3: marked in both columns.
     marked = page.evaluate("""[...document.querySelectorAll("#compare-cells .col [data-fig='cell-normal']")]
         .map(d => d.layout.annotations.filter(a => a.showarrow && a.arrowcolor === '#d50000').length)""")

@@ -4,6 +4,7 @@ import { allEvents, api } from "../api.js";
 import { badge, draw, el, errorBox } from "../dom.js";
 import { headlineText } from "../names.js";
 import * as fig from "../figures.js";
+import { combine } from "../subplots.js";
 import { applyEvent, createRunState, frameAtEpoch } from "../runstate.js";
 import { push, replace } from "../urlstate.js";
 
@@ -48,6 +49,11 @@ export async function render(root, { params }) {
   const scale = el("select", { id: "colour-scale", "aria-label": "colour scale" },
     Object.entries(fig.COLOUR_SCALES).map(([value, text]) => el("option", { value, selected: value === params.get("scale") }, text)));
   const label = el("span", { class: "muted" });
+  // A long history comes thinned (backend/compare.py MAX_ALPHA_FRAMES): say so, since the slider then skips epochs.
+  const thinned = runs.filter((r) => r.alpha_total > r.alpha.length);
+  const thinNote = thinned.length ? el("span", { class: "muted", id: "alpha-thinned",
+    title: "Each heatmap's title names the epoch it shows: the latest frame at or before the slider's epoch." },
+    `alpha of ${thinned.map((r) => `${r.alpha.length} of ${r.alpha_total} epochs`).join(", ")} (evenly spaced)`) : "";
   const cols = `repeat(${runs.length}, minmax(0, 1fr))`;
   const heads = el("div", { class: "side", style: `grid-template-columns: ${cols}` }, runs.map((r) => el("div", { class: "run-head" },
     el("h3", {}, el("a", { href: `#/runs/${r.run.id}` }, r.label)), badge(r.run.status),
@@ -60,7 +66,7 @@ export async function render(root, { params }) {
   const diffList = el("ul", { class: "diff", id: "genotype-diff" }, cmp.genotype_diff.slice(0, 50).map((d) =>
     el("li", {}, el("code", {}, d.path), ": ", d.values.map((v, i) => `${runs[i].label} ${JSON.stringify(v)}`).join(" · "))));
   const bottom = el("div", { class: "grid" });
-  root.append(heads, el("div", { class: "toolbar" }, el("span", {}, "alpha at epoch"), slider, label, scale), alphaGrid,
+  root.append(heads, el("div", { class: "toolbar" }, el("span", {}, "alpha at epoch"), slider, label, scale, thinNote), alphaGrid,
     el("h2", {}, "Decoded cells"), el("p", { class: "muted" }, "Edges in red differ from the first run's cell."), cellGrid,
     cmp.genotype_diff.length ? el("details", {}, el("summary", {}, `${cmp.genotype_diff.length} genotype differences`), diffList) : "",
     el("h2", {}, "Metrics"), bottom);
@@ -78,13 +84,15 @@ export async function render(root, { params }) {
       const col = column(alphaGrid, i);
       const frame = frameAtEpoch(r.state, epoch);
       if (frame < 0) { col.textContent = "no alpha at this epoch"; return; }
-      for (const [ct, cell] of Object.entries(r.state.alpha.cells)) {
+      // A run's cell types in one figure (js/subplots.js): 4 runs x 3 cells are 4 Plotly calls, not 12.
+      const parts = Object.entries(r.state.alpha.cells).map(([ct, cell]) => {
         const k = fig.cellFrame(cell, frame);
         // On the absolute scale every heatmap shares 0..1: its colour bar once, on the last column.
         const colorbar = scale.value === "relative" || i === runs.length - 1;
-        draw(slot(col, `alpha-${ct}`), fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2, scale: scale.value, colorbar,
-          title: `${r.label}: ${ct}, epoch ${r.state.alpha.frames[cell.frameIndex[k]].epoch}` }));
-      }
+        return fig.alphaHeatmap(ct, cell, k, { compact: runs.length > 2, scale: scale.value, colorbar,
+          title: `${r.label}: ${ct}, epoch ${r.state.alpha.frames[cell.frameIndex[k]].epoch}` });
+      });
+      draw(slot(col, "alpha"), combine(parts, { columns: 1 }));
     });
   };
   slider.addEventListener("input", () => { drawAlpha(); replace({ epoch: slider.value === String(maxEpoch) ? null : slider.value }); });

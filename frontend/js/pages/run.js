@@ -5,6 +5,7 @@ import { guard, me } from "../access.js";
 import { allEvents, api } from "../api.js";
 import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
 import { showUse } from "../evaluation.js";
+import * as alphaView from "../alpha_view.js";
 import * as fig from "../figures.js";
 import { RunFollower, throttle } from "../live.js";
 import { headlineText, names } from "../names.js";
@@ -74,13 +75,13 @@ export async function render(root, { id, params }) {
     const f = state.alpha.frames[frame];
     ui.frameLabel.textContent = n ? `epoch ${f.epoch ?? "?"}${f.step != null ? ` step ${f.step}` : ""} (${frame + 1}/${n})`
       : "no alpha yet: the search writes it per epoch (and every search.events_every_steps steps)";
-    for (const [ct, cell] of Object.entries(state.alpha.cells)) {
-      const k = fig.cellFrame(cell, frame);
-      draw(ui.slot(ui.heatmaps, `heatmap-${ct}`), fig.alphaHeatmap(ct, cell, k, { frame: state.alpha.frames[cell.frameIndex[k]],
-                                                                               scale: ui.scale.value, compact: Boolean(playing) || (live && !TERMINAL.has(run.status)) }));
-      if (lines) draw(ui.slot(ui.entropy, `entropy-${ct}`), fig.entropyLines(state, ct));
-    }
-    if (n && lines) draw(ui.slot(ui.share, "share"), fig.paramFreeShareLines(state));
+    if (!n) return;
+    // One figure for the heatmaps and one for the history lines (js/alpha_view.js): a Plotly call costs the same
+    // for one plot as for several, and a live run redraws them on every event.
+    const compact = Boolean(playing) || (live && !TERMINAL.has(run.status));
+    draw(ui.slot(ui.heatmaps, "heatmaps-all"), alphaView.heatmapsFigure(state, frame, { scale: ui.scale.value, compact,
+                                                                                    width: ui.heatmaps.clientWidth }));
+    if (lines) draw(ui.slot(ui.entropy, "history"), alphaView.historyFigure(state, { width: ui.entropy.clientWidth }));
   };
 
   const drawCell = () => {
@@ -259,9 +260,8 @@ function layout(root, run) {
     frameLabel: el("span", { class: "muted", id: "frame-label" }),
     scale: el("select", { id: "colour-scale", "aria-label": "colour scale" },
       Object.entries(fig.COLOUR_SCALES).map(([value, label]) => el("option", { value }, label))),
-    heatmaps: el("div", { class: "grid", id: "heatmaps" }),
-    entropy: el("div", { class: "grid", id: "entropy" }),
-    share: el("div", { class: "grid one" }),
+    heatmaps: el("div", { class: "grid one", id: "heatmaps" }),
+    entropy: el("div", { class: "grid one", id: "entropy" }),
     training: el("div", { class: "grid one", id: "training" }),
     cells: el("div", { class: "grid", id: "cells" }),
     cellNote: el("p", { class: "muted" }),
@@ -279,7 +279,7 @@ function layout(root, run) {
   };
   panels.alpha.append(el("div", { class: "toolbar" }, ui.play, ui.slider, ui.frameLabel,
     el("label", { class: "check" }, ui.live, "follow live"), ui.scale), ui.heatmaps,
-    el("h3", {}, "Per-edge entropy"), ui.entropy, el("h3", {}, "Parameter-free ops"), ui.share);
+    el("h3", {}, "Per-edge entropy, and the share of parameter-free ops"), ui.entropy);
   panels.training.append(ui.training);
   panels.cell.append(ui.cellNote, ui.cells);
   panels.evaluation.append(ui.evalNote, ui.evaluation, ui.samples);
