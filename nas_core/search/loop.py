@@ -154,7 +154,9 @@ class BilevelSearch:
         self.loss_fn = search_loss
         if self.engine is not None:
             self.loss_fn = functools.partial(search_loss, reduce_sum=self.engine.allreduce_sum)
-        self.loss_fn = self.precision.loss(self.loss_fn)  # autocast forward, float32 loss (compute:)
+        # Autocast forward, float32 loss (compute:); only the weight step is compiled, the architect runs eagerly.
+        self.weight_loss_fn = self.precision.loss(self.loss_fn, compiled=True)
+        self.loss_fn = self.precision.loss(self.loss_fn)
         self.architect: Architect = build_architect(cfg.search, self.model, self.loss_fn)
         s = cfg.search
         self.single_level = self.architect.single_level
@@ -205,7 +207,7 @@ class BilevelSearch:
         return tuple(self.engine.shard(t) for t in batch) if self.engine is not None else batch
 
     def _weight_step(self, batch, arch_on: bool) -> float:
-        loss = self.loss_fn(self.model, batch)
+        loss = self.weight_loss_fn(self.model, batch)
         params = self.w_params + (self.architect.arch_params if self.single_level and arch_on else [])
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]

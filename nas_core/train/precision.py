@@ -5,6 +5,10 @@ under autocast; the loss, alpha, beta and their softmax stay float32 (alpha is a
 on autocast's float32 list, so the mixing weights and the weighted sum over ops are float32 too), and the DARTS
 central difference runs with autocast off (`float32()`): its perturbation eps * v is ~1e-3 of the weights,
 below bfloat16's resolution (2^-8), so under autocast both sides would round to the same weights.
+
+`compile` applies to the weight step only (`loss(..., compiled=True)`): the architecture step (its unrolled
+weights, finite differences and hypergradients) and validation run the same model eagerly, so neither the
+second-order step's in-place weight swaps nor eval-mode BatchNorm trigger a recompilation.
 """
 from __future__ import annotations
 
@@ -17,6 +21,12 @@ import torch
 from torch import nn
 
 AMP_DTYPES = {"bf16": torch.bfloat16}
+COMPILE_BACKEND = "inductor"  # what `compute.compile` runs; tests name another only to see where it applies
+# On CPU with oneDNN, inductor turns every convolution's tensors channels_last ("layout optimisation"), which
+# reaches the oneDNN channels_last weight-gradient bug that `resolve_precision` refuses for channels_last: the
+# compiled supernet step aborted with "double free or corruption" in convolution_backward (torch 2.13 CPU,
+# reproduced twice). Inductor keeps the eager layouts without it.
+_CPU_INDUCTOR_OPTIONS = {"layout_optimization": False}
 _FLOAT32 = contextvars.ContextVar("nasforge_float32", default=False)  # inside `float32()`: no autocast at all
 
 
@@ -48,22 +58,25 @@ class Precision:
             model.to(memory_format=torch.channels_last)
         return model
 
-    def wrap(self, model: nn.Module) -> nn.Module:
-        """`model` as this precision runs it: same parameters, float32 outputs. The plain case is `model` itself."""
-        if self.is_plain:
+    def wrap(self, model: nn.Module, compiled: bool = False) -> nn.Module:
+        """`model` as this precision runs it: same parameters, float32 outputs. The plain case is `model` itself.
+        `compiled`: the weight step's forward, torch.compile'd when `compile` is on (eager otherwise)."""
+        compiled = compiled and self.compile
+        if self.amp is None and not self.channels_last and not compiled:
             return model
         cache = model.__dict__.setdefault("_nasforge_precise", {})
-        if self not in cache:
-            cache[self] = _Precise(model, self)
-        return cache[self]
+        if (self, compiled) not in cache:
+            cache[self, compiled] = _Precise(model, self, compiled)
+        return cache[self, compiled]
 
-    def loss(self, loss_fn: Callable) -> Callable:
-        """A loss function `loss_fn(model, batch, **kw)` whose model runs at this precision (the loss in float32)."""
-        if self.is_plain:
+    def loss(self, loss_fn: Callable, compiled: bool = False) -> Callable:
+        """A loss function `loss_fn(model, batch, **kw)` whose model runs at this precision (the loss in float32);
+        `compiled=True` for the weight step, the one place `compile` applies."""
+        if self.amp is None and not self.channels_last and not (compiled and self.compile):
             return loss_fn
 
         def precise_loss(model, batch, **kw):
-            return loss_fn(self.wrap(model), batch, **kw)
+            return loss_fn(self.wrap(model, compiled), batch, **kw)
 
         return precise_loss
 
@@ -72,12 +85,13 @@ class _Precise(nn.Module):
     """Runs the model under autocast on channels_last inputs, optionally compiled; hands back float32 outputs so
     the loss (cross-entropy, Dice) is computed in float32 outside autocast."""
 
-    def __init__(self, model: nn.Module, precision: Precision):
+    def __init__(self, model: nn.Module, precision: Precision, compiled: bool = False):
         super().__init__()
         self.inner = model
         self.precision = precision
-        # Compiled lazily and once per model: torch.compile traces on the first call (slow on CPU).
-        self._compiled = torch.compile(model) if precision.compile else None
+        # torch.compile traces on the first call, once per model (minutes on a CPU: docs/benchmarks.md).
+        options = _CPU_INDUCTOR_OPTIONS if precision.device_type == "cpu" and COMPILE_BACKEND == "inductor" else None
+        self._compiled = torch.compile(model, backend=COMPILE_BACKEND, options=options) if compiled else None
 
     def forward(self, x: torch.Tensor, *args, **kwargs):
         if self.precision.channels_last and x.dim() == 4:

@@ -66,7 +66,10 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
     k = num_classes or _num_classes(model, datasets)
     model = model.to(device)
     precision = resolve_precision(compute, device)
-    net = precision.wrap(precision.prepare(model))  # the same parameters, run at the configured precision
+    # The same parameters, run at the configured precision; compiled for training only (eval-mode BatchNorm
+    # would be a second compilation).
+    net = precision.wrap(precision.prepare(model))
+    train_net = precision.wrap(model, compiled=True)
     params = [p for p in model.parameters() if p.requires_grad]
     if optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
@@ -82,7 +85,7 @@ def train_and_evaluate(model: nn.Module, datasets: dict, epochs: int, lr: float,
     for epoch in range(epochs):
         loader.sampler.set_epoch(epoch)
         left = None if max_steps is None else max_steps - steps
-        r = train_epoch(net, loader, opt, device, grad_clip, sched, max_steps=left, deadline=deadline)
+        r = train_epoch(train_net, loader, opt, device, grad_clip, sched, max_steps=left, deadline=deadline)
         steps += r["steps"]
         history.append({"epoch": epoch, "loss": r["loss"], "steps": r["steps"], "lr": opt.param_groups[0]["lr"]})
         if events is not None:

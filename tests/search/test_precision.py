@@ -20,21 +20,28 @@ BF16_ALPHA_COSINE = 0.9
 # channels_last is float32 in another memory order: only the order of the sums differs, which Adam's division by
 # sqrt(v) of tiny alpha gradients magnifies to a few 1e-6 (one alpha step is arch_lr = 3e-4).
 CL_LOSS_RTOL, CL_ALPHA_ATOL = 1e-4, 2e-5
+# torch.compile keeps float32 but may fuse and reorder sums (inductor) and decomposes ops (AOTAutograd): the same
+# order-of-summation bound as channels_last.
+COMPILE_LOSS_RTOL, COMPILE_ALPHA_ATOL = 1e-4, 2e-5
 
 
-def _cfg(compute: dict, **search):
+def _cfg(compute: dict, data: dict | None = None, **search):
     body = tiny_experiment(epochs=1, **search)
     body["compute"] = compute
+    body["data"].update(data or {})
     return parse_experiment(body)
 
 
-def _trajectory(tmp_path, compute: dict, **search):
-    """Loss and alpha after every step of one short search epoch, and the search itself."""
+def _trajectory(tmp_path, compute: dict, before=None, data=None, **search):
+    """Loss and alpha after every step of one short search epoch, and the search itself; `before(search)` runs
+    ahead of the first step."""
     torch.manual_seed(0)
-    cfg = _cfg(compute, **search)
+    cfg = _cfg(compute, data, **search)
     losses, alphas = [], []
     with EventSink(tmp_path / f"events-{len(list(tmp_path.iterdir()))}.jsonl", heartbeat_s=0) as events:
         search_ = BilevelSearch(cfg, events, tmp_path / "last.pt", device="cpu")
+        if before is not None:
+            before(search_)
         alpha0 = torch.cat([p.detach().flatten().clone() for p in search_.model.arch_parameters()])
 
         def on_step(info):
@@ -104,6 +111,102 @@ def test_channels_last_matches_float32(tmp_path, float32_run):
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.allclose(loss_cl, loss32, rtol=CL_LOSS_RTOL)
     assert torch.allclose(alpha_cl, alpha32, atol=CL_ALPHA_ATOL)
+
+
+@pytest.mark.slow
+def test_compiled_weight_step_follows_float32_and_the_architect_stays_eager(tmp_path, monkeypatch):
+    """compute.compile on the tiny search: the weight step's forward is one captured graph (no graph break),
+    every forward of the architecture step runs eagerly, and loss and alpha follow the eager float32 run.
+
+    Backend: NOT production's inductor but torch's `aot_eager` (the same dynamo capture and AOTAutograd forward
+    and backward graphs inductor receives, run with eager kernels), wrapped to count the graphs. Inductor's
+    C++ code generation for even this 4-channel supernet takes minutes on the 2-core CPU (docs/benchmarks.md,
+    `python -m bench compile_step`); the real inductor backend is checked on the decoded network below."""
+    from nas_core.train import precision as precision_mod
+
+    graphs, compiled_runs = [], []
+    aot_eager = torch._dynamo.lookup_backend("aot_eager")
+
+    def counting_aot_eager(gm, example_inputs):
+        graphs.append(gm)
+        run = aot_eager(gm, example_inputs)
+
+        def counted(*args):
+            compiled_runs.append(phase[0])
+            return run(*args)
+
+        return counted
+
+    monkeypatch.setattr(precision_mod, "COMPILE_BACKEND", counting_aot_eager)
+    forwards, phase = [], ["none"]
+
+    def in_phase(name, fn):
+        def run(*args, **kw):
+            phase[0] = name
+            return fn(*args, **kw)
+        return run
+
+    def eager_forward(module, args):
+        # Traced by dynamo as a no-op (a list mutation inside the graph would be replayed and guarded on).
+        if not torch.compiler.is_compiling():
+            forwards.append(phase[0])
+
+    def watch(search):
+        search.model.register_forward_pre_hook(eager_forward)
+        search._weight_step = in_phase("weights", search._weight_step)
+        search.architect.step = in_phase("arch", search.architect.step)
+
+    # Batches of 3 of the 6 weight-half tiles: no partial last batch, whose new shape would compile a second
+    # graph (with a dynamic batch dimension; docs/search.md).
+    data = {"batch_size": 3}
+    _, loss32, alpha32 = _trajectory(tmp_path, {"amp": "off", "channels_last": "off"}, data=data)
+    torch._dynamo.reset()
+    try:
+        search, loss_c, alpha_c = _trajectory(tmp_path, {"amp": "off", "channels_last": "off", "compile": True},
+                                              before=watch, data=data)
+    finally:
+        torch._dynamo.reset()
+    assert search.precision.compile and len(loss_c) == len(loss32) >= 2
+    steps = len(loss_c)
+    # Each weight step ran one captured graph (a graph break would run two per step), each architecture step
+    # (DARTS first order: one forward) ran eagerly.
+    assert compiled_runs == ["weights"] * steps, compiled_runs
+    assert forwards == ["arch"] * steps, forwards
+    assert [len(images) for images, _ in search.train_loader] == [3, 3] and len(graphs) == 1, len(graphs)
+    assert torch.allclose(loss_c, loss32, rtol=COMPILE_LOSS_RTOL), (loss_c, loss32)
+    assert torch.allclose(alpha_c, alpha32, atol=COMPILE_ALPHA_ATOL), (alpha_c - alpha32).abs().max()
+
+
+@pytest.mark.slow
+def test_inductor_computes_one_node_of_mixed_ops_as_eager_does():
+    """The production backend, inductor, with the CPU options of nas_core.train.precision, on the supernet's
+    smallest unit: the MixedOps of the 2 edges leaving one node (EdgeGroup: batched sep_conv_3x3, a shared pool,
+    skip, none; 4 channels, 8 px) through `Precision.wrap(compiled=True)`. Its output and the gradients of its
+    weights and of the mixing weights (softmax of alpha) agree with eager. A whole supernet or decoded network
+    does not compile in a test's time on this CPU (minutes: docs/benchmarks.md)."""
+    from nas_core.space.mixed_op import EdgeGroup
+    from nas_core.train.precision import Precision
+
+    torch.manual_seed(0)
+    group = EdgeGroup(["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"], 4, 1, 2, {}).train()
+    x = torch.randn(2, 4, 8, 8)
+    alpha = torch.randn(2, 4, requires_grad=True)
+    target = torch.randn(2, 2, 4, 8, 8)
+    params = list(group.parameters()) + [alpha]
+
+    def grads(net):
+        out = net(x, torch.softmax(alpha, -1))
+        return [out.detach()] + list(torch.autograd.grad((out * target).sum(), params))
+
+    eager = grads(group)
+    torch._dynamo.reset()
+    try:
+        compiled = grads(Precision("cpu", compile=True).wrap(group, compiled=True))
+    finally:
+        torch._dynamo.reset()
+    assert len(eager) == len(compiled) == len(params) + 1
+    for e, c in zip(eager, compiled):
+        assert torch.allclose(c, e, rtol=COMPILE_LOSS_RTOL, atol=1e-5), (c - e).abs().max()
 
 
 def test_darts_second_order_difference_runs_in_float32(tmp_path):
