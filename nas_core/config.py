@@ -60,7 +60,7 @@ class ComputeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amp: Literal["auto", "off", "bf16"] = Field("auto", description="bfloat16 autocast of the forward pass (alpha, beta, softmax and the loss stay float32).")
     channels_last: Literal["auto", "on", "off"] = Field("auto", description="NHWC memory format for weights and inputs.")
-    compile: bool = Field(False, description="torch.compile the network's forward (slow to compile, for long runs).")
+    compile: bool = Field(False, description="torch.compile the weight step's forward (the architecture step stays eager; minutes to compile on CPU, for long runs).")
 
     @field_validator("amp", "channels_last", mode="before")
     @classmethod
