@@ -7,8 +7,8 @@ central difference runs with autocast off (`float32()`): its perturbation eps * 
 below bfloat16's resolution (2^-8), so under autocast both sides would round to the same weights.
 
 `compile` applies to the weight step only (`loss(..., compiled=True)`): the architecture step (its unrolled
-weights, finite differences and hypergradients) and validation run the same model eagerly, so neither the
-second-order step's in-place weight swaps nor eval-mode BatchNorm trigger a recompilation.
+weights, finite differences and hypergradients) and validation run the same model eagerly: the finite
+differences' autocast-off forwards and eval-mode BatchNorm would each be another graph to compile.
 """
 from __future__ import annotations
 
