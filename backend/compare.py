@@ -30,7 +30,8 @@ class CompareRun(SQLModel):
     run: RunPublic
     alpha: list[dict[str, Any]] = Field(description=f"Alpha events' payloads (plus seq), at most {MAX_ALPHA_FRAMES}, "
                                                     "evenly spaced over the run's history, weights to "
-                                                    f"{ALPHA_DECIMALS} decimals.")
+                                                    f"{ALPHA_DECIMALS} decimals; a cell's edges and ops only where they differ from "
+                                                    "its previous frame's.")
     alpha_total: int = Field(description="How many alpha events the run has (len(alpha) when none were left out).")
     final_alpha: dict[str, Any] | None
     genotype: dict[str, Any] | None
@@ -90,7 +91,16 @@ def _alpha(session: Session, run_id: int) -> tuple[list[dict[str, Any]], int]:
     q = select(Event.seq).where(Event.run_id == run_id, Event.kind == EventKind.alpha)
     seqs = session.exec(q.order_by(col(Event.seq)).limit(_MAX_EVENTS)).all()
     chosen = [seqs[i] for i in spaced(len(seqs), MAX_ALPHA_FRAMES)]
-    return [dict(_rounded(payload), seq=seq) for seq, payload in _events(session, run_id, EventKind.alpha, chosen)], len(seqs)
+    frames, names = [], {}
+    for seq, payload in _events(session, run_id, EventKind.alpha, chosen):
+        frame = dict(_rounded(payload), seq=seq)
+        for ct, c in frame["cells"].items():  # edges and ops once per cell, as long as they stay the same
+            said = {k: c[k] for k in ("edges", "ops") if k in c}
+            if said and names.get(ct) == said:
+                frame["cells"][ct] = {k: v for k, v in c.items() if k not in said}
+            names[ct] = said or names.get(ct)
+        frames.append(frame)
+    return frames, len(seqs)
 
 
 def _summary(session: Session, run: Run) -> dict[str, Any]:

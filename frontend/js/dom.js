@@ -34,12 +34,18 @@ export function duration(s) {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
-const PLOT_CONFIG = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+// Not Plotly's `responsive`: it resizes through Plots.resize, as the observer below used to (see there).
+const PLOT_CONFIG = { displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
 
-// Plotly sizes a plot once, to its box at that moment; grids reflow as plots are added, so follow the box.
+// Plotly sizes a plot once, to its box at that moment; grids reflow as plots are added, so follow the box's width.
+// Only the width: Plots.resize autosizes the height too, to the box that the plot itself gives its height, and a
+// figure of stacked subplots (js/subplots.js, 800 px) shrank to the box's CSS min-height.
 const resizer = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
   for (const e of entries) {
-    if (e.target.data && e.contentRect.width > 0) window.Plotly.Plots.resize(e.target).catch(() => {});
+    const gd = e.target, width = Math.round(e.contentRect.width);
+    if (gd.data && gd._fullLayout && width > 0 && Math.abs(gd._fullLayout.width - width) > 1) {
+      window.Plotly.relayout(gd, { width }).catch(() => {});
+    }
   }
 });
 

@@ -110,7 +110,8 @@ def test_a_long_alpha_history_comes_thinned_evenly_with_its_first_and_last_frame
     run, _ = crud.launch(session, exp, baselines=False)
     epochs = 3 * MAX_ALPHA_FRAMES + 7
     crud.ingest_events(session, run.id, [{"seq": e + 1, "kind": "alpha", "payload": {
-        "epoch": e, "step": e, "cells": {"normal": {"alpha": [[1 / 3 + e * 1e-6, 2 / 3 - e * 1e-6]]}}}} for e in range(epochs)], redis=None)
+        "epoch": e, "step": e, "cells": {"normal": {"alpha": [[1 / 3 + e * 1e-6, 2 / 3 - e * 1e-6]], "edges": ["0->2"],
+                                                    "ops": ["none", "sep_conv_3x3"]}}}} for e in range(epochs)], redis=None)
     other, _ = crud.launch(session, exp, baselines=False)
     ra = client.get("/api/compare", params={"runs": [run.id, other.id]}, headers=tokens.read).json()["runs"][0]
     got = [f["epoch"] for f in ra["alpha"]]
@@ -121,3 +122,6 @@ def test_a_long_alpha_history_comes_thinned_evenly_with_its_first_and_last_frame
     last = ra["alpha"][-1]["cells"]["normal"]["alpha"][0]
     assert last == [round(1 / 3 + (epochs - 1) * 1e-6, ALPHA_DECIMALS), round(2 / 3 - (epochs - 1) * 1e-6, ALPHA_DECIMALS)]
     assert spaced(5, 10) == [0, 1, 2, 3, 4] and spaced(0, 10) == []
+    # The names once: the first frame carries the cell's edges and ops, later ones only their weights.
+    assert ra["alpha"][0]["cells"]["normal"]["edges"] == ["0->2"] and ra["alpha"][0]["cells"]["normal"]["ops"][1] == "sep_conv_3x3"
+    assert all(set(f["cells"]["normal"]) == {"alpha"} for f in ra["alpha"][1:])

@@ -131,17 +131,24 @@ def test_collapse_warning_when_skip_wins_most_edges(figures):
     assert calm == []
 
 
+# The entropy plot draws every edge's line in one trace, apart by nulls (js/figures.js entropyLines): edge k's line.
+_SEGMENT = """const segment = (f, k) => { const t = f.data[0]; const out = {x: [], y: []}; let at = 0;
+          t.x.forEach((v, i) => { if (v === null) { at++; return; } if (at === k) { out.x.push(v); out.y.push(t.y[i]); } });
+          return out; };"""
+
+
 def test_300_epochs_of_history_are_thinned_but_keep_the_newest(figures):
     rng = np.random.default_rng(1)
     events = [alpha_event(i + 1, i, {"normal": rng.normal(size=(14, 8)), "down": rng.normal(size=(14, 8)),
                                      "up": rng.normal(size=(14, 8))}) for i in range(300)]
     out = figures("""const s = rs.createRunState(); rs.applyEvents(s, arg.events);
+        """ + _SEGMENT + """
         const ent = fig.entropyLines(s, 'up'); const few = fig.entropyLines(s, 'up', {maxPoints: 50});
         const all = fig.entropyLines(s, 'up', {maxPoints: 400});
-        return {n: s.alpha.frames.length, full: ent.data[3], few: few.data[3], all: all.data[3], cap: fig.ALPHA_LINE_POINTS,
-                traces: ent.data.length,
+        return {n: s.alpha.frames.length, full: segment(ent, 3), few: segment(few, 3), all: segment(all, 3),
+                cap: fig.ALPHA_LINE_POINTS, traces: ent.data.length, lines: ent.data[0].x.filter((v) => v === null).length + 1,
                 last: s.alpha.cells.up.entropy[299][3]};""", {"events": events})
-    assert out["n"] == 300 and out["traces"] == 14
+    assert out["n"] == 300 and out["traces"] == 1 and out["lines"] == 14  # one trace, a line per edge
     assert len(out["all"]["x"]) == 300  # under the cap: every epoch
     assert len(out["full"]["x"]) == out["cap"] < 300 and out["full"]["x"][-1] == 299  # the live default: thinned
     assert len(out["few"]["x"]) == 50
@@ -157,10 +164,12 @@ def test_alpha_logged_within_epochs_is_drawn_by_step(figures):
     for i, ev in enumerate(events):
         ev["payload"]["step"] = i + 1
     out = figures("""const s = rs.createRunState(); rs.applyEvents(s, arg);
-        const e = fig.entropyLines(s, 'normal'); return {x: e.data[0].x, title: e.layout.xaxis.title.text};""", events)
+        """ + _SEGMENT + """
+        const e = fig.entropyLines(s, 'normal'); return {x: segment(e, 0).x, title: e.layout.xaxis.title.text};""", events)
     assert out == {"x": [1, 2, 3], "title": "step"}
     per_epoch = figures("""const s = rs.createRunState(); rs.applyEvents(s, [arg[0], arg[2]]);
-        const e = fig.entropyLines(s, 'normal'); return {x: e.data[0].x, title: e.layout.xaxis.title.text};""", events)
+        """ + _SEGMENT + """
+        const e = fig.entropyLines(s, 'normal'); return {x: segment(e, 0).x, title: e.layout.xaxis.title.text};""", events)
     assert per_epoch == {"x": [0, 1], "title": "epoch"}
 
 

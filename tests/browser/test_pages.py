@@ -161,8 +161,9 @@ def test_run_page_follows_events_live(page, ui_api, ui_stack, artifacts_dir):
     feed.epoch(1, e1, GENOTYPE, 0.3)
     wait_z(page, "normal", softmax(e1["normal"]))
     page.wait_for_function("() => document.getElementById('frame-label').textContent.startsWith('epoch 1')")
+    # The progress event is sent after the alpha one (Feed.epoch): wait for it rather than race it.
+    page.wait_for_function("() => Math.abs(document.getElementById('run-progress').value - 0.2) < 1e-6")
     assert "ETA" in page.locator("#run-progress-text").inner_text()
-    assert page.evaluate("document.getElementById('run-progress').value") == pytest.approx(0.2)
     shot(page, artifacts_dir, "run-alpha")
 
     # The slider goes back through the history.
