@@ -1,6 +1,6 @@
-"""`torch.compile` (inductor) of the weight step against eager, on the DARTS supernet and on its decoded network:
-the first compiled step (tracing + inductor codegen + the C++ compiler, from a cold cache), the step time after
-it, and the loss difference on the same weights and batch.
+"""`torch.compile` (inductor) of the weight step against eager on the CPU (a CUDA variant is not written yet), on
+the DARTS supernet and on its decoded network: the first compiled step (tracing + inductor codegen + the C++
+compiler, from a cold cache), the step time after it, and the loss difference on the same weights and batch.
 
 `python -m bench compile_step [--quick] [target=supernet,decoded] [size=16] [batch=4] [channels=4] [depth=1]
 [nodes=2] [ops=skip_connect,conv_3x3] [steps=5] [threads=1] [limit_s=900]`. Each target compiles in a child

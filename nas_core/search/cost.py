@@ -44,6 +44,7 @@ class Plan:
     max_batch: int
     wall_s: float
     measured_steps: int
+    first_step_s: float = 0.0  # the untimed warm-up step; with compute.compile, the compilation (in wall_s)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -84,7 +85,8 @@ def _sync(device: torch.device) -> None:
 
 
 def _time_steps(search, steps: int, arch_on: bool) -> list[float]:
-    """Seconds of each of `steps` search steps after one warm-up, batches drawn from the loaders as the loop does."""
+    """Seconds of one warm-up step and then of each of `steps` search steps, batches drawn from the loaders as the
+    loop does."""
     from nas_core.search.loop import _Cycle
 
     loader = search.train_loader
@@ -107,7 +109,7 @@ def _time_steps(search, steps: int, arch_on: bool) -> list[float]:
         search._weight_step(batch, arch_on)
         _sync(search.device)
         times.append(time.perf_counter() - t0)
-    return times[1:]
+    return times
 
 
 @torch.no_grad()
@@ -141,13 +143,16 @@ def plan_search(cfg: ExperimentConfig, device: str | None = None, steps: int = 5
     n_img = int(batch[0].shape[0])
     act = _saved_bytes(search, batch) // max(n_img, 1)
     warm = min(warmup_epochs(cfg.search), cfg.search.epochs)
-    t_arch = statistics.median(_time_steps(search, steps, arch_on=True))
-    t_w = statistics.median(_time_steps(search, steps, arch_on=False)) if warm else t_arch
+    first, *timed = _time_steps(search, steps, arch_on=True)
+    t_arch = statistics.median(timed)
+    t_w = statistics.median(_time_steps(search, steps, arch_on=False)[1:]) if warm else t_arch
     val_batches = len(search.val_loader)
     t_val = _time_validation(search, min(steps, val_batches))
     spe = len(search.train_loader)
     epochs = cfg.search.epochs
     wall = spe * (warm * t_w + (epochs - warm) * t_arch) + epochs * val_batches * t_val
+    if search.precision.compile:  # compiled once per run, on the first weight step: minutes on a CPU
+        wall += max(first - t_arch, 0.0)
     w = sum(p.numel() for p in search.model.weight_parameters())
     a = sum(p.numel() for p in search.model.arch_parameters())
     order = getattr(cfg.search, "order", 1)
@@ -159,7 +164,8 @@ def plan_search(cfg: ExperimentConfig, device: str | None = None, steps: int = 5
                 batch_size=bs, steps_per_epoch=spe, val_batches=val_batches, epochs=epochs, warmup_epochs=warm,
                 step_s=t_arch, step_s_weights_only=t_w, val_batch_s=t_val, step_s_per_image=t_arch / max(n_img, 1),
                 activation_bytes_per_image=act, state_bytes=state, memory_bytes=state + act * bs,
-                available_bytes=available, max_batch=max_batch, wall_s=wall, measured_steps=steps)
+                available_bytes=available, max_batch=max_batch, wall_s=wall, measured_steps=steps,
+                first_step_s=first)
 
 
 def _mib(b: float) -> str:
@@ -190,4 +196,7 @@ def format_plan(p: Plan) -> str:
         f"({_mib(p.state_bytes)} weights and optimiser state + activations); {_mib(p.available_bytes)} available",
         f"largest batch   {p.max_batch} fits the available memory",
     ]
+    if pr["compile"]:
+        lines.insert(4, f"compile         first step {_duration(p.first_step_s)} (torch.compile, once per run; in the "
+                        "search estimate below)")
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """`compute:` (nas_core.train.precision) against float32 on the real search and retrain, on the CPU: bfloat16
 autocast and channels_last follow float32's loss and alpha over a few steps within the tolerances stated here;
-alpha, its gradient and its softmax stay float32 under autocast; the DARTS central difference runs in float32.
+alpha, its gradient and its softmax stay float32 under autocast; the DARTS central difference runs in float32;
+torch.compile applies to the weight step only and follows float32 (see the two compile tests for their backends).
 The CUDA paths are the same code on another device type; their figures wait for a GPU (bench/gpu.sh)."""
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def test_compiled_weight_step_follows_float32_and_the_architect_stays_eager(tmp_
     Backend: NOT production's inductor but torch's `aot_eager` (the same dynamo capture and AOTAutograd forward
     and backward graphs inductor receives, run with eager kernels), wrapped to count the graphs. Inductor's
     C++ code generation for even this 4-channel supernet takes minutes on the 2-core CPU (docs/benchmarks.md,
-    `python -m bench compile_step`); the real inductor backend is checked on the decoded network below."""
+    `python -m bench compile_step`); the real inductor backend is checked on one node's MixedOps below."""
     from nas_core.train import precision as precision_mod
 
     graphs, compiled_runs = [], []
