@@ -22,11 +22,30 @@ export function heatmapsFigure(state, frame, opts = {}) {
     return fig.alphaHeatmap(ct, cell, k, { frame: own, scale: opts.scale, compact: opts.compact,
                                            colorbar: relative || i === cells.length - 1 });
   });
-  return combine(parts, { columns: columnsFor(opts.width, parts.length), xgap: relative ? 0.13 : 0.06 });
+  const columns = columnsFor(opts.width, parts.length);
+  const out = combine(parts, { columns, xgap: relative ? 0.13 : 0.06 });
+  // Cells with the same edges side by side name them once, on the row's first plot: tick labels are measured
+  // one by one on every redraw, the largest part of a heatmap's cost (python -m bench ui_alpha_history).
+  const same = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+  return nameRowsOnce(out, parts.map((p, i) => i % columns !== 0 && same(p.data[0].y, parts[i - (i % columns)].data[0].y)));
+}
+
+// Hide the y tick labels and title of the subplots marked in `repeat` (a plot whose row's first plot says them).
+function nameRowsOnce(fig, repeat) {
+  repeat.forEach((r, i) => {
+    const key = `yaxis${i + 1}`;
+    if (r) fig.layout[key] = { ...fig.layout[key], showticklabels: false, title: { text: "" } };
+  });
+  return fig;
 }
 
 export function historyFigure(state, opts = {}) {
   const parts = Object.keys(state.alpha.cells).map((ct) => fig.entropyLines(state, ct));
+  const cells = parts.length;
   parts.push(fig.paramFreeShareLines(state));
-  return combine(parts, { columns: columnsFor(opts.width, parts.length) });
+  const columns = columnsFor(opts.width, parts.length);
+  // The entropy plots share their y axis (0 to log |ops|): named once a row, as the heatmaps' edges.
+  const range = (i) => JSON.stringify(parts[i].layout.yaxis.range);
+  return nameRowsOnce(combine(parts, { columns }),
+                      parts.map((_, i) => i < cells && i % columns !== 0 && range(i) === range(i - (i % columns))));
 }

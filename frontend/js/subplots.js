@@ -4,7 +4,8 @@
 //
 // Each part keeps its traces, axes, title (an annotation above its plot) and shapes; its axes are renamed to its
 // subplot's. Axis automargin is turned off: in a grid it re-lays out the figure once per axis (3x the draw time
-// measured); each part's own margins give its band the room for its tick labels instead.
+// measured); each part's own margins give its band the room for its tick labels instead. One legend at most: the
+// first part that has one keeps it, beside its plot.
 
 const axisName = (i) => (i === 0 ? "" : String(i + 1));
 
@@ -53,7 +54,13 @@ export function combine(figs, opts = {}) {
         trace.colorbar = { ...bar, title: { ...(bar.title || {}), side: "right" }, x: x1 + 0.005, xanchor: "left", y: (Math.max(0, bottom) + Math.min(1, top)) / 2,
                            yanchor: "middle", len: Math.min(1, top) - Math.max(0, bottom) };
       }
+      if (f.layout.showlegend === false) trace.showlegend = false;
       data.push(trace);
+    }
+    // A part with a legend (the parameter-free share: a line per cell type) keeps it, beside its plot.
+    if (f.layout.showlegend !== false && f.data.some((t) => t.name && t.type !== "heatmap") && !layout.legend) {
+      layout.showlegend = true;
+      layout.legend = { x: x1 + 0.01, xanchor: "left", y: Math.min(1, top), yanchor: "top" };
     }
     const title = titleText(f.layout);
     if (title) annotations.push({ text: title, xref: "paper", yref: "paper", x: (x0 + x1) / 2, y: top, yanchor: "bottom",
