@@ -176,4 +176,6 @@ def test_beta_darts_with_the_collapse_stop_ends_early_then_decodes_and_retrains(
     n = len(log)
     r = CliRunner().invoke(app, ["search", str(tmp_path / "beta.yaml"), "--run-dir", str(run), "--resume", "--threads", "1"])
     assert r.exit_code == 0, r.output
-    assert [e["kind"] for e in read_log(run / "events.jsonl")[n:]] == ["status"]
+    after = read_log(run / "events.jsonl")[n:]
+    assert [e["kind"] for e in after] == ["log", "status"]  # the log line says every stage was found done
+    assert after[0]["payload"]["message"].startswith("resumed: search, decode, retrain, evaluate already done")
