@@ -182,7 +182,10 @@ def test_kill_9_of_the_worker_under_the_platform_restarts_it_and_the_search_runs
                120, "the search's first epoch", log)
         search_pid = _api(url, token, "GET", f"/runs/{run_id}")["pid"]
 
-        worker_pid = body["services"]["detail"]["worker"]["pid"]
+        # The pid from supervisord's RUNNING event: /api/health can answer 200 while the worker, already serving,
+        # is still STARTING for supervisord (its startsecs), with no pid yet; one CI run read None here.
+        worker_pid = _until(lambda: (lambda w: w.get("state") == "RUNNING" and w.get("pid"))(
+            _health(url)[1].get("services", {}).get("detail", {}).get("worker", {})), 60, "the worker RUNNING with a pid", log)
         os.kill(worker_pid, signal.SIGKILL)
         time.sleep(1)
         assert _alive(search_pid), "the run is not the worker's child: it did not die with it"
