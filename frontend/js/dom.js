@@ -34,8 +34,10 @@ export function duration(s) {
   return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
-// Not Plotly's `responsive`: it resizes through Plots.resize, as the observer below used to (see there).
-const PLOT_CONFIG = { displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"] };
+// Not Plotly's `responsive`: it resizes through Plots.resize, as the observer below used to (see there). No drag
+// handles on the axes' ends: Plotly builds them anew for every subplot on every redraw, a tenth of a live redraw
+// of the alpha history (python -m bench ui_alpha_history); zoom by dragging a box and double-click still work.
+const PLOT_CONFIG = { displaylogo: false, modeBarButtonsToRemove: ["lasso2d", "select2d"], showAxisDragHandles: false };
 
 // Plotly sizes a plot once, to its box at that moment; grids reflow as plots are added, so follow the box's width.
 // Only the width: Plots.resize autosizes the height too, to the box that the plot itself gives its height, and a
@@ -49,13 +51,15 @@ const resizer = typeof ResizeObserver === "undefined" ? null : new ResizeObserve
   }
 });
 
-// Redrawing the same div on every update costs only what changed (js/redraw.js: restyle, extendTraces or react).
+// Redrawing the same div on every update costs only what changed (js/redraw.js: animate, restyle, extendTraces or
+// react). Returns a promise of the drawing: lines moved by Plotly.animate are drawn on the next animation frame.
 export function draw(div, fig) {
-  if (!window.Plotly) { div.textContent = "Plotly.js did not load (/vendor/plotly.min.js)"; return; }
+  if (!window.Plotly) { div.textContent = "Plotly.js did not load (/vendor/plotly.min.js)"; return Promise.resolve(); }
   const first = !div.data;
   redraw(div, fig, PLOT_CONFIG);
   if (first && resizer) resizer.observe(div);
   div.dataset.drawn = String(Number(div.dataset.drawn || 0) + 1);
+  return div._nfDone;
 }
 
 export function errorBox(err) {

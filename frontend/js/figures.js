@@ -43,10 +43,15 @@ export function downsample(xs, ys, maxPoints = MAX_LINE_POINTS) {
   return { x, y };
 }
 
-// Whole epochs on the x axis while there are few of them (Plotly would tick 0, 0.5, 1).
-function epochAxis(xs, title = "epoch") {
-  const span = xs.length ? Math.max(...xs) - Math.min(...xs) : 0;
-  return span <= 10 ? { title: { text: title }, dtick: 1 } : { title: { text: title } };
+// The x axis of a live history: whole epochs while there are few of them (Plotly would tick 0, 0.5, 1), a range
+// that grows in steps of half a power of ten (300 epochs: 0-300, then 0-350 from epoch 301), horizontal labels.
+// A live redraw then finds the axis as it was and its tick labels measured: left to Plotly, the range followed
+// every epoch and each label was measured again, with the angle that fits them (python -m bench ui_alpha_history).
+export function epochAxis(xs, title = "epoch") {
+  const lo = xs.length ? Math.min(...xs) : 0, span = xs.length ? Math.max(...xs) - lo : 0;
+  const step = span <= 10 ? 1 : 10 ** Math.floor(Math.log10(span)) / 2;
+  const range = [lo, lo + Math.max(1, Math.ceil(span / step) * step)];
+  return { title: { text: title }, range, autorange: false, tickangle: 0, ...(span <= 10 ? { dtick: 1 } : { nticks: 7 }) };
 }
 
 // x of each of a cell's alpha frames: the epoch, or the training step when alpha is also logged within epochs
