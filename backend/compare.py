@@ -9,12 +9,12 @@ import statistics
 from typing import Any
 
 import numpy as np
-
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel
 
 from backend import crud
 from backend.headline import headline
-from backend.models import Event, Headline, Run, RunPublic
+from backend.ingest import event_payloads, event_seqs
+from backend.models import Headline, Run, RunPublic
 from nas_core.events import EventKind
 from nas_core.rundir import RunDir, read_json
 
@@ -77,22 +77,12 @@ def _rounded(payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "cells": cells}
 
 
-def _events(session: Session, run_id: int, kind: str, seqs: list[int] | None = None) -> list[tuple[int, dict[str, Any]]]:
-    """(seq, payload) of the run's events of one kind, oldest first: two columns, not whole rows (a compare of
-    4 x 300 epochs reads thousands, and building an ORM object per row cost more than parsing its JSON)."""
-    q = select(Event.seq, Event.payload).where(Event.run_id == run_id, Event.kind == kind)
-    if seqs is not None:
-        q = q.where(col(Event.seq).in_(seqs))
-    return [tuple(row) for row in session.exec(q.order_by(col(Event.seq)).limit(_MAX_EVENTS)).all()]
-
-
 def _alpha(session: Session, run_id: int) -> tuple[list[dict[str, Any]], int]:
     """The run's alpha frames for the slider, and how many it has: only the chosen events are read and parsed."""
-    q = select(Event.seq).where(Event.run_id == run_id, Event.kind == EventKind.alpha)
-    seqs = session.exec(q.order_by(col(Event.seq)).limit(_MAX_EVENTS)).all()
+    seqs = event_seqs(session, run_id, EventKind.alpha, _MAX_EVENTS)
     chosen = [seqs[i] for i in spaced(len(seqs), MAX_ALPHA_FRAMES)]
     frames, names = [], {}
-    for seq, payload in _events(session, run_id, EventKind.alpha, chosen):
+    for seq, payload in event_payloads(session, run_id, EventKind.alpha, chosen, _MAX_EVENTS):
         frame = dict(_rounded(payload), seq=seq)
         for ct, c in frame["cells"].items():  # edges and ops once per cell, as long as they stay the same
             said = {k: c[k] for k in ("edges", "ops") if k in c}
@@ -105,11 +95,11 @@ def _alpha(session: Session, run_id: int) -> tuple[list[dict[str, Any]], int]:
 
 def _summary(session: Session, run: Run) -> dict[str, Any]:
     alpha, alpha_total = _alpha(session, run.id)
-    genotypes = [payload for _, payload in _events(session, run.id, EventKind.genotype)]
+    genotypes = [payload for _, payload in event_payloads(session, run.id, EventKind.genotype, limit=_MAX_EVENTS)]
     # The genotype event wraps Genotype.to_dict() as payload["genotype"] (nas_core/search/loop.py).
     genotype = genotypes[-1].get("genotype", genotypes[-1]) if genotypes else None
     # A discrete search (random, evolution, REINFORCE) reports trained candidates; its result is the best one.
-    cands = [c for _, c in _events(session, run.id, EventKind.candidate) if c.get("final") and _scalar(c.get("iou")) is not None]
+    cands = [c for _, c in event_payloads(session, run.id, EventKind.candidate, limit=_MAX_EVENTS) if c.get("final") and _scalar(c.get("iou")) is not None]
     best = max(cands, key=lambda c: c["iou"]) if cands else None
     if genotype is None and best is not None:
         genotype = best.get("genotype")
@@ -121,7 +111,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
     # Series are named stage.metric (search.val_iou, retrain.train_loss): the stages train different networks.
     metrics: dict[str, list[list[float]]] = {}
     final: dict[str, float] = {}
-    for seq, payload in _events(session, run.id, EventKind.metric):
+    for seq, payload in event_payloads(session, run.id, EventKind.metric, limit=_MAX_EVENTS):
         nums = _numbers(payload)
         x = nums.pop("epoch", float(seq))
         prefix = f"{payload['stage']}." if isinstance(payload.get("stage"), str) else ""
@@ -129,7 +119,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
             if name not in _NOT_METRICS:
                 metrics.setdefault(prefix + name, []).append([x, value])
                 final[prefix + name] = value
-    evaluations = [payload for _, payload in _events(session, run.id, EventKind.evaluation)]
+    evaluations = [payload for _, payload in event_payloads(session, run.id, EventKind.evaluation, limit=_MAX_EVENTS)]
     for payload in evaluations:
         prefix = f"{payload.get('stage') or 'evaluation'}."
         final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})

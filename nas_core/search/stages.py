@@ -214,6 +214,7 @@ def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resum
             skipped.append(stage)
             continue
         _log_skipped(events, skipped)
+        skipped = []
         if on_stage is not None:
             on_stage(stage)
         events.emit(EventKind.status, {"state": StatusState.running, "stage": stage})
@@ -232,4 +233,3 @@ def _log_skipped(events: EventSink, skipped: list[str]) -> None:
     """One line for the stages a resumed run found done, so its log says why it did not redo them."""
     if skipped:
         _log(events, skipped[-1], f"resumed: {', '.join(skipped)} already done (their outputs exist), skipped")
-        skipped.clear()
