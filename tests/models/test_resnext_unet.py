@@ -81,7 +81,7 @@ def test_block_listing_matches_a_forward_pass():
 
 @pytest.mark.parametrize("arg,value", [("depth", 0), ("cardinality", 0), ("bottleneck_width", -1), ("channels", 2.5)])
 def test_bad_arguments_name_the_argument(arg, value):
-    with pytest.raises(ValueError, match=arg):
+    with pytest.raises(ValueError, match=rf"\b{arg} must be an integer"):
         ResNeXtUNet(**{arg: value})
 
 
