@@ -17,9 +17,20 @@ TOY = Path(__file__).with_name("_toy_step.py")
 ENV = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "OMP_NUM_THREADS": "1"}
 
 
-def _run(cmd: list[str], cwd: Path) -> None:
-    out = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=240)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+def _run_together(*cmds: list[str], cwd: Path) -> None:
+    """Runs the commands at once (each rank is one thread: run one after another they would leave a core idle) and
+    checks each one succeeded."""
+    procs = [subprocess.Popen(cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for cmd in cmds]
+    try:
+        for proc in procs:
+            output = proc.communicate(timeout=240)[0]
+            assert proc.returncode == 0, output[-6000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def _launch(engine: str, out: Path) -> list[str]:
@@ -42,8 +53,8 @@ def _require(engine: str) -> None:
 @pytest.mark.parametrize("engine", ["ddp", "horovod"])
 def test_two_ranks_equal_one_process_on_the_full_batch(engine, tmp_path):
     _require(engine)
-    _run([sys.executable, str(TOY), "none", str(tmp_path / "one.pt")], tmp_path)
-    _run(_launch(engine, tmp_path / "two.pt"), tmp_path)
+    _run_together([sys.executable, str(TOY), "none", str(tmp_path / "one.pt")], _launch(engine, tmp_path / "two.pt"),
+                  cwd=tmp_path)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert (one["world"], two["world"]) == (1, 2)
     assert one["state"].keys() == two["state"].keys()
@@ -62,7 +73,9 @@ def test_a_dead_or_stalled_rank_fails_the_run_and_is_named(engine, fault, tmp_pa
 
     cmd = _launch(engine, tmp_path / "two.pt") + [f"{fault}:1:2"]
     start = time.monotonic()
-    out = subprocess.run(cmd, cwd=tmp_path, env={**ENV, "TOY_TIMEOUT_S": "10"}, capture_output=True, text=True,
+    # A stall is only noticed once the timeout has passed, so the test waits it out in full: 5 s is still far above
+    # a toy step (milliseconds), and both ranks reach the first collective together (torch is imported before it).
+    out = subprocess.run(cmd, cwd=tmp_path, env={**ENV, "TOY_TIMEOUT_S": "5"}, capture_output=True, text=True,
                          timeout=120)
     elapsed = time.monotonic() - start
     assert out.returncode != 0
