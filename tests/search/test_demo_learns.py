@@ -43,11 +43,13 @@ def test_the_example_and_the_form_start_from_the_demo():
 
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("NASFORGE_DEMO_TEST") != "1",
-                    reason="the whole demo (search, retrain, evaluate) costs about 200 s of CPU on one thread "
+                    reason="the whole demo (search, retrain, evaluate) costs about 160 s on two threads "
                     "(docs/search.md, Defaults that learn); it runs with NASFORGE_DEMO_TEST=1")
 def test_the_demo_learns(tmp_path):
     run = tmp_path / "demo"
-    r = CliRunner().invoke(app, ["search", str(EXAMPLE), "--run-dir", str(run), "--threads", "1"])
+    # Two threads, the two cores of this machine and of CI: the thresholds hold on the demo's step budget, not on a
+    # thread count (seed 0 on 1 and 2 threads: 100% of edges above 0.3, foreground IoU 0.549 both; docs/search.md).
+    r = CliRunner().invoke(app, ["search", str(EXAMPLE), "--run-dir", str(run), "--threads", "2"])
     assert r.exit_code == 0, r.output
     share, mean_top, fg = learning_scores(run)
     print(f"demo: {mean_top:.3f} mean top op weight, {share:.0%} of edges above {MIN_TOP_WEIGHT}, "
