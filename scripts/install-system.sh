@@ -5,7 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
   redis-server            # broker for Celery and the event streams
-  slurm-wlm munge         # single-node SLURM dev cluster
+  slurm-wlm munge         # the SLURM dev cluster
+  iproute2                # its --nodes N: a network namespace and veth pair per node (ip netns)
   openmpi-bin libopenmpi-dev  # mpirun + headers for mpi4py / Horovod
   postgresql              # database-layer tests against a real server
   chromium chromium-driver    # browser tests (Playwright drives /usr/bin/chromium)
