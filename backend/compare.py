@@ -19,7 +19,6 @@ from nas_core.events import EventKind
 from nas_core.rundir import RunDir, read_json
 
 _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
-_MAX_EVENTS = 5000
 # The slider needs alpha at a few hundred points at most: beyond that the page gets evenly spaced frames (always the
 # first and the last), each heatmap titled with the epoch it shows. Four decimals are finer than a colour step.
 MAX_ALPHA_FRAMES = 100
@@ -79,10 +78,10 @@ def _rounded(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _alpha(session: Session, run_id: int) -> tuple[list[dict[str, Any]], int]:
     """The run's alpha frames for the slider, and how many it has: only the chosen events are read and parsed."""
-    seqs = event_seqs(session, run_id, EventKind.alpha, _MAX_EVENTS)
+    seqs = event_seqs(session, run_id, EventKind.alpha)
     chosen = [seqs[i] for i in spaced(len(seqs), MAX_ALPHA_FRAMES)]
     frames, names = [], {}
-    for seq, payload in event_payloads(session, run_id, EventKind.alpha, chosen, _MAX_EVENTS):
+    for seq, payload in event_payloads(session, run_id, EventKind.alpha, chosen):
         frame = dict(_rounded(payload), seq=seq)
         for ct, c in frame["cells"].items():  # edges and ops once per cell, as long as they stay the same
             said = {k: c[k] for k in ("edges", "ops") if k in c}
@@ -95,11 +94,11 @@ def _alpha(session: Session, run_id: int) -> tuple[list[dict[str, Any]], int]:
 
 def _summary(session: Session, run: Run) -> dict[str, Any]:
     alpha, alpha_total = _alpha(session, run.id)
-    genotypes = [payload for _, payload in event_payloads(session, run.id, EventKind.genotype, limit=_MAX_EVENTS)]
+    genotypes = [payload for _, payload in event_payloads(session, run.id, EventKind.genotype)]
     # The genotype event wraps Genotype.to_dict() as payload["genotype"] (nas_core/search/loop.py).
     genotype = genotypes[-1].get("genotype", genotypes[-1]) if genotypes else None
     # A discrete search (random, evolution, REINFORCE) reports trained candidates; its result is the best one.
-    cands = [c for _, c in event_payloads(session, run.id, EventKind.candidate, limit=_MAX_EVENTS) if c.get("final") and _scalar(c.get("iou")) is not None]
+    cands = [c for _, c in event_payloads(session, run.id, EventKind.candidate) if c.get("final") and _scalar(c.get("iou")) is not None]
     best = max(cands, key=lambda c: c["iou"]) if cands else None
     if genotype is None and best is not None:
         genotype = best.get("genotype")
@@ -111,7 +110,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
     # Series are named stage.metric (search.val_iou, retrain.train_loss): the stages train different networks.
     metrics: dict[str, list[list[float]]] = {}
     final: dict[str, float] = {}
-    for seq, payload in event_payloads(session, run.id, EventKind.metric, limit=_MAX_EVENTS):
+    for seq, payload in event_payloads(session, run.id, EventKind.metric):
         nums = _numbers(payload)
         x = nums.pop("epoch", float(seq))
         prefix = f"{payload['stage']}." if isinstance(payload.get("stage"), str) else ""
@@ -119,7 +118,7 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
             if name not in _NOT_METRICS:
                 metrics.setdefault(prefix + name, []).append([x, value])
                 final[prefix + name] = value
-    evaluations = [payload for _, payload in event_payloads(session, run.id, EventKind.evaluation, limit=_MAX_EVENTS)]
+    evaluations = [payload for _, payload in event_payloads(session, run.id, EventKind.evaluation)]
     for payload in evaluations:
         prefix = f"{payload.get('stage') or 'evaluation'}."
         final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})

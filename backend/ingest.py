@@ -183,14 +183,18 @@ def events_since(session: Session, run_id: int, since: int = 0, limit: int = 100
     return session.exec(q.order_by(col(Event.seq)).limit(limit)).all()
 
 
-def event_seqs(session: Session, run_id: int, kind: str, limit: int = 5000) -> Sequence[int]:
+# At most this many events of one kind are read per run for a summary (the compare view).
+KIND_EVENTS_LIMIT = 5000
+
+
+def event_seqs(session: Session, run_id: int, kind: str, limit: int = KIND_EVENTS_LIMIT) -> Sequence[int]:
     """The seqs of the run's events of one kind, oldest first."""
     q = select(Event.seq).where(Event.run_id == run_id, Event.kind == kind)
     return session.exec(q.order_by(col(Event.seq)).limit(limit)).all()
 
 
 def event_payloads(session: Session, run_id: int, kind: str, seqs: Sequence[int] | None = None,
-                   limit: int = 5000) -> list[tuple[int, dict[str, Any]]]:
+                   limit: int = KIND_EVENTS_LIMIT) -> list[tuple[int, dict[str, Any]]]:
     """(seq, payload) of the run's events of one kind (of those `seqs` if given), oldest first: two columns, not
     whole rows (a compare of 4 x 300 epochs reads thousands, and building an ORM object per row cost more than
     parsing its JSON)."""

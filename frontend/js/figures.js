@@ -47,7 +47,7 @@ export function downsample(xs, ys, maxPoints = MAX_LINE_POINTS) {
 // that grows in steps of half a power of ten (300 epochs: 0-300, then 0-350 from epoch 301), horizontal labels.
 // A live redraw then finds the axis as it was and its tick labels measured: left to Plotly, the range followed
 // every epoch and each label was measured again, with the angle that fits them (python -m bench ui_alpha_history).
-export function epochAxis(xs, title = "epoch") {
+function epochAxis(xs, title = "epoch") {
   const lo = xs.length ? Math.min(...xs) : 0, span = xs.length ? Math.max(...xs) - lo : 0;
   const step = span <= 10 ? 1 : 10 ** Math.floor(Math.log10(span)) / 2;
   const range = [lo, lo + Math.max(1, Math.ceil(span / step) * step)];

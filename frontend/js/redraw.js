@@ -61,15 +61,21 @@ function rangesFixed(fig) {
 export function plan(old, fig) {
   if (!old || old.data.length !== fig.data.length || old.layoutKey !== layoutKey(fig.layout)) return { react: true };
   const title = old.title !== titleText(fig.layout) ? titleText(fig.layout) : undefined;
-  const restyle = [], extend = { x: [], y: [], indices: [] }, animate = { data: [], traces: [] };
-  let lines = title === undefined && fig.data.every((t) => t.type === "scatter") && rangesFixed(fig);
+  const changes = [];  // [index, the arrays that changed]
   for (let i = 0; i < fig.data.length; i++) {
+    if (old.styleKeys[i] !== styleKey(fig.data[i])) return { react: true };
+    const changed = ARRAYS.filter((k) => !sameArray(old.data[i][k], fig.data[i][k]));
+    if (changed.length) changes.push([i, changed]);
+  }
+  const animated = title === undefined && changes.length && fig.data.every((t) => t.type === "scatter") && rangesFixed(fig)
+    && changes.every(([, changed]) => changed.every((k) => ANIMATED.includes(k)));
+  if (animated) {
+    return { animate: { data: changes.map(([i, changed]) => Object.fromEntries(changed.map((k) => [k, fig.data[i][k]]))),
+                        traces: changes.map(([i]) => i) } };
+  }
+  const restyle = [], extend = { x: [], y: [], indices: [] };
+  for (const [i, changed] of changes) {
     const a = old.data[i], b = fig.data[i];
-    if (old.styleKeys[i] !== styleKey(b)) return { react: true };
-    const changed = ARRAYS.filter((k) => !sameArray(a[k], b[k]));
-    if (!changed.length) continue;
-    lines = lines && changed.every((k) => ANIMATED.includes(k));
-    if (lines) { animate.data.push(Object.fromEntries(changed.map((k) => [k, b[k]]))); animate.traces.push(i); }
     const line = b.type === "scatter" && changed.every((k) => k === "x" || k === "y");
     const dx = line ? grown(a.x, b.x) : null, dy = line ? grown(a.y, b.y) : null;
     if (dx && dy && dx.length === dy.length) {
@@ -80,7 +86,6 @@ export function plan(old, fig) {
     for (const k of changed) update[k] = [b[k]];
     restyle.push([update, i]);
   }
-  if (lines && animate.traces.length) return { animate };
   return { restyle, extend, title };
 }
 
