@@ -6,11 +6,11 @@ first), `head`. `ResNeXtUNet.blocks()` lists each with its role and shape; `mode
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nas_core.models.blocks import NamedBlocks, resnext_unet_blocks
 
 
 class ResNeXtBlock(nn.Module):
@@ -54,22 +54,7 @@ class _UpStage(nn.Module):
         return self.blocks(torch.cat([x, skip], 1))
 
 
-@dataclass(frozen=True)
-class BlockSpec:
-    """One named block: its role (normal | down | up, the cell type that may replace it; head: the classifier),
-    channels in (from the previous block; for up blocks also the skip's) and out, and how it changes the scale
-    (stride 2 halves the sides, scale 2 doubles them to the skip's)."""
-
-    name: str
-    role: str
-    in_channels: int
-    out_channels: int
-    stride: int = 1
-    scale: int = 1
-    skip_channels: int = 0
-
-
-class ResNeXtUNet(nn.Module):
+class ResNeXtUNet(NamedBlocks, nn.Module):
     """U-Net whose stages are ResNeXt blocks. Level i has `channels * 2**i` channels and group width
     `bottleneck_width * 2**i` (the paper doubles d with the width: 32x4d, 32x8d, ...), `cardinality` groups.
 
@@ -97,23 +82,7 @@ class ResNeXtUNet(nn.Module):
         self.decoder = nn.ModuleList(_UpStage(widths[i + 1], widths[i], widths[i], group_width=gw[i], **args)
                                      for i in reversed(range(depth)))
         self.head = nn.Conv2d(channels, num_classes, 1)
-        specs = [BlockSpec("stem", "normal", in_channels, channels)]
-        specs += [BlockSpec(f"encoder.{i}", "down", widths[i], widths[i + 1], stride=2) for i in range(depth)]
-        specs.append(BlockSpec("bottleneck", "normal", widths[depth], widths[depth]))
-        specs += [BlockSpec(f"decoder.{j}", "up", widths[i + 1], widths[i], scale=2, skip_channels=widths[i])
-                  for j, i in enumerate(reversed(range(depth)))]
-        specs.append(BlockSpec("head", "head", channels, num_classes))
-        self._specs = tuple(specs)
-
-    def blocks(self) -> tuple[BlockSpec, ...]:
-        """The named blocks in forward order, for a partial search (swap one for a cell of its role) or an ablation."""
-        return self._specs
-
-    def block(self, name: str) -> nn.Module:
-        names = [s.name for s in self._specs]
-        if name not in names:
-            raise KeyError(f"ResNeXtUNet has no block {name!r}; blocks: {', '.join(names)}")
-        return self.get_submodule(name)
+        self._specs = resnext_unet_blocks(in_channels, num_classes, channels, depth)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]

@@ -134,6 +134,21 @@ class CellGraph:
             raise SpaceError(f"edge ({i}, {j}) is not in the cell; its edges are {list(self.edges)}") from None
 
 
+@dataclass(frozen=True)
+class CellSlot:
+    """One cell of the plan: type, role (normal|down|up), node channels C, input channels, how input 0 is
+    brought to the cell's scale (1 keep, 2 FactorizedReduce, -2 upsample) and the state indices feeding it."""
+
+    index: int
+    cell_type: str
+    role: str
+    C: int
+    C_pp: int
+    C_p: int
+    resample0: int
+    inputs: tuple[int, int]
+
+
 def edge_stride(role: str, source: int) -> int:
     """Resampling on an edge: down cells halve on edges leaving the inputs (DARTS reduction); up cells double
     on edges leaving input 1 (the coarser decoder state) while input 0 (the encoder skip) is already at scale."""

@@ -5,13 +5,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nas_core.space.partial_schema import BACKBONE_MACROS, check_partial, marked_roles
+
 DARTS_OPS = [
     "none", "max_pool_3x3", "avg_pool_3x3", "skip_connect",
     "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5",
 ]
 
-# Cell types each macro-architecture is built of.
-MACRO_CELL_TYPES = {"unet": ("normal", "down", "up"), "darts-classifier": ("normal", "reduce")}
+# Cell types each macro-architecture is built of (a backbone macro: those of its marked blocks' roles).
+MACRO_CELL_TYPES = {"unet": ("normal", "down", "up"), "darts-classifier": ("normal", "reduce"),
+                    "resnext-unet": ("normal", "down", "up"), "plain-unet": ("normal", "down", "up")}
 
 
 class CellSpaceConfig(BaseModel):
@@ -40,7 +43,9 @@ class SpaceConfig(BaseModel):
     """What is searched and the network it is searched in."""
 
     model_config = ConfigDict(extra="forbid")
-    macro: Literal["unet", "darts-classifier"] = Field("unet", description="Macro-architecture built of cells.")
+    macro: Literal["unet", "darts-classifier", "resnext-unet", "plain-unet"] = Field(
+        "unet", description="Macro-architecture built of cells; resnext-unet and plain-unet: a hand-designed U-Net "
+        "whose search_blocks are replaced by searched cells (partial search).")
     cells: dict[str, CellSpaceConfig] = Field(
         default_factory=lambda: {"normal": CellSpaceConfig(), "down": CellSpaceConfig(), "up": CellSpaceConfig()},
         description="Cell types and their spaces (unet: normal, down, up; darts-classifier: normal, reduce).",
@@ -60,6 +65,17 @@ class SpaceConfig(BaseModel):
     in_channels: int = Field(3, ge=1, le=16, description="Input image channels.")
     num_classes: int = Field(2, ge=2, le=256, description="Output classes (background included).")
     auxiliary: bool = Field(False, description="darts-classifier: auxiliary head after the second reduction cell.")
+    search_blocks: list[str] = Field(
+        default_factory=list, description="Partial search (resnext-unet, plain-unet): the backbone's named blocks "
+        "replaced by a searched cell of their role (normal, down, up), e.g. [decoder.1, bottleneck].")
+    backbone: dict[str, int] = Field(
+        default_factory=dict, description="Partial search: the backbone's further constructor arguments "
+        "(resnext-unet: cardinality, bottleneck_width, blocks); channels, depth, in_channels, num_classes are the space's.")
+    init_from: str | None = Field(
+        None, description="Partial search: a checkpoint (state_dict) of the backbone whose weights the blocks not "
+        "searched start from; inside the data roots or the runs folder.")
+    freeze: bool = Field(False, description="Partial search: keep the blocks not searched as init_from has them "
+                         "(no gradient, BatchNorm statistics fixed).")
 
     @model_validator(mode="before")
     @classmethod
@@ -67,10 +83,19 @@ class SpaceConfig(BaseModel):
         # A darts-classifier space without explicit cells gets DARTS's normal and reduction cells.
         if isinstance(data, dict) and data.get("macro") == "darts-classifier" and "cells" not in data:
             data = {**data, "cells": {"normal": {}, "reduce": {}}}
+        # A partial search without explicit cells gets one default cell type per role of its marked blocks.
+        if isinstance(data, dict) and data.get("macro") in BACKBONE_MACROS and "cells" not in data:
+            data = {**data, "cells": {r: {} for r in marked_roles(data, cls.model_fields["depth"].default)}}
         return data
 
     @model_validator(mode="after")
     def _check(self) -> "SpaceConfig":
+        for name, ref in self.user_ops.items():
+            if ":" not in ref:
+                raise ValueError(f"user_ops.{name}: {ref!r} is not 'module:callable'")
+        check_partial(self)
+        if self.macro in BACKBONE_MACROS:
+            return self  # its cell types are those of its marked blocks, checked by check_partial
         need = MACRO_CELL_TYPES[self.macro]
         if self.macro == "unet" and self.normal_cells_per_scale == 0:
             need = ("down", "up")
@@ -83,7 +108,4 @@ class SpaceConfig(BaseModel):
                 f"cells.{extra[0]}: macro {self.macro!r} has no {extra[0]!r} cells; "
                 f"use {', '.join(MACRO_CELL_TYPES[self.macro])}"
             )
-        for name, ref in self.user_ops.items():
-            if ":" not in ref:
-                raise ValueError(f"user_ops.{name}: {ref!r} is not 'module:callable'")
         return self

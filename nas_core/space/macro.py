@@ -1,34 +1,21 @@
-"""Macro-architectures built of cells: the U-Net of cells for segmentation and DARTS's classification stack.
+"""Macro-architectures built of cells: the U-Net of cells for segmentation, DARTS's classification stack, and a
+hand-designed U-Net with some of its blocks replaced by cells (partial search, nas_core.space.partial).
 
 A macro is a plan (which cell type sits where, its channels and which earlier states feed it) walked by one
 `MacroNetwork`; the supernet and the discrete network differ only in the cells they put into the plan.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 from typing import Callable
 
 import torch
 from torch import nn
 
-from nas_core.space.cell import SpaceError
+from nas_core.space import partial
+from nas_core.space.cell import CellSlot, SpaceError
 from nas_core.space.config import SpaceConfig
 from nas_core.space.ops import FactorizedReduce, ReLUConvBN, Upsample2x
-
-
-@dataclass(frozen=True)
-class CellSlot:
-    """One cell of the plan: type, role (normal|down|up), node channels C, input channels, how input 0 is
-    brought to the cell's scale (1 keep, 2 FactorizedReduce, -2 upsample) and the state indices feeding it."""
-
-    index: int
-    cell_type: str
-    role: str
-    C: int
-    C_pp: int
-    C_p: int
-    resample0: int
-    inputs: tuple[int, int]
 
 
 def preprocess(C_in: int, C: int, resample: int, affine: bool) -> nn.Module:
@@ -118,7 +105,10 @@ class AuxiliaryHeadCIFAR(nn.Module):
 
 
 class MacroNetwork(nn.Module):
-    """Stem, the planned cells, head. `make_cell(slot)` supplies the cells; subclasses pass extra cell inputs."""
+    """Stem, the planned cells, head; or a backbone whose marked blocks run the cells. `make_cell(slot)` supplies
+    the cells; subclasses pass extra cell inputs."""
+
+    _frozen_blocks: tuple[str, ...] = ()
 
     def __init__(self, space: SpaceConfig, multipliers: dict[str, int], make_cell: Callable[[CellSlot], nn.Module],
                  auxiliary: bool = False):
@@ -131,6 +121,9 @@ class MacroNetwork(nn.Module):
             self.stem = nn.Sequential(nn.Conv2d(space.in_channels, space.channels, 3, padding=1, bias=False),
                                       nn.BatchNorm2d(space.channels))
             self.head = nn.Conv2d(c_last, space.num_classes, 1)
+        elif space.macro in partial.BACKBONE_MACROS:
+            self.backbone, self.slots, self._places, frozen = partial.build(space, multipliers)
+            self._frozen_blocks = tuple(frozen)
         else:
             self.slots, c_last, self._aux_after = darts_plan(space, multipliers)
             c_stem = 3 * space.channels
@@ -143,13 +136,33 @@ class MacroNetwork(nn.Module):
             c_aux = multipliers["reduce"] * self.slots[self._aux_after].C
             self.auxiliary_head = AuxiliaryHeadCIFAR(c_aux, space.num_classes)
 
+    def train(self, mode: bool = True) -> "MacroNetwork":
+        super().train(mode)
+        # Frozen backbone blocks stay in eval mode: BatchNorm neither updates its statistics nor uses the batch's.
+        for name in self._frozen_blocks:
+            self.backbone.get_submodule(name).eval()
+        return self
+
     def _run_cell(self, cell: nn.Module, slot: CellSlot, s0: torch.Tensor, s1: torch.Tensor, ctx) -> torch.Tensor:
         return cell(s0, s1)
 
     def _context(self):
         return None
 
+    def _forward_backbone(self, x: torch.Tensor) -> torch.Tensor:
+        partial.check_sides(x, self.space, self.slots)
+        ctx = self._context()
+        for place, slot, cell in zip(self._places, self.slots, self.cells):
+            place.run = functools.partial(self._run_cell, cell, slot, ctx=ctx)
+        try:
+            return self.backbone(x)
+        finally:  # the places hold this pass's tensors only while it runs (a copy of the network holds none)
+            for place in self._places:
+                place.run = None
+
     def forward(self, x: torch.Tensor):
+        if self.macro in partial.BACKBONE_MACROS:
+            return self._forward_backbone(x)
         if self.macro == "unet":
             k = 2**self.space.depth
             if x.shape[-1] % k or x.shape[-2] % k:

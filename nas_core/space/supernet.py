@@ -114,8 +114,9 @@ class Supernet(MacroNetwork):
         return list(self._alphas.values()) + list(self._betas.values())
 
     def weight_parameters(self) -> list[nn.Parameter]:
+        # Frozen backbone blocks of a partial search are not trained: no optimiser or architect sees them.
         arch = {id(p) for p in self.arch_parameters()}
-        return [p for p in self.parameters() if id(p) not in arch]
+        return [p for p in self.parameters() if id(p) not in arch and p.requires_grad]
 
     def arch_weights(self) -> dict[str, torch.Tensor]:
         """The weights each MixedOp actually uses: softmax(alpha) per row, or alpha itself on the simplex."""
