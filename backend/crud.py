@@ -167,7 +167,12 @@ def create_run(session: Session, exp: Experiment, *, kind: str, method: str, lau
 
 def with_confined_data(cfg: ExperimentConfig, roots: Sequence[Path]) -> ExperimentConfig:
     """The config with data.path resolved (a relative one inside the data roots) and checked against them; the
-    resolved path is what is stored, so the run later opens what was checked. OutsideDataRoots (a ValueError) if not."""
+    resolved path is what is stored, so the run later opens what was checked. OutsideDataRoots (a ValueError) if not.
+    Likewise space.init_from, which may also lie in the runs folder."""
+    if cfg.space.init_from is not None:
+        # A partial search's backbone checkpoint: a user's file in the data roots, or a finished run's weights.
+        init = find_in_roots(cfg.space.init_from, [*roots, get_settings().runs_dir], field="space.init_from")
+        cfg = cfg.model_copy(update={"space": cfg.space.model_copy(update={"init_from": str(init)})})
     if cfg.data.path is None:
         return cfg
     path = find_in_roots(cfg.data.path, roots)

@@ -71,10 +71,14 @@ def _load_init(model: nn.Module, space: SpaceConfig, roots: list[Path] | None) -
             raise SpaceError(str(exc)) from None
     try:
         load_weights(model, path)
-    except (FileNotFoundError, ValueError) as exc:
-        raise SpaceError(f"space.init_from: {exc}; it must be a checkpoint of {type(model).__name__} built as "
-                         f"this space builds it (macro {space.macro}, channels {space.channels}, depth "
-                         f"{space.depth}, backbone {space.backbone or 'defaults'})") from None
+    except FileNotFoundError as exc:
+        raise SpaceError(f"space.init_from: {exc}") from None
+    except ValueError as exc:
+        args = dict(in_channels=space.in_channels, num_classes=space.num_classes, channels=space.channels,
+                    depth=space.depth, **space.backbone)
+        built = ", ".join(f"{k}={v}" for k, v in args.items())
+        raise SpaceError(f"space.init_from: {exc}\nThis space builds {type(model).__name__}({built}) "
+                         f"(macro {space.macro}); give a checkpoint of that network.") from None
 
 
 def build(space: SpaceConfig, multipliers: dict[str, int]) -> tuple[nn.Module, list[CellSlot], list[CellPlace], list[str]]:

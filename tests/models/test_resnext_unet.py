@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nas_core.models import ResNeXtBlock, ResNeXtUNet
+from nas_core.models import PlainUNet, ResNeXtBlock, ResNeXtUNet
 
 
 def block_params(cin: int, cout: int, cardinality: int, d: int) -> int:
@@ -55,12 +55,18 @@ def test_grouped_conv_is_grouped():
         assert tuple(b.conv2.weight.shape) == (width, width // 4, 3, 3)
 
 
-def test_block_listing_matches_a_forward_pass():
-    depth = 2
-    net = ResNeXtUNet(3, 2, channels=8, depth=depth, cardinality=2, bottleneck_width=2).eval()
+@pytest.mark.parametrize("net,names,roles", [
+    (lambda: ResNeXtUNet(3, 2, channels=8, depth=2, cardinality=2, bottleneck_width=2),
+     ["stem", "encoder.0", "encoder.1", "bottleneck", "decoder.0", "decoder.1", "head"],
+     ["normal", "down", "down", "normal", "up", "up", "head"]),
+    (lambda: PlainUNet(3, 2, channels=4, depth=2),
+     ["stem", "down.0", "down.1", "up.0", "up.1", "head"], ["normal", "down", "down", "up", "up", "head"]),
+], ids=["resnext", "plain"])
+def test_block_listing_matches_a_forward_pass(net, names, roles):
+    net = net().eval()
     specs = net.blocks()
-    assert [s.name for s in specs] == ["stem", "encoder.0", "encoder.1", "bottleneck", "decoder.0", "decoder.1", "head"]
-    assert [s.role for s in specs] == ["normal", "down", "down", "normal", "up", "up", "head"]
+    assert [s.name for s in specs] == names
+    assert [s.role for s in specs] == roles
     seen = {}
     hooks = [net.block(s.name).register_forward_hook(
         lambda mod, args, out, name=s.name: seen.__setitem__(name, ([tuple(a.shape) for a in args], tuple(out.shape))))
@@ -75,7 +81,7 @@ def test_block_listing_matches_a_forward_pass():
             assert ins[1][1] == s.skip_channels and out[2:] == ins[1][2:] and out[2] == ins[0][2] * s.scale, s
         else:
             assert out[2] * s.stride == ins[0][2] and out[3] * s.stride == ins[0][3], s
-    with pytest.raises(KeyError, match="decoder.5"):
+    with pytest.raises(KeyError, match="has no block .decoder.5.; blocks: stem"):
         net.block("decoder.5")
 
 
