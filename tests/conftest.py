@@ -63,6 +63,69 @@ def slurm_cluster(services_dir):
         subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, timeout=120)
 
 
+# The two-node cluster's own addresses, inside the namespaces deploy/slurm/dev-cluster.sh creates (NASFORGE_SLURM_NET).
+TWO_NODE_NET = "10.77.9"
+
+
+def namespaces_impossible() -> str | None:
+    """Why nodes in network namespaces cannot be made here, or None."""
+    if os.geteuid() != 0:
+        return "network namespaces need root"
+    if shutil.which("slurmctld") is None and not Path("/usr/sbin/slurmctld").exists():
+        return "slurm-wlm is not installed (scripts/install-system.sh installs it)"
+    for tool in ("ip", "unshare"):
+        if shutil.which(tool) is None:
+            return f"{tool} is missing (Debian iproute2 / util-linux; scripts/install-system.sh)"
+    probe = subprocess.run(["unshare", "--net", "--uts", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        return f"this machine refuses new network namespaces: {probe.stderr.strip()}"
+    return None
+
+
+def namespace_leftovers() -> list[str]:
+    """The two-node cluster's namespaces, veths, bridge and hosts files still present."""
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    left = [n.split()[0] for n in netns.splitlines() if n.startswith("nfnode")]
+    left += [w for line in links.splitlines() for w in line.split()[1:2] if w.startswith(("nfv", "nfslurm0"))]
+    left += [str(p) for p in Path("/etc/netns").glob("nfnode*")]
+    return left
+
+
+@pytest.fixture(scope="session")
+def slurm_two_nodes(services_dir):
+    """A real SLURM cluster of two nodes on this machine (issue 20): each slurmd in a network and UTS namespace of
+    its own (hostname nfnode1 / nfnode2, address TWO_NODE_NET.11 / .12), so a job's tasks on the two nodes talk over
+    a network as on a cluster. Root only, since namespaces cannot be made otherwise; it skips saying so. A silent
+    slurmd is given 10 s (SlurmdTimeout) before its node is DOWN, so a node failure ends its job in seconds.
+    Yields {"env": the environment that reaches it, "dir": its folder, "start": a callable that starts what is not
+    running (a node a test killed)}. Torn down at the end of the session, checking nothing is left."""
+    reason = namespaces_impossible()
+    if reason:
+        pytest.skip(reason)
+    cluster_dir = services_dir / "slurm-2-nodes"
+    env = {**os.environ, "NASFORGE_SLURM_DIR": str(cluster_dir), "NASFORGE_SLURMCTLD_PORT": str(free_port()),
+           "NASFORGE_SLURMD_PORT": str(free_port()), "NASFORGE_SLURM_NET": TWO_NODE_NET,
+           "NASFORGE_SLURMD_TIMEOUT": "10"}
+    script = ROOT / "deploy" / "slurm" / "dev-cluster.sh"
+
+    def start() -> None:
+        out = subprocess.run(["bash", str(script), "start", "--nodes", "2"], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, f"two-node dev cluster did not start:\n{out.stdout}\n{out.stderr}"
+
+    try:
+        start()
+        yield {"env": {**os.environ, "SLURM_CONF": str(cluster_dir / "slurm.conf")}, "dir": cluster_dir,
+               "start": start}
+    finally:
+        stop = subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, text=True, timeout=120)
+        assert stop.returncode == 0, stop.stderr
+        assert namespace_leftovers() == [], "the cluster's namespaces, veths, bridge or hosts files were left behind"
+        daemons = subprocess.run(["pgrep", "-f", f"slurm.*{cluster_dir}"], capture_output=True, text=True).stdout
+        assert daemons.strip() == "", f"daemons left running: {daemons}"
+
+
 @pytest.fixture(scope="session")
 def platform(services_dir, redis_url):
     """The API and one Celery worker on a fresh data directory, as `make run` starts them."""

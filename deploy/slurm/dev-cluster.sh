@@ -48,12 +48,13 @@ write_conf() {
   fi
   mkdir -p "$DIR"/{state,spool,log,run}
   if [ "$NODES" -eq 1 ]; then
-    CTLD_HOST=$HOST NODE_SET=$HOST PER_NODE=
+    CTLD_HOST=$HOST NODE_SET=$HOST PER_NODE= TMP_FS=/tmp
     NODE_LINES="NodeName=$HOST CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN"
   else
     # Each node gets every CPU: the namespaces share this machine's, as tasks of one job share a real node's.
     # %n: slurmd puts its own node name there, so the daemons' files stay apart.
-    CTLD_HOST="$HOST($NET.1)" NODE_SET="nfnode[1-$NODES]" PER_NODE=-%n
+    CTLD_HOST="$HOST($NET.1)" NODE_SET="nfnode[1-$NODES]" PER_NODE=-%n TMP_FS=$DIR/tmp-%n
+    for i in $(seq "$NODES"); do mkdir -p "$DIR/tmp-nfnode$i"; done
     NODE_LINES=""
     for i in $(seq "$NODES"); do
       NODE_LINES+="NodeName=nfnode$i NodeAddr=$NET.$((10 + i)) NodeHostname=nfnode$i CPUs=$CPUS RealMemory=$((MEM_MB / NODES)) State=UNKNOWN"$'\n'
@@ -73,6 +74,9 @@ SlurmctldPidFile=$DIR/run/slurmctld.pid
 SlurmdPidFile=$DIR/run/slurmd$PER_NODE.pid
 SlurmctldLogFile=$DIR/log/slurmctld.log
 SlurmdLogFile=$DIR/log/slurmd$PER_NODE.log
+# Each node's own scratch, as real nodes have their own /tmp: PMIx makes a per-step folder there whose name does not
+# say the node, so two nodes sharing one /tmp would collide on it.
+TmpFS=$TMP_FS
 ProctrackType=proctrack/linuxproc
 TaskPlugin=$TASK_PLUGIN
 SelectType=select/cons_tres
@@ -89,12 +93,14 @@ MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
 SlurmctldTimeout=30
-SlurmdTimeout=30
+# How long a silent slurmd is waited for before its node is set DOWN and its jobs end NODE_FAIL.
+SlurmdTimeout=${NASFORGE_SLURMD_TIMEOUT:-30}
 InactiveLimit=0
 MinJobAge=300
 KillWait=5
 $NODE_LINES
-DefMemPerCPU=$((MEM_MB / CPUS))
+# A node's memory shared by its CPUs, so a node's every CPU can be asked for at the default memory per CPU.
+DefMemPerCPU=$((MEM_MB / NODES / CPUS))
 # Preemption on one node: a job in partition urgent (higher PriorityTier) takes the CPUs of debug jobs, which SLURM
 # requeues (they are submitted with --requeue), as a shared cluster's high-priority partition does.
 PreemptType=preempt/partition_prio
@@ -126,7 +132,8 @@ start_munge() {
 pid_alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # The multi-node network: a bridge with $NET.1 here, and per node a namespace nfnode<i> holding one end of a veth
-# pair (eth0, $NET.<10+i>), the other end on the bridge.
+# pair (eth0, $NET.<10+i>), the other end on the bridge. Each node resolves every node's name, as cluster nodes do
+# (a rank finds its rendezvous host by name): `ip netns exec` mounts /etc/netns/<ns>/hosts over /etc/hosts there.
 network_up() {
   ip link show "$BR" >/dev/null 2>&1 || { ip link add "$BR" type bridge && ip addr add "$NET.1/24" dev "$BR"; }
   ip link set "$BR" up
@@ -141,6 +148,12 @@ network_up() {
     ip netns exec "$ns" ip link set lo up
     ip netns exec "$ns" ip link set eth0 up
   done
+  local hosts
+  hosts=$(grep -v nfnode /etc/hosts; echo "$NET.1 nfslurmctld"; for i in $(seq "$NODES"); do echo "$NET.$((10 + i)) nfnode$i"; done)
+  for i in $(seq "$NODES"); do
+    mkdir -p "/etc/netns/nfnode$i"
+    printf '%s\n' "$hosts" > "/etc/netns/nfnode$i/hosts"
+  done
 }
 
 network_down() {
@@ -149,7 +162,9 @@ network_down() {
   for i in $(seq "$n"); do
     ip link del "nfv$i" 2>/dev/null || true
     ip netns del "nfnode$i" 2>/dev/null || true
+    rm -rf "/etc/netns/nfnode$i"
   done
+  rmdir /etc/netns 2>/dev/null || true
   ip link del "$BR" 2>/dev/null || true
   # `ip netns add` bind-mounts /run/netns onto itself; with no namespace left in it, that mount goes too.
   if mountpoint -q /run/netns && [ -z "$(ls -A /run/netns)" ]; then umount /run/netns 2>/dev/null || true; fi

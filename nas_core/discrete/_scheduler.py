@@ -161,10 +161,10 @@ class Scheduler:
             self.queue.append((retry, worker))
 
     def _log_candidate(self, result: dict[str, Any], final: bool) -> None:
-        # `worker` is the MPI rank (or pool slot) that trained it; `started`/`finished` (Unix time, as the worker
-        # saw them) draw the per-worker timeline and its busy and idle time.
+        # `worker` is the MPI rank (or pool slot) that trained it and `host` the node it ran on; `started`/`finished`
+        # (Unix time, as the worker saw them) draw the per-worker timeline and its busy and idle time.
         keys = ("trial", "attempt", "genotype", "iou", "train_time_s", "params_count", "flops", "proxies", "status", "error",
-                "worker", "started", "finished")
+                "worker", "host", "started", "finished")
         payload = {k: result.get(k) for k in keys}
         payload.update(final=final, method=self.job.method, stage=result.get("stage", "train"))
         self._pending.append(payload)

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -75,7 +76,8 @@ def run_trial(
             child.stdin.close()
             rc = _wait(child, limit, heartbeat, heartbeat_s)
         result = _collect(spec, rc, out, log_path, limit)
-    result.update(worker=worker, started=started, finished=time.time())
+    # The host with the rank: across nodes, where a trial ran is where its logs and its GPU were.
+    result.update(worker=worker, host=socket.gethostname(), started=started, finished=time.time())
     return result
 
 
@@ -87,7 +89,7 @@ def run_inline(spec: dict[str, Any], *, worker: int = 0) -> dict[str, Any]:
     except Exception as exc:  # the trial's failure is data, not the caller's crash
         result = _base_result(spec, "error")
         result["error"] = f"{type(exc).__name__}: {exc}"
-    result.update(worker=worker, started=started, finished=time.time())
+    result.update(worker=worker, host=socket.gethostname(), started=started, finished=time.time())
     return result
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -31,8 +32,10 @@ class Heartbeats:
 
     def _write(self, waiting: float | None) -> None:
         # Rewritten every step: atomic for the other ranks' reads, not fsynced (the next beat supersedes a lost one).
+        # The host with the pid: on several nodes a pid alone does not say where to look.
         write_json(self._path(self.rank), {"step": self.step, "time": time.time(), "pid": os.getpid(),
-                                           "waiting": waiting}, indent=None, durable=False)
+                                           "host": socket.gethostname(), "waiting": waiting}, indent=None,
+                   durable=False)
 
     def beat(self, step: int) -> None:
         self.step = step
@@ -54,7 +57,7 @@ class Heartbeats:
                 continue
             if not s.get("waiting") or s["step"] < self.step:
                 out.append((r, f"not in the collective; last finished step {s['step']}, "
-                               f"last seen {now - s['time']:.0f} s ago (pid {s['pid']})"))
+                               f"last seen {now - s['time']:.0f} s ago (pid {s['pid']} on {s.get('host', '?')})"))
         return out
 
     def failure(self, exc: BaseException) -> RankFailure:

@@ -196,10 +196,14 @@ def test_node_set_down_requeues_up_to_max_restarts_then_fails(search_worker):
     send, senv = search_worker
     node = _slurm(senv, "sinfo", "-h", "-N", "-o", "%N").split()[0]
 
-    def down_and_resume() -> None:
+    def down_and_resume(job: str) -> None:
+        restarts = int(_job(senv, job).get("Restarts", "0"))
         _slurm(senv, "scontrol", "update", f"nodename={node}", "state=down", "reason=test")
         try:
-            wait_for(lambda: "down" in _slurm(senv, "sinfo", "-h", "-N", "-o", "%T"), 30, what="the node down")
+            # Not the node's state: ReturnToService=2 returns it as soon as its slurmd registers again (seen 16 ms
+            # after the DOWN, between two polls). What the DOWN must do is requeue the job running on it.
+            wait_for(lambda: int(_job(senv, job).get("Restarts", "0")) > restarts, 30,
+                     what="the job requeued from the node set down")
         finally:
             # 22.05 answers "Invalid node state" to a resume it carries out; the state is what counts.
             _slurm(senv, "scontrol", "update", f"nodename={node}", "state=resume", check=False)
@@ -209,7 +213,7 @@ def test_node_set_down_requeues_up_to_max_restarts_then_fails(search_worker):
     send(run_id)
     wait_for(lambda: _checkpointed(run_id), 120, every=0.5, what="the first checkpoint")
     job = get_run(run_id).job_id
-    down_and_resume()
+    down_and_resume(job)
     run = wait_status(run_id, {"preempted", "pending"}, timeout=60)
     assert run.attempt == 2, "SLURM requeued the job from the failed node: the run's second attempt"
     _release(senv, job)
@@ -218,7 +222,7 @@ def test_node_set_down_requeues_up_to_max_restarts_then_fails(search_worker):
     wait_for(lambda: _checkpointed(run_id, after=metrics), 120, every=0.5, what="a checkpoint after the resume")
     assert _resumed_epochs(run.run_dir)[-1] >= 1, "the second attempt continued from the first one's checkpoint"
 
-    down_and_resume()  # a second node failure is one restart more than max_restarts allows
+    down_and_resume(job)  # a second node failure is one restart more than max_restarts allows
     run = wait_status(run_id, _ENDED, timeout=60)
     assert run.status == "failed" and "gave up after 1 restarts" in run.status_reason, run.status_reason
     wait_for(lambda: _job(senv, job)["JobState"] in ("CANCELLED", "COMPLETED", "FAILED"), 30,
