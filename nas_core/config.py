@@ -29,6 +29,7 @@ class SearchConfig(BaseModel):
     grad_clip: float = Field(5.0, gt=0)
     arch_lr: float | None = Field(None, gt=0, description="Architecture learning rate (default per method: DARTS, beta-DARTS and DARTS- 3e-4, PC-DARTS 6e-4, GAEA 0.1).")
     arch_weight_decay: float = Field(1e-3, ge=0)
+    arch_optimizer: Literal["adam", "sgd"] = Field("adam", description="DARTS, PC-DARTS, beta-DARTS, DARTS-: the optimiser of alpha. adam: the papers' (betas 0.5, 0.999); sgd: plain gradient descent, a step proportional to the gradient (needs a far larger arch_lr, e.g. 0.1-1). GAEA has its own exponentiated-gradient update and refuses sgd.")
     pc_k: int = Field(4, ge=1, le=16, description="PC-DARTS: 1/K of the channels go through the mixed op.")
     warmup_epochs: int | None = Field(None, ge=0, description="Epochs before architecture updates start (default: PC-DARTS 15 of 50, i.e. 30% of epochs; others 0).")
     single_level: bool = Field(False, description="GAEA: update weights and alpha on the same batch (ERM).")
@@ -43,6 +44,14 @@ class SearchConfig(BaseModel):
     aux_skip: float = Field(1.0, ge=0, description="DARTS-: the auxiliary skip connection's weight at the first epoch; it decays linearly to 0 at the last epoch.")
     collapse_stop: int | None = Field(None, ge=1, description="Early stop as in DARTS+: end the search after the epoch whose decoded genotype has this many parameter-free ops (skip, pools) in one cell; decode and retrain follow. None: off.")
     events_every_steps: int = Field(0, ge=0, description="Also emit alpha every N steps (0: per epoch only).")
+
+    @model_validator(mode="after")
+    def _check_arch_optimizer(self) -> "SearchConfig":
+        if self.method == "gaea" and self.arch_optimizer != "adam":
+            raise ValueError("search.arch_optimizer: gaea moves alpha by its own exponentiated gradient (and the "
+                             "PC-DARTS edge weights beta by Adam), so it takes no arch_optimizer; remove it or set "
+                             "it to adam")
+        return self
 
 
 class RetrainConfig(BaseModel):

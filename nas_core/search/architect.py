@@ -88,18 +88,26 @@ class Architect:
 
 
 class DartsArchitect(Architect):
-    """DARTS: Adam on alpha. Order 1 uses grad_alpha L_val(w); order 2 differentiates through one unrolled
-    weight step w' = w - eta * grad_w L_train(w), with the Hessian-vector product by central differences."""
+    """DARTS: Adam on alpha (or plain SGD, `optimizer="sgd"`). Order 1 uses grad_alpha L_val(w); order 2
+    differentiates through one unrolled weight step w' = w - eta * grad_w L_train(w), with the Hessian-vector
+    product by central differences."""
 
     name = "darts"
 
     def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["darts"],
-                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3):
+                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3, optimizer: str = "adam"):
         super().__init__(model, loss_fn)
         if order not in (1, 2):
             raise ValueError(f"search.order must be 1 or 2, not {order}")
         self.order = order
-        self.optimizer = torch.optim.Adam(self.arch_params, lr=lr, betas=betas, weight_decay=weight_decay)
+        # Adam is the papers'. SGD's step is proportional to the gradient: a gradient off by a constant factor
+        # (a sum over ranks instead of a mean) moves alpha differently, where Adam's normalised step hides it.
+        if optimizer == "adam":
+            self.optimizer = torch.optim.Adam(self.arch_params, lr=lr, betas=betas, weight_decay=weight_decay)
+        elif optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.arch_params, lr=lr, weight_decay=weight_decay)
+        else:
+            raise ValueError(f"search.arch_optimizer must be adam or sgd, not {optimizer!r}")
 
     @property
     def reduces_inside(self) -> bool:
@@ -167,9 +175,8 @@ class PCDartsArchitect(DartsArchitect):
 
     name = "pcdarts"
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["pcdarts"],
-                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3):
-        super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, lr: float = ARCH_LR["pcdarts"], **kw: Any):
+        super().__init__(model, loss_fn, lr=lr, **kw)
 
 
 def beta_decay_loss(alphas: Sequence[Tensor]) -> Tensor:
@@ -190,9 +197,9 @@ class BetaDartsArchitect(DartsArchitect):
 
     name = "betadarts"
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["betadarts"],
-                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3, lam: float = 25.0):
-        super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, lr: float = ARCH_LR["betadarts"], lam: float = 25.0,
+                 **kw: Any):
+        super().__init__(model, loss_fn, lr=lr, **kw)
         self.lam, self.coefficient = lam, 0.0
         self._alphas = list(model.alphas().values()) if hasattr(model, "alphas") else self.arch_params
 
@@ -225,9 +232,9 @@ class DartsMinusArchitect(DartsArchitect):
 
     name = "dartsminus"
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, *, order: int = 1, lr: float = ARCH_LR["dartsminus"],
-                 betas: tuple[float, float] = ADAM_BETAS, weight_decay: float = 1e-3, start: float = 1.0):
-        super().__init__(model, loss_fn, order=order, lr=lr, betas=betas, weight_decay=weight_decay)
+    def __init__(self, model: nn.Module, loss_fn: LossFn, *, lr: float = ARCH_LR["dartsminus"], start: float = 1.0,
+                 **kw: Any):
+        super().__init__(model, loss_fn, lr=lr, **kw)
         if not hasattr(model, "set_aux_skip_weight"):
             raise ValueError("dartsminus: the supernet has no auxiliary skip (build it with aux_skip=True)")
         self.start = self.weight = start
@@ -312,19 +319,19 @@ def build_architect(search_cfg, model: nn.Module, loss_fn: LossFn) -> Architect:
     """The architect a `SearchConfig` asks for, with the method's defaults where the config leaves them open."""
     method = search_cfg.method
     lr = search_cfg.arch_lr or ARCH_LR.get(method)
-    if method == "darts":
-        return DartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr, weight_decay=search_cfg.arch_weight_decay)
-    if method == "pcdarts":
-        return PCDartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr, weight_decay=search_cfg.arch_weight_decay)
     if method == "gaea":
         return GaeaArchitect(model, loss_fn, lr=lr, single_level=search_cfg.single_level,
                              beta_weight_decay=search_cfg.arch_weight_decay)
+    darts = dict(order=search_cfg.order, lr=lr, weight_decay=search_cfg.arch_weight_decay,
+                 optimizer=search_cfg.arch_optimizer)
+    if method == "darts":
+        return DartsArchitect(model, loss_fn, **darts)
+    if method == "pcdarts":
+        return PCDartsArchitect(model, loss_fn, **darts)
     if method == "betadarts":
-        return BetaDartsArchitect(model, loss_fn, order=search_cfg.order, lr=lr,
-                                  weight_decay=search_cfg.arch_weight_decay, lam=search_cfg.beta_decay)
+        return BetaDartsArchitect(model, loss_fn, lam=search_cfg.beta_decay, **darts)
     if method == "dartsminus":
-        return DartsMinusArchitect(model, loss_fn, order=search_cfg.order, lr=lr,
-                                   weight_decay=search_cfg.arch_weight_decay, start=search_cfg.aux_skip)
+        return DartsMinusArchitect(model, loss_fn, start=search_cfg.aux_skip, **darts)
     raise ValueError(f"search.method: {method!r} is not a continuous method; use one of {', '.join(CONTINUOUS_METHODS)}")
 
 

@@ -108,6 +108,31 @@ def test_first_order_is_grad_alpha_of_val_loss_and_adam_moves_alpha():
     assert model.alpha.grad is None
 
 
+@pytest.mark.parametrize("method", ["darts", "pcdarts", "betadarts", "dartsminus"])
+def test_sgd_on_alpha_steps_by_the_gradient_itself(method):
+    """arch_optimizer sgd: alpha <- alpha - lr (grad + wd alpha), so twice the gradient is twice the step (Adam's
+    first step would be the same for both)."""
+    model = _Toy()
+    model.set_aux_skip_weight = lambda weight: None  # DARTS- asks its supernet for the auxiliary skip
+    cfg = SearchConfig(method=method, arch_optimizer="sgd", arch_lr=0.5, arch_weight_decay=0.1)
+    arch = build_architect(cfg, model, _loss)
+    assert type(arch.optimizer) is torch.optim.SGD
+    a0 = model.alpha.detach().clone()
+    grad = torch.randn_like(a0)
+    arch.apply([grad])
+    torch.testing.assert_close(model.alpha.detach(), a0 - 0.5 * (grad + 0.1 * a0))
+
+
+def test_gaea_refuses_sgd_and_an_unknown_optimizer_is_named():
+    assert SearchConfig(method="gaea", arch_optimizer="adam").arch_optimizer == "adam"
+    with pytest.raises(ValueError, match="search.arch_optimizer: gaea moves alpha by its own"):
+        SearchConfig(method="gaea", arch_optimizer="sgd")
+    with pytest.raises(ValueError, match="arch_optimizer"):
+        SearchConfig(method="darts", arch_optimizer="rmsprop")
+    with pytest.raises(ValueError, match="search.arch_optimizer must be adam or sgd"):
+        DartsArchitect(_Toy(), _loss, optimizer="rmsprop")
+
+
 def test_gaea_rows_stay_on_the_simplex():
     model = _Toy(simplex=True)
     arch = GaeaArchitect(model, _loss, lr=0.5)
@@ -157,6 +182,7 @@ def test_method_defaults_follow_the_papers():
     assert pc.optimizer.param_groups[0]["lr"] == ARCH_LR["pcdarts"] == 6e-4
     assert darts.optimizer.param_groups[0]["betas"] == (0.5, 0.999)
     assert darts.optimizer.param_groups[0]["weight_decay"] == 1e-3
+    assert type(darts.optimizer) is type(pc.optimizer) is torch.optim.Adam
     assert build_architect(SearchConfig(method="darts", arch_lr=0.01), model, _loss).optimizer.param_groups[0]["lr"] == 0.01
     assert warmup_epochs(SearchConfig(method="pcdarts", epochs=50)) == 15
     assert warmup_epochs(SearchConfig(method="darts", epochs=50)) == 0
