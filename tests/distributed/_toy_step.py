@@ -13,8 +13,14 @@ import time
 from pathlib import Path
 
 engine_name, out = sys.argv[1], sys.argv[2]
-# Optional failure injection: "kill:RANK:STEP" (SIGKILL itself) or "stall:RANK:STEP" (hang).
+# Optional failure injection: "kill:RANK:STEP" (SIGKILL itself), "stall:RANK:STEP" (hang), or "scale:RANK:FACTOR"
+# (that rank sends FACTOR times its gradients, the mutant of _mutant.py: the equality comparison must then fail).
 fault = sys.argv[3].split(":") if len(sys.argv) > 3 else None
+if fault and fault[0] == "scale":
+    from _mutant import scale_one_rank
+
+    scale_one_rank(int(fault[1]), float(fault[2]))
+    fault = None
 torch.manual_seed(0)
 torch.use_deterministic_algorithms(True)
 timeout = float(os.environ.get("TOY_TIMEOUT_S", "30"))

@@ -1,5 +1,6 @@
 """Each engine: 2 ranks on half batches with synchronised BatchNorm compute what 1 process computes on the
-full batch (real torchrun / horovodrun processes on this CPU)."""
+full batch (real torchrun / horovodrun processes on this CPU), and a rank that sends twice its gradient fails
+that comparison."""
 from __future__ import annotations
 
 import os
@@ -57,12 +58,24 @@ def test_two_ranks_equal_one_process_on_the_full_batch(engine, tmp_path):
                   cwd=tmp_path)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert (one["world"], two["world"]) == (1, 2)
+    _assert_same_state(one, two)
+    # The runs moved alpha from its zeros far beyond the tolerance: equality is not two untouched initialisations.
+    assert one["state"]["alpha"].abs().max() > 100 * 1e-6
+
+
+def _assert_same_state(one: dict, two: dict) -> None:
     assert one["state"].keys() == two["state"].keys()
     for key, value in one["state"].items():
         torch.testing.assert_close(two["state"][key], value, rtol=1e-5, atol=1e-6, msg=key)
-    # The runs moved the parameters: equality is not two untouched initialisations.
-    assert one["state"]["alpha"].abs().max() > 1e-4
     assert one["loss"] == pytest.approx(two["loss"], rel=1e-5)
+
+
+def test_a_rank_sending_twice_its_gradient_fails_the_comparison(tmp_path):
+    """The mutation check: rank 1 scales its gradients by 2 before every all-reduce; the comparison must fail."""
+    _run_together([sys.executable, str(TOY), "none", str(tmp_path / "one.pt")],
+                  _launch("ddp", tmp_path / "two.pt") + ["scale:1:2"], cwd=tmp_path)
+    with pytest.raises(AssertionError):
+        _assert_same_state(torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt"))
 
 
 @pytest.mark.parametrize("fault", ["kill", "stall"])
