@@ -55,12 +55,17 @@ def _measure(run_dir: Path, cfg: dict, ranks: int) -> dict:
     out = subprocess.run(argv, cwd=run_dir, env=env, capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(f"{engine} x{ranks} failed:\n{out.stderr[-3000:]}")
+    return timing(run_dir, cfg, ranks)
+
+
+def timing(run_dir: Path, cfg: dict, ranks: int) -> dict:
+    """Throughput of a finished search from its own events: steps over the search stage's wall time."""
     events = [json.loads(line) for line in RunDir(run_dir).events.read_text().splitlines()]
     start = next(e["time"] for e in events if e["kind"] == "status" and e["payload"].get("state") == "running")
     metric = next(e for e in events if e["kind"] == "metric")
     steps = metric["payload"]["step"]
     seconds = metric["time"] - start
-    return {"ranks": ranks, "steps": steps, "seconds": round(seconds, 2),
+    return {"ranks": ranks, "steps": steps, "seconds": round(seconds, 2), "step_s": round(seconds / steps, 3),
             "images_per_s": round(steps * cfg["data"]["batch_size"] / seconds, 2),
             "comm_bytes_per_step": metric["payload"].get("comm_bytes_per_step", 0)}
 

@@ -3,9 +3,11 @@ namespace of its own, tests/conftest.py `slurm_two_nodes`), the worker's real SL
 `nasforge search` at tiny size with rank 0 on nfnode1 and rank 1 on nfnode2, talking over the bridge:
 - a data-parallel DARTS search under DDP (Gloo, rendezvous by the first node's name) and under Horovod
   (`srun --mpi=pmix`) equals the same search in one process;
-- a discrete search whose orchestrator and trial workers span the nodes trains every trial once, on both nodes;
 - a rank that hangs on the other node is named, with its host, within distributed.timeout_s.
-A node that fails mid-run is tests/worker/test_multinode_faults.py. Root only (namespaces); skipped saying so."""
+A discrete search across the nodes and a node that fails mid-run go through the Celery worker:
+tests/worker/test_multinode_worker.py. Root only (namespaces); skipped saying so. The Horovod case also stands for the
+one-node 2-task srun job that tests/distributed/test_slurm.py ran before: both need root, and this one crosses a
+network."""
 from __future__ import annotations
 
 import json
@@ -110,34 +112,6 @@ def test_a_data_parallel_search_on_two_nodes_equals_one_process(engine, slurm_tw
     events = _events(spec.run_dir)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "rank 0 alone writes, in order"
     assert events[-1]["kind"] == "status" and events[-1]["payload"]["state"] == "succeeded"
-
-
-def test_a_discrete_search_spans_the_nodes_and_trains_every_trial_once(slurm_two_nodes, tmp_path):
-    """2 nodes x 2 tasks: the orchestrator (rank 0) and trial worker rank 1 on nfnode1, ranks 2 and 3 on nfnode2,
-    all in one MPI world over the nodes' network (srun --mpi=pmix)."""
-    pytest.importorskip("mpi4py", reason="mpi4py is not installed: pip install 'nasforge[mpi]'")
-    from tests.baseline.conftest import tiny_experiment
-
-    cfg = tiny_experiment("random", trials=3)
-    cfg["data"] = {**cfg["data"], "num_tiles": 8}
-    cfg["retrain"] = {"enabled": False}
-    cfg["baseline"] = {"random": False}
-    launcher = _launcher(slurm_two_nodes)
-    spec = _spec(tmp_path / "discrete", cfg, 62, nodes=2, tasks_per_node=2)
-    assert "exec srun --kill-on-bad-exit=1 --mpi=pmix " in launcher.render(spec)
-    state = _wait_ended(launcher, launcher.submit(spec), spec)
-    assert state.state == "COMPLETED", f"{state}\n{_logs(spec.run_dir)}"
-    events = _events(spec.run_dir)
-    assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "rank 0 alone writes, in order"
-    final = [e["payload"] for e in events if e["kind"] == "candidate" and e["payload"]["final"]]
-    assert sorted(c["trial"] for c in final) == [0, 1, 2], "every trial exactly once"
-    assert all(c["status"] == "ok" for c in final), final
-    placed = {c["worker"]: c["host"] for c in final}
-    assert placed.keys() <= {1, 2, 3} and set(placed.values()) == {"nfnode1", "nfnode2"}, placed
-    assert all(host == ("nfnode1" if rank == 1 else "nfnode2") for rank, host in placed.items()), placed
-    started = next(e["payload"] for e in events if e["kind"] == "status" and e["payload"].get("search") == "discrete")
-    assert started["worker_ids"] == [1, 2, 3]
-    assert events[-1]["payload"]["state"] == "succeeded"
 
 
 def test_a_rank_hung_on_the_other_node_is_named_within_the_timeout(slurm_two_nodes, tmp_path):

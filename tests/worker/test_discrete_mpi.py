@@ -1,5 +1,5 @@
 """A discrete search on several processes, for real: the worker launches the real `nasforge search` under
-`mpirun -np 3` (and under srun on the SLURM dev cluster); rank 0 dispatches, ranks 1-2 train tiny candidates on
+`mpirun -np 3` (under srun across two SLURM nodes: tests/worker/test_multinode_worker.py); rank 0 dispatches, ranks 1-2 train tiny candidates on
 synthetic tiles. Every trial is trained once, by a trial rank; rank 0 alone writes the log, and the database holds
 exactly it; a trial rank killed from outside is named by its own rank number."""
 from __future__ import annotations
@@ -140,31 +140,3 @@ def test_a_second_search_on_a_live_run_directory_exits_2_and_writes_nothing(tmp_
     assert "another search is writing this run directory" in out.stderr and f"pid {os.getpid()}" in out.stderr
     assert rd.events.read_text() == '{"seq":1,"time":1.0,"kind":"heartbeat","payload":{}}\n', "no event appended"
     assert not rd.trials_checkpoint.exists() and not rd.job.exists()
-
-
-@pytest.mark.slurm
-def test_two_tasks_under_srun_through_the_worker_train_on_rank_1(slurm_home, celery_worker, tmp_path):
-    # One machine: OpenMPI's transports over loopback, one thread per rank on 2 cores (the cluster profile's job).
-    profile = tmp_path / "profile.yaml"
-    profile.write_text(yaml.safe_dump({"environment": {"OMPI_MCA_btl": "self,tcp", "OMPI_MCA_btl_tcp_if_include": "lo",
-                                                       "OMPI_MCA_oob_tcp_if_include": "lo", "OMP_NUM_THREADS": "1"}}))
-    env = {**slurm_home["env"], "NASFORGE_SEARCH_COMMAND": json.dumps([NASFORGE]), "NASFORGE_SLURM_PROFILE": str(profile)}
-    celery_worker(env)
-    run_id = _queue(_experiment(2, kind="slurm", slurm={"tasks_per_node": 2, "time": "00:10:00"}))
-    client = Celery("nasforge-test", broker=env["REDIS_URL"])
-    client.send_task("nasforge.launch_run", args=[run_id])
-    client.close()
-    run = wait_status(run_id, {"succeeded", "failed"}, timeout=240)
-    logs = "".join((Path(run.run_dir) / f).read_text() for f in ("stdout.log", "stderr.log")
-                   if (Path(run.run_dir) / f).exists())
-    assert run.status == "succeeded", f"{run.status_reason}\n{logs[-3000:]}"
-    script = (Path(run.run_dir) / "job.sbatch").read_text()
-    assert "srun --kill-on-bad-exit=1 --mpi=pmix" in script, "mpi4py under srun needs PMIx here"
-    assert "--resume" in script and "#SBATCH --time=00:10:00" in script and run.job_id and run.job_id.isdigit()
-    shown = subprocess.run(["scontrol", "show", "job", run.job_id], env=slurm_home["slurm_env"], capture_output=True,
-                           text=True, timeout=30).stdout
-    assert f"JobName=nasforge-run-{run_id}" in shown
-    events = _events(run.run_dir)
-    _trained_once_by_trial_ranks(events, 2, {1})
-    assert stored_seqs(run_id) == file_seqs(run.run_dir), "the database holds exactly the log"
-    assert events[-1]["payload"]["state"] == "succeeded"

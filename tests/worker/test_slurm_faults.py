@@ -1,7 +1,8 @@
 """Real scheduler faults on the single-node SLURM dev cluster, through the real launcher, a real Celery worker and
 the real `nasforge search` at tiny size: TIMEOUT, FAILED, OUT_OF_MEMORY, a scancel from outside, preemption by a
-higher-priority partition (requeued by SLURM, and cancelled then resubmitted by nasforge), and a node set DOWN.
-Each run ends in the state docs/deploy.md's table gives it. What one machine cannot produce stays in test_states.py."""
+higher-priority partition (requeued by SLURM, and cancelled then resubmitted by nasforge). A node that fails, up to
+max_restarts and one more, is tests/worker/test_multinode_worker.py, on two nodes, where the run has another node to
+go to. Each run ends in the state docs/deploy.md's table gives it. What one machine cannot produce stays in test_states.py."""
 from __future__ import annotations
 
 import json
@@ -190,41 +191,3 @@ def test_preempted_by_a_higher_priority_partition_resumes_from_its_checkpoint(se
                                               f"{_messages(run.run_dir)}")
         _assert_complete_log(run)
     assert get_run(requeued).job_id == first_jobs[requeued], "SLURM requeued the same job: no second sbatch"
-
-
-def test_node_set_down_requeues_up_to_max_restarts_then_fails(search_worker):
-    send, senv = search_worker
-    node = _slurm(senv, "sinfo", "-h", "-N", "-o", "%N").split()[0]
-
-    def down_and_resume(job: str) -> None:
-        restarts = int(_job(senv, job).get("Restarts", "0"))
-        _slurm(senv, "scontrol", "update", f"nodename={node}", "state=down", "reason=test")
-        try:
-            # Not the node's state: ReturnToService=2 returns it as soon as its slurmd registers again (seen 16 ms
-            # after the DOWN, between two polls). What the DOWN must do is requeue the job running on it.
-            wait_for(lambda: int(_job(senv, job).get("Restarts", "0")) > restarts, 30,
-                     what="the job requeued from the node set down")
-        finally:
-            # 22.05 answers "Invalid node state" to a resume it carries out; the state is what counts.
-            _slurm(senv, "scontrol", "update", f"nodename={node}", "state=resume", check=False)
-        wait_for(lambda: "down" not in _slurm(senv, "sinfo", "-h", "-N", "-o", "%T"), 30, what="the node back")
-
-    run_id = _run("fault-node-down", 40, max_restarts=1)
-    send(run_id)
-    wait_for(lambda: _checkpointed(run_id), 120, every=0.5, what="the first checkpoint")
-    job = get_run(run_id).job_id
-    down_and_resume(job)
-    run = wait_status(run_id, {"preempted", "pending"}, timeout=60)
-    assert run.attempt == 2, "SLURM requeued the job from the failed node: the run's second attempt"
-    _release(senv, job)
-    wait_status(run_id, "running", timeout=60)
-    metrics = sum('"kind":"metric"' in line for line in Path(run.run_dir, "events.jsonl").read_text().splitlines())
-    wait_for(lambda: _checkpointed(run_id, after=metrics), 120, every=0.5, what="a checkpoint after the resume")
-    assert _resumed_epochs(run.run_dir)[-1] >= 1, "the second attempt continued from the first one's checkpoint"
-
-    down_and_resume(job)  # a second node failure is one restart more than max_restarts allows
-    run = wait_status(run_id, _ENDED, timeout=60)
-    assert run.status == "failed" and "gave up after 1 restarts" in run.status_reason, run.status_reason
-    wait_for(lambda: _job(senv, job)["JobState"] in ("CANCELLED", "COMPLETED", "FAILED"), 30,
-             what="the job ended, not left in the queue")
-    _assert_complete_log(run)
