@@ -122,7 +122,7 @@ def load_deployed(run_dir: str | Path) -> tuple[Deployed, dict[str, Any]]:
     state = torch.load(rd.retrained, map_location="cpu", weights_only=True)
     facts = state.get("deployment") or deployment_facts(_run_config(rd))
     space = SpaceConfig.model_validate(facts["space"])
-    network = build_network(genotype, space)
+    network = build_network(genotype, space, load_init=False)  # a partial search's init_from is in state["model"]
     network.load_state_dict(state["model"])
     model = Deployed(network, facts["normalisation"]["mean"], facts["normalisation"]["std"]).eval()
     card = {

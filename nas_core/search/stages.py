@@ -149,7 +149,7 @@ def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, 
     path = RunDir(run_dir).retrained
     if not path.exists():
         raise StageError(f"{path}: no retrained weights; run the retrain stage first")
-    model = build_network(_genotype(run_dir), cfg.space)
+    model = build_network(_genotype(run_dir), cfg.space, load_init=False)  # the retrained weights hold it all
     model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)

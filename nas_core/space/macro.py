@@ -111,7 +111,7 @@ class MacroNetwork(nn.Module):
     _frozen_blocks: tuple[str, ...] = ()
 
     def __init__(self, space: SpaceConfig, multipliers: dict[str, int], make_cell: Callable[[CellSlot], nn.Module],
-                 auxiliary: bool = False):
+                 auxiliary: bool = False, load_init: bool = True):
         super().__init__()
         self.space = space
         self.macro = space.macro
@@ -122,7 +122,7 @@ class MacroNetwork(nn.Module):
                                       nn.BatchNorm2d(space.channels))
             self.head = nn.Conv2d(c_last, space.num_classes, 1)
         elif space.macro in partial.BACKBONE_MACROS:
-            self.backbone, self.slots, self._places, frozen = partial.build(space, multipliers)
+            self.backbone, self.slots, self._places, frozen = partial.build(space, multipliers, load_init)
             self._frozen_blocks = tuple(frozen)
         else:
             self.slots, c_last, self._aux_after = darts_plan(space, multipliers)

@@ -61,7 +61,7 @@ class Cell(nn.Module):
 class Network(MacroNetwork):
     """The discrete network. `drop_path_prob` (DARTS's retraining regulariser) is 0 unless the trainer sets it."""
 
-    def __init__(self, genotype: Genotype, space: SpaceConfig, auxiliary: bool | None = None):
+    def __init__(self, genotype: Genotype, space: SpaceConfig, auxiliary: bool | None = None, load_init: bool = True):
         register_user_ops(space.user_ops)
         needed = {slot_type for slot_type in space.cells}
         missing = [t for t in needed if t not in genotype.cells]
@@ -75,7 +75,7 @@ class Network(MacroNetwork):
                     raise SpaceError(f"genotype cell {t!r}, node {n}: {exc}") from None
         mult = {t: len(genotype.cells[t].concat) for t in needed}
         super().__init__(space, mult, lambda slot: Cell(genotype.cells[slot.cell_type], slot, space.op_params),
-                         auxiliary=space.auxiliary if auxiliary is None else auxiliary)
+                         auxiliary=space.auxiliary if auxiliary is None else auxiliary, load_init=load_init)
         self.genotype = genotype
         self.drop_path_prob = 0.0
 
@@ -83,9 +83,12 @@ class Network(MacroNetwork):
         return cell(s0, s1, self.drop_path_prob)
 
 
-def build_network(genotype: Genotype, space: SpaceConfig, auxiliary: bool | None = None) -> Network:
-    """The discrete network of `genotype` in the macro of `space` (auxiliary head: space.auxiliary by default)."""
-    return Network(genotype, space, auxiliary)
+def build_network(genotype: Genotype, space: SpaceConfig, auxiliary: bool | None = None, *,
+                  load_init: bool = True) -> Network:
+    """The discrete network of `genotype` in the macro of `space` (auxiliary head: space.auxiliary by default).
+    A partial search's backbone starts from space.init_from unless load_init=False (the caller loads a
+    retrained network's weights next, so the checkpoint need not exist any more)."""
+    return Network(genotype, space, auxiliary, load_init)
 
 
 def _load_into(module: nn.Module, sd: dict[str, torch.Tensor], where: str) -> None:

@@ -81,11 +81,13 @@ def _load_init(model: nn.Module, space: SpaceConfig, roots: list[Path] | None) -
                          f"(macro {space.macro}); give a checkpoint of that network.") from None
 
 
-def build(space: SpaceConfig, multipliers: dict[str, int]) -> tuple[nn.Module, list[CellSlot], list[CellPlace], list[str]]:
+def build(space: SpaceConfig, multipliers: dict[str, int], load_init: bool = True
+          ) -> tuple[nn.Module, list[CellSlot], list[CellPlace], list[str]]:
     """The backbone with a CellPlace in each marked block; the slots of the cells (in block order); the places;
-    the names of the frozen blocks (every block not searched, the head included, when space.freeze)."""
+    the names of the frozen blocks (every block not searched, the head included, when space.freeze).
+    load_init=False leaves out init_from, for a caller that loads the whole network's weights next."""
     model = _backbone(space)
-    if space.init_from:
+    if space.init_from and load_init:
         _load_init(model, space, init_roots())
     slots, places = [], []
     for spec in backbone_blocks(space):

@@ -5,6 +5,7 @@ equal-compute random baseline run on it, and bad input names the field."""
 from __future__ import annotations
 
 import random
+import shutil
 
 import pytest
 import torch
@@ -60,8 +61,9 @@ def _kept(model):
     return model.backbone.state_dict()  # the marked blocks are CellPlaces: no state of their own
 
 
-@pytest.mark.parametrize("search_cfg", [{"method": "darts", "order": 1}, {"method": "pcdarts"}, {"method": "gaea"}],
-                         ids=["darts1", "pcdarts", "gaea"])
+@pytest.mark.parametrize("search_cfg", [{"method": "darts", "order": 1}, {"method": "darts", "order": 2},
+                                        {"method": "pcdarts"}, {"method": "gaea"}, {"method": "dartsminus"}],
+                         ids=["darts1", "darts2", "pcdarts", "gaea", "dartsminus"])
 def test_frozen_partial_search_changes_only_the_marked_blocks(checkpoint, tmp_path, search_cfg):
     path, ckpt = checkpoint
     model, start, alpha0, result = _search(parse_experiment(partial_experiment(path, **search_cfg)), tmp_path)
@@ -88,7 +90,9 @@ def test_unfrozen_blocks_start_at_the_checkpoint_and_train(checkpoint, tmp_path)
 
 
 def test_decoded_partial_network_builds_and_retrains_through_the_cli(checkpoint, tmp_path):
-    path, ckpt = checkpoint
+    original, ckpt = checkpoint
+    path = tmp_path / "backbone.pt"
+    shutil.copy(original, path)
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump(partial_experiment(path, method="darts", order=1)))
     run = tmp_path / "run"
@@ -109,8 +113,15 @@ def test_decoded_partial_network_builds_and_retrains_through_the_cli(checkpoint,
     fresh = build_network(genotype, cfg.space)  # the cells as built, before the retrain stage trained them
     cells = [k for k in retrained if k.startswith("cells.") and retrained[k].is_floating_point()]
     assert any(not torch.equal(retrained[k], fresh.state_dict()[k]) for k in cells), "the retrain stage never trained"
+    # The run directory predicts on its own: the retrained weights hold the backbone, init_from may be gone.
+    path.unlink()
+    from nas_core.inference.predictor import load_deployed
+
+    deployed, _ = load_deployed(run)
+    assert deployed(torch.rand(1, 3, 32, 32)).shape[-2:] == (32, 32)
 
 
+@pytest.mark.slow  # a trial runs in a child process of its own (torch imported again): most of its ~15 s
 def test_random_search_runs_on_a_partial_space(checkpoint, tmp_path):
     from nas_core.discrete import SearchJob, run_search
     from nas_core.events import read_events
