@@ -5,7 +5,7 @@ without importing torch.
 """
 from __future__ import annotations
 
-import importlib
+from nas_core._lazy import lazy_exports
 
 _EXPORTS = {
     "BlockSpec": "blocks", "BACKBONES": "blocks",
@@ -14,11 +14,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"nas_core.models.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nas_core.models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -4,7 +4,7 @@ Public names are loaded on first use, so that importing the experiment schema do
 """
 from __future__ import annotations
 
-import importlib
+from nas_core._lazy import lazy_exports
 
 _EXPORTS = {
     "SpaceConfig": "config", "CellSpaceConfig": "config", "DARTS_OPS": "config",
@@ -22,11 +22,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(f"nas_core.space.{_EXPORTS[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'nas_core.space' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
