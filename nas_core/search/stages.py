@@ -122,8 +122,10 @@ def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, d
 
     torch.manual_seed(cfg.seed)
     model = build_network(_genotype(run_dir), cfg.space)
+    start = "from scratch" if not cfg.space.init_from else \
+        f"(cells from scratch, the other blocks from space.init_from{', frozen' if cfg.space.freeze else ''})"
     _log(events, "retrain", f"retrain: the decoded network ({sum(p.numel() for p in model.parameters())} "
-         f"parameters) from scratch for {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}")
+         f"parameters) {start} for {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}")
     result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
                                 batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
                                 iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched",
