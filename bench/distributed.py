@@ -70,19 +70,31 @@ def timing(run_dir: Path, cfg: dict, ranks: int) -> dict:
             "comm_bytes_per_step": metric["payload"].get("comm_bytes_per_step", 0)}
 
 
+def unavailable(engine: str) -> str | None:
+    """Why `engine` cannot run here, or None."""
+    if engine == "horovod":
+        try:
+            import horovod.torch  # noqa: F401
+        except ImportError:
+            return "Horovod not built (make horovod)"
+    return None
+
+
+def one_and_two(tmp: Path, engine: str, quick: bool, method: str) -> tuple[dict, dict, dict]:
+    """The config, then the search in 1 process and on 2 ranks of this machine (loopback), one after the other."""
+    cfg = _config(engine, quick, method)
+    one = _measure(tmp / f"{engine}-1", {**cfg, "distributed": {**cfg["distributed"], "engine": "none"}}, 1)
+    return cfg, one, _measure(tmp / f"{engine}-2", cfg, 2)
+
+
 def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod") -> dict:
     results = {}
     with tempfile.TemporaryDirectory(prefix="nasforge-bench-dp-") as tmp:
         for engine in engines.split(","):
-            if engine == "horovod":
-                try:
-                    import horovod.torch  # noqa: F401
-                except ImportError:
-                    results[engine] = {"skipped": "Horovod not built (make horovod)"}
-                    continue
-            cfg = _config(engine, quick, method)
-            one = _measure(Path(tmp) / f"{engine}-1", {**cfg, "distributed": {**cfg["distributed"], "engine": "none"}}, 1)
-            two = _measure(Path(tmp) / f"{engine}-2", cfg, 2)
+            if why := unavailable(engine):
+                results[engine] = {"skipped": why}
+                continue
+            _, one, two = one_and_two(Path(tmp), engine, quick, method)
             results[engine] = {"one": one, "two": two, "speedup": round(two["images_per_s"] / one["images_per_s"], 2)}
     parts = [f"{e}: 2 ranks {r['two']['images_per_s']} img/s vs 1 process {r['one']['images_per_s']} img/s "
              f"({r['speedup']}x), {r['two']['comm_bytes_per_step'] / 1e6:.2f} MB all-reduced per rank per step"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.distributed import _config, _measure, _port, timing
+from bench.distributed import _port, one_and_two, timing, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "deploy" / "slurm" / "dev-cluster.sh"
@@ -58,15 +58,10 @@ def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod"
         try:
             cluster = {**os.environ, "SLURM_CONF": f"{tmp}/slurm/slurm.conf"}
             for engine in engines.split(","):
-                if engine == "horovod":
-                    try:
-                        import horovod.torch  # noqa: F401
-                    except ImportError:
-                        results[engine] = {"skipped": "Horovod not built (make horovod)"}
-                        continue
-                cfg = _config(engine, quick, method)
-                one = _measure(Path(tmp) / f"{engine}-1", {**cfg, "distributed": {**cfg["distributed"], "engine": "none"}}, 1)
-                local = _measure(Path(tmp) / f"{engine}-2", cfg, 2)
+                if why := unavailable(engine):
+                    results[engine] = {"skipped": why}
+                    continue
+                cfg, one, local = one_and_two(Path(tmp), engine, quick, method)
                 nodes = _two_nodes(Path(tmp) / f"{engine}-nodes", cfg, cluster)
                 results[engine] = {"one": one, "one_node": local, "two_nodes": nodes,
                                    "ratio": round(nodes["step_s"] / one["step_s"], 2),
