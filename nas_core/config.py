@@ -29,7 +29,7 @@ class SearchConfig(BaseModel):
     grad_clip: float = Field(5.0, gt=0)
     arch_lr: float | None = Field(None, gt=0, description="Architecture learning rate (default per method: DARTS, beta-DARTS and DARTS- 3e-4, PC-DARTS 6e-4, GAEA 0.1).")
     arch_weight_decay: float = Field(1e-3, ge=0)
-    arch_optimizer: Literal["adam", "sgd"] = Field("adam", description="DARTS, PC-DARTS, beta-DARTS, DARTS-: the optimiser of alpha. adam: the papers' (betas 0.5, 0.999); sgd: plain gradient descent, a step proportional to the gradient (needs a far larger arch_lr, e.g. 0.1-1). GAEA has its own exponentiated-gradient update and refuses sgd.")
+    arch_optimizer: Literal["adam", "sgd"] = Field("adam", description="DARTS, PC-DARTS, beta-DARTS, DARTS-: the optimiser of alpha. adam: the papers' (betas 0.5, 0.999); sgd: plain gradient descent, a step proportional to the gradient (alpha's gradients are ~1e-3: it needs an arch_lr of 1 or more). GAEA has its own exponentiated-gradient update and refuses sgd.")
     pc_k: int = Field(4, ge=1, le=16, description="PC-DARTS: 1/K of the channels go through the mixed op.")
     warmup_epochs: int | None = Field(None, ge=0, description="Epochs before architecture updates start (default: PC-DARTS 15 of 50, i.e. 30% of epochs; others 0).")
     single_level: bool = Field(False, description="GAEA: update weights and alpha on the same batch (ERM).")
