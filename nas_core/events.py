@@ -29,6 +29,7 @@ class EventKind(StrEnum):
     status = "status"
     progress = "progress"
     heartbeat = "heartbeat"
+    sensitivity = "sensitivity"
 
 
 class StatusState(StrEnum):
@@ -52,6 +53,8 @@ MEANING = {
     EventKind.status: "the run's own word on its state (`state` below)",
     EventKind.progress: "fraction done and ETA of the current stage",
     EventKind.heartbeat: "nothing to say, still alive (at least every HEARTBEAT_S)",
+    EventKind.sensitivity: "where to search first: the named blocks of a trained network ranked by room "
+                           "(`nasforge sensitivity`, RUN/sensitivity.json)",
     StatusState.running: "a stage starts (`stage`), or a discrete search starts its trials",
     StatusState.resumed: "a discrete search restarts from its checkpoint",
     StatusState.done: "a discrete search's trials are over; its retrain and evaluate stages follow",

@@ -61,6 +61,9 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("launch_record", "launch.json", "the worker, at submit", "`LaunchRecord`: job handle and the attempt it began"),
     ("local_record", "local.json", "the local launcher", "`LocalRecord`: the process group leader and its argv"),
     ("exit_record", "exit.json", "the local run's group leader", "`ExitRecord`: how the search process ended"),
+    ("sensitivity", "sensitivity.json", "`nasforge sensitivity --run-dir` (holding the run's lock)",
+     "where to search first: each named block's ablation drop, random-cell gain, importance, score and rank "
+     "(`nas_core.sensitivity`)"),
     ("exports", "exports", "the API's export route (GET /api/runs/{id}/export), once per format",
      "`exports/onnx`, `exports/torchscript`: the exported model and its card (`nas_core.inference.export_model`)"),
 )

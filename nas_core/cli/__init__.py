@@ -10,7 +10,7 @@ def _register() -> None:
     # Each module defines `register(app)`; a module that is not written yet is simply absent.
     import importlib
 
-    for name in ("describe", "data", "search", "plan", "inference", "platform", "remote"):
+    for name in ("describe", "data", "search", "plan", "inference", "platform", "remote", "sensitivity"):
         try:
             module = importlib.import_module(f"nas_core.cli.{name}")
         except ModuleNotFoundError as exc:

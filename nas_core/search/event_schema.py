@@ -79,6 +79,21 @@ _PAYLOADS: dict[str, dict[str, Any]] = {
                        "topic": {"type": "string"}, "epoch": _INT},
     },
     "candidate": {"type": "object"},
+    "sensitivity": {
+        "type": "object", "required": ["file", "network", "first", "order", "blocks", "reference_iou", "steps"],
+        "properties": {
+            "file": {"type": "string"}, "network": {"type": "string"}, "first": {"type": "string"},
+            "order": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            "reference_iou": _NUM, "tuned_reference_iou": _NUM, "steps": _INT, "candidates": _INT,
+            "blocks": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["name", "role", "rank", "score", "gain", "drop", "taylor_share"],
+                "properties": {"name": {"type": "string"}, "role": {"enum": ["normal", "down", "up"]},
+                               "rank": {"type": "integer", "minimum": 1},
+                               "score": {"type": "number", "minimum": 0, "maximum": 1}, "gain": _NUM, "drop": _NUM,
+                               "taylor_share": {"type": "number", "minimum": 0, "maximum": 1},
+                               "ablation": {"enum": ["identity", "reinitialised"]}}}},
+        },
+    },
 }
 
 def _envelope() -> dict[str, Any]:
