@@ -139,3 +139,14 @@ def test_cli_bad_input_is_named(tmp_path, case, expect):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2
     assert expect.format(ckpt=ckpt) in r.output
+
+
+def test_cli_checkpoint_outside_the_platform_roots(tmp_path, monkeypatch):
+    roots = tmp_path / "roots"
+    roots.mkdir()
+    monkeypatch.setenv("NASFORGE_DATA_ROOTS", str(roots))
+    monkeypatch.delenv("NASFORGE_RUNS_DIR", raising=False)
+    ckpt = tmp_path / "net.pt"
+    torch.save(PlainUNet(3, 2, channels=4, depth=2).state_dict(), ckpt)
+    r = CliRunner().invoke(app, ["sensitivity", str(ckpt), "--config", str(_experiment(tmp_path))])
+    assert r.exit_code == 2 and "CHECKPOINT: must lie inside an allowed data root" in r.output
