@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from nas_core.config import LauncherConfig, parse_experiment
 from _experiments import experiment
+from test_search_parallel import EPOCHS, SGD, assert_alpha_moved, assert_same_run
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -84,7 +84,8 @@ def _one_process(run_dir: Path, cfg: dict) -> subprocess.Popen:
 def test_a_data_parallel_search_on_two_nodes_equals_one_process(engine, slurm_two_nodes, tmp_path):
     if engine == "horovod":
         pytest.importorskip("horovod.torch", reason="Horovod is not built: make horovod (scripts/build-horovod.sh)")
-    cfg = experiment(engine, method="darts", order=1)
+    # Horovod with SGD on alpha, whose step a gradient off by a constant factor would change (test_search_parallel).
+    cfg = experiment(engine, epochs=EPOCHS, **({"method": "darts", "order": 1} if engine == "ddp" else SGD))
     launcher = _launcher(slurm_two_nodes)
     spec = _spec(tmp_path / "two", cfg, 61)
     script = launcher.render(spec)
@@ -102,13 +103,9 @@ def test_a_data_parallel_search_on_two_nodes_equals_one_process(engine, slurm_tw
     beats = [json.loads((spec.run_dir / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [b["host"] for b in beats] == ["nfnode1", "nfnode2"], "rank 0 on one node, rank 1 on the other"
     assert beats[0]["step"] == beats[1]["step"] > 0
-    a = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)
-    b = torch.load(spec.run_dir / "checkpoints" / "last.pt", weights_only=False)
-    assert a["step"] == b["step"] > 0
-    for x, y in zip(a["arch"], b["arch"]):
-        torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-6)
-    for key, value in a["model"].items():
-        torch.testing.assert_close(b["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
+    # The one-node equality test's comparison, which its mutation check shows can fail.
+    assert_same_run(tmp_path / "one", spec.run_dir)
+    assert_alpha_moved(cfg, tmp_path / "one", tmp_path / "init")
     events = _events(spec.run_dir)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "rank 0 alone writes, in order"
     assert events[-1]["kind"] == "status" and events[-1]["payload"]["state"] == "succeeded"

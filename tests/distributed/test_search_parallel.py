@@ -101,6 +101,15 @@ def initial_alpha(cfg: dict, where: Path) -> list[torch.Tensor]:
         return [p.detach().clone() for p in search.model.arch_parameters()]
 
 
+def assert_alpha_moved(cfg: dict, run: Path, scratch: Path) -> None:
+    """Equality within the tolerance means something only if alpha travelled far beyond it from where it started
+    (the tolerance at the largest alpha: GAEA's sit near 1/4, where rtol outweighs atol)."""
+    init, final = initial_alpha(one_process(cfg), scratch), checkpoint(run)["arch"]
+    moved = max(float((x - x0).abs().max()) for x, x0 in zip(final, init, strict=True))
+    tolerance = ALPHA_ATOL + RTOL * max(float(x.abs().max()) for x in final)
+    assert moved > 100 * tolerance, f"alpha moved {moved:.1e} from its initial value, tolerance {tolerance:.1e}"
+
+
 @pytest.fixture(scope="module")
 def references() -> dict[str, Path]:
     """The one-process runs by search settings, so the mutant test can reuse the equality test's."""
@@ -124,12 +133,7 @@ def test_two_ranks_equal_one_process(engine, search, tmp_path, references):
     finish((start(tmp_path / "two", cfg, 2), tmp_path / "two"), (alone, tmp_path / "one"))
     references[json.dumps(search, sort_keys=True)] = tmp_path / "one"
     assert_same_run(tmp_path / "one", tmp_path / "two")
-    # Equality within the tolerance means something only if alpha travelled far beyond it from where it started
-    # (the tolerance at the largest alpha: GAEA's sit near 1/4, where rtol outweighs atol).
-    init, final = initial_alpha(one_process(cfg), tmp_path / "init"), checkpoint(tmp_path / "one")["arch"]
-    moved = max(float((x - x0).abs().max()) for x, x0 in zip(final, init, strict=True))
-    tolerance = ALPHA_ATOL + RTOL * max(float(x.abs().max()) for x in final)
-    assert moved > 100 * tolerance, f"alpha moved {moved:.1e} from its initial value, tolerance {tolerance:.1e}"
+    assert_alpha_moved(cfg, tmp_path / "one", tmp_path / "init")
     # Only rank 0 wrote events, once each.
     assert [e["seq"] for e in events(tmp_path / "two")] == list(range(1, len(events(tmp_path / "two")) + 1))
 
