@@ -13,7 +13,8 @@ def sensitivity_cmd(
                                 "plain-unet or resnext-unet): its space builds the network, its data gives the tiles."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Write RUN/sensitivity.json and a `sensitivity` event to the "
                                  "run's event log."),
-    out: Path = typer.Option(None, "--out", help="Without --run-dir: the JSON file to write (default sensitivity.json)."),
+    out: Path = typer.Option(None, "--out", help="Without --run-dir: the JSON file to write "
+                             "(default sensitivity.json)."),
     steps: int = typer.Option(20, "--steps", min=0, help="Fine-tune steps of every variant (the reference too)."),
     candidates: int = typer.Option(3, "--candidates", min=1, help="Random replacement cells tried per block."),
     lr: float = typer.Option(0.05, "--lr", min=0.0, help="SGD learning rate of the fine-tunes."),

@@ -15,7 +15,6 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from nas_core.config import ConfigError, load_experiment
-from nas_core.data.roots import OutsideDataRoots, confine_data_path
 from nas_core.events import EventKind, EventLog
 from nas_core.models.blocks import BACKBONES
 from nas_core.rundir import RunDir, RunLock, write_json
@@ -23,41 +22,25 @@ from nas_core.sensitivity.analyse import sensitivity
 from nas_core.sensitivity.finetune import SensitivityError
 
 
-def _network(cfg, checkpoint: Path):
-    from nas_core.models.weights import load_weights
+def _network(cfg, checkpoint: Path | None, config_path: Path):
+    """The space's backbone with the checkpoint's weights, read (and confined to the platform's roots, when it set
+    them) as a partial search reads space.init_from; errors name CHECKPOINT when it came from the command line."""
     from nas_core.space.cell import SpaceError
-    from nas_core.space.partial import _backbone
+    from nas_core.space.partial import _backbone, _load_init, init_roots
 
+    if checkpoint is None and not cfg.space.init_from:
+        raise SensitivityError(f"{config_path}: space.init_from is empty and no CHECKPOINT was given; name the "
+                               "trained network's weights (a torch.save of its state_dict)")
+    field = "space.init_from" if checkpoint is None else "CHECKPOINT"
+    space = cfg.space if checkpoint is None else cfg.space.model_copy(update={"init_from": str(checkpoint)})
     try:
-        model = _backbone(cfg.space)
+        model = _backbone(space)
+        _load_init(model, space, init_roots())
     except SpaceError as exc:
-        raise SensitivityError(str(exc)) from None
-    try:
-        load_weights(model, checkpoint)
-    except FileNotFoundError as exc:
-        raise SensitivityError(f"CHECKPOINT: {exc}") from None
-    except ValueError as exc:
-        raise SensitivityError(f"CHECKPOINT: {exc}\nThe experiment's space builds {type(model).__name__}(channels="
-                               f"{cfg.space.channels}, depth={cfg.space.depth}, backbone={cfg.space.backbone}); "
-                               "give a checkpoint of that network or change space to match it.") from None
-    return model
-
-
-def _checkpoint(cfg, config_path: Path, checkpoint: Path | None) -> Path:
-    from nas_core.space.partial import init_roots
-
-    if checkpoint is None:
-        if not cfg.space.init_from:
-            raise SensitivityError(f"{config_path}: space.init_from is empty and no CHECKPOINT was given; name the "
-                                   "trained network's weights (a torch.save of its state_dict)")
-        checkpoint = Path(cfg.space.init_from)
-    roots = init_roots()
-    if roots is not None:  # the platform set its roots: a worker reads only inside them, as space.init_from does
-        try:
-            return confine_data_path(checkpoint, roots, base=Path.cwd(), field="CHECKPOINT")
-        except OutsideDataRoots as exc:
-            raise SensitivityError(str(exc)) from None
-    return checkpoint
+        prefix = "space.init_from: "
+        text = str(exc)
+        raise SensitivityError(f"{field}: {text.removeprefix(prefix)}" if text.startswith(prefix) else text) from None
+    return model, Path(space.init_from)
 
 
 def sensitivity_report(config_path: Path, checkpoint: Path | None = None, *, run_dir: Path | None = None,
@@ -76,12 +59,12 @@ def sensitivity_report(config_path: Path, checkpoint: Path | None = None, *, run
     if cfg.space.macro not in BACKBONES:
         raise SensitivityError(f"{config_path}: space.macro is {cfg.space.macro!r}, a network of cells; sensitivity "
                                f"measures a hand-designed network: set space.macro to one of {', '.join(BACKBONES)}")
-    checkpoint = _checkpoint(cfg, config_path, checkpoint)
-    model = _network(cfg, checkpoint)
+    model, checkpoint = _network(cfg, checkpoint, config_path)
     seed = cfg.seed if seed is None else seed
     ds = build_datasets(cfg.data, cfg.seed)
     if not len(ds["val"]):
-        raise SensitivityError(f"{config_path}: the validation split is empty; raise data.num_tiles or data.val_fraction")
+        raise SensitivityError(f"{config_path}: the validation split is empty; raise data.num_tiles or "
+                               "data.val_fraction")
     train = ConcatDataset([ds["train_w"], ds["train_a"]])
     bs = cfg.data.batch_size
     run = RunDir(run_dir) if run_dir is not None else None

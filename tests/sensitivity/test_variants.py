@@ -51,4 +51,5 @@ def test_borda_positions_and_rank():
                           {"name": "b", "gain": 0.1, "drop": 0.0, "taylor_share": 0.0},
                           {"name": "c", "gain": -0.1, "drop": 0.2, "taylor_share": 0.5}])
     assert [(r["name"], r["rank"]) for r in ranked] == [("b", 1), ("a", 2), ("c", 3)]
-    assert ranked[0]["score"] == 1.0 and ranked[-1]["score"] == pytest.approx(0.25 / 3, abs=1e-6)  # only its importance ties a
+    # c is last on gain and drop; its importance ties a's (both last two, so both at position 0.25).
+    assert ranked[0]["score"] == 1.0 and ranked[-1]["score"] == pytest.approx(0.25 / 3, abs=1e-6)
