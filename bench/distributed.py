@@ -21,12 +21,12 @@ from nas_core.rundir import RunDir
 OPS = ["none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "dil_conv_3x3"]
 
 
-def _config(engine: str, quick: bool, method: str) -> dict:
+def _config(engine: str, quick: bool, method: str, tiles: int | None = None) -> dict:
     return {
         "name": f"bench-{engine}", "seed": 0,
         "space": {"channels": 4 if quick else 8, "depth": 1 if quick else 2,
                   "cells": {t: {"ops": OPS, "nodes": 2 if quick else 4} for t in ("normal", "down", "up")}},
-        "data": {"tile_size": 32 if quick else 64, "num_tiles": 16 if quick else 64, "batch_size": 8, "augment": False},
+        "data": {"tile_size": 32 if quick else 64, "num_tiles": tiles or (16 if quick else 64), "batch_size": 8, "augment": False},
         "search": {"method": method, "epochs": 1, "warmup_epochs": 0},
         "retrain": {"enabled": False},
         "distributed": {"engine": engine, "sync_bn": True},
@@ -65,7 +65,7 @@ def timing(run_dir: Path, cfg: dict, ranks: int) -> dict:
     metric = next(e for e in events if e["kind"] == "metric")
     steps = metric["payload"]["step"]
     seconds = metric["time"] - start
-    return {"ranks": ranks, "steps": steps, "seconds": round(seconds, 2), "step_s": round(seconds / steps, 3),
+    return {"ranks": ranks, "steps": steps, "seconds": round(seconds, 2), "step_s": _step_s(events, metric),
             "images_per_s": round(steps * cfg["data"]["batch_size"] / seconds, 2),
             "comm_bytes_per_step": metric["payload"].get("comm_bytes_per_step", 0)}
 
@@ -80,11 +80,21 @@ def unavailable(engine: str) -> str | None:
     return None
 
 
-def one_and_two(tmp: Path, engine: str, quick: bool, method: str) -> tuple[dict, dict, dict]:
+def one_and_two(tmp: Path, engine: str, quick: bool, method: str, tiles: int | None = None) -> tuple[dict, dict, dict]:
     """The config, then the search in 1 process and on 2 ranks of this machine (loopback), one after the other."""
-    cfg = _config(engine, quick, method)
+    cfg = _config(engine, quick, method, tiles)
     one = _measure(tmp / f"{engine}-1", {**cfg, "distributed": {**cfg["distributed"], "engine": "none"}}, 1)
     return cfg, one, _measure(tmp / f"{engine}-2", cfg, 2)
+
+
+def _step_s(events: list[dict], metric: dict) -> float | None:
+    """Seconds per training step between the epoch's first and last progress events (each names its step): the
+    first step's warm-up, the validation pass and the start-up left out. None with fewer than two."""
+    marks = [(e["time"], e["payload"]["step"]) for e in events
+             if e["kind"] == "progress" and e["time"] <= metric["time"] and e["payload"].get("step")]
+    if len(marks) < 2 or marks[-1][1] == marks[0][1]:
+        return None
+    return round((marks[-1][0] - marks[0][0]) / (marks[-1][1] - marks[0][1]), 3)
 
 
 def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod") -> dict:

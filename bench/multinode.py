@@ -3,7 +3,8 @@
 Starts `deploy/slurm/dev-cluster.sh start --nodes 2` (root: network namespaces) in a folder of its own, then for each
 engine runs the same search as `bench distributed` three ways, one after another: 1 process; 2 ranks on one node
 (loopback); 2 nodes x 1 task through the worker's SLURM launcher (sbatch, srun; Gloo or MPI over the nodes' veth
-pairs and bridge). Step time is the search stage's wall time over its steps, from the run's own events; bytes are
+pairs and bridge). Step time is from the run's own progress events (the first step's warm-up, validation and start-up
+left out; `tiles` sets how many steps there are: 160 tiles, about 10 steps of global batch 8); bytes are
 what each rank all-reduced per step. The two "nodes" share this machine's cores, so the ratio shows what the network
 path adds, not what a second machine would gain.
 """
@@ -47,7 +48,7 @@ def _two_nodes(run_dir: Path, cfg: dict, cluster_env: dict) -> dict:
     return timing(run_dir, cfg, 2)
 
 
-def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod") -> dict:
+def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod", tiles: int = 160) -> dict:
     if os.geteuid() != 0:
         return {"figure": "skipped: the two-node dev cluster needs root (network namespaces)", "results": {}}
     results = {}
@@ -61,7 +62,7 @@ def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod"
                 if why := unavailable(engine):
                     results[engine] = {"skipped": why}
                     continue
-                cfg, one, local = one_and_two(Path(tmp), engine, quick, method)
+                cfg, one, local = one_and_two(Path(tmp), engine, quick, method, int(tiles))
                 nodes = _two_nodes(Path(tmp) / f"{engine}-nodes", cfg, cluster)
                 results[engine] = {"one": one, "one_node": local, "two_nodes": nodes,
                                    "ratio": round(nodes["step_s"] / one["step_s"], 2),
@@ -72,6 +73,6 @@ def run(quick: bool = False, method: str = "darts", engines: str = "ddp,horovod"
              f"1 process ({r['ratio']}x) and {r['one_node']['step_s'] * 1e3:.0f} ms for 2 ranks on one node "
              f"({r['ratio_vs_one_node']}x), {r['two_nodes']['comm_bytes_per_step'] / 1e6:.2f} MB all-reduced per rank "
              f"per step" for e, r in results.items() if "two_nodes" in r]
-    size = "tiny" if quick else "C=8, depth 2, 4 nodes, 64 px, global batch 8"
+    size = "tiny" if quick else f"C=8, depth 2, 4 nodes, 64 px, {tiles} tiles, global batch 8"
     return {"figure": f"{method} search, {size}, CPU, 1 thread per rank, the 2 nodes sharing 2 cores: "
                       + "; ".join(parts), "results": results}
