@@ -95,8 +95,12 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
     """Write config.yaml and hand the run to its launcher (adopting a live job of the run if there is one)."""
     try:
         spec = spec_for(run, resume=resume)
+        settings = get_settings()
         if spec.config.data.path is not None:  # again before starting: roots may have narrowed or a link moved
-            confine_data_path(spec.config.data.path, get_settings().data_roots, base=spec.run_dir)
+            confine_data_path(spec.config.data.path, settings.data_roots, base=spec.run_dir)
+        if spec.config.space.init_from is not None:  # likewise a partial search's checkpoint (data roots or runs)
+            confine_data_path(spec.config.space.init_from, [*settings.data_roots, settings.runs_dir], base=spec.run_dir,
+                              field="space.init_from")
         launcher = create_launcher(run.launcher)
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         write_config(RunDir(spec.run_dir).config, run.config, overrides_for(session, run))

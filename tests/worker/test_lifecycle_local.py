@@ -87,6 +87,26 @@ def test_run_dir_outside_the_runs_root_is_refused(worker_home, tmp_path):
     assert not (tmp_path / "elsewhere").exists()
 
 
+def test_an_init_from_outside_the_roots_is_refused_at_launch(worker_home, tmp_path):
+    """The API confines a partial search's space.init_from; the worker checks it again before starting, as it does
+    data.path (the roots may have narrowed since, or the stored config was changed behind the API)."""
+    outside = tmp_path / "backbone.pt"
+    outside.write_bytes(b"not read: refused before anything opens it")
+    run_id = make_run(epochs=1, space={"macro": "plain-unet", "channels": 4, "depth": 1, "search_blocks": ["down.0"]})
+    from backend.core.db import session_scope
+    from backend.models import Run
+
+    with session_scope() as s:
+        row = s.get(Run, run_id)
+        row.config = {**row.config, "space": {**row.config["space"], "init_from": str(outside)}}
+        s.add(row)
+        s.commit()
+    control.launch(run_id)
+    run = get_run(run_id)
+    assert run.status == "failed" and run.pid is None
+    assert "space.init_from" in run.status_reason and "data root" in run.status_reason, run.status_reason
+
+
 def test_cancel_a_running_local_run_kills_its_group(worker_home):
     run_id = make_run(epochs=200, fake={"step_s": 0.1})
     control.launch(run_id)
