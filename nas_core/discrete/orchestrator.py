@@ -298,7 +298,11 @@ def launch(job: SearchJob, np: int, *, timeout: float | None = None, extra_env: 
             out, err = proc.communicate()
         why = f"did not finish within {timeout} s and was stopped"
     if proc.returncode != 0:
-        tail = "\n".join((err or out).strip().splitlines()[-12:])
+        lines = (err or out).strip().splitlines()
+        # What rank 0 said of the cause first: MPI's own abort banner after it (a peer hangup seen by another
+        # rank) can be longer than the tail and would push it out.
+        said = [line for line in lines if line.startswith("nasforge: ")]
+        tail = "\n".join(said[-3:] + [line for line in lines[-12:] if line not in said[-3:]])
         raise OrchestratorError(
             f"discrete search in {job.workdir} {why} after {_finished_count(job)} of {job.prescreen + job.trials} "
             f"trials; they are kept in {job.run_dir.trials_checkpoint}: launch again to resume.\n{tail}")
