@@ -98,8 +98,8 @@ def slurm_two_nodes(services_dir):
     its own (hostname nfnode1 / nfnode2, address TWO_NODE_NET.11 / .12), so a job's tasks on the two nodes talk over
     a network as on a cluster. Root only, since namespaces cannot be made otherwise; it skips saying so. A silent
     slurmd is given 10 s (SlurmdTimeout) before its node is DOWN, so a node failure ends its job in seconds.
-    Yields {"env": the environment that reaches it, "dir": its folder, "start": a callable that starts what is not
-    running (a node a test killed)}. Torn down at the end of the session, checking nothing is left."""
+    Yields {"env": the environment that reaches it, "start": a callable that starts what is not running (a node a
+    test killed)}. Torn down at the end of the session, checking nothing is left."""
     reason = namespaces_impossible()
     if reason:
         pytest.skip(reason)
@@ -116,8 +116,7 @@ def slurm_two_nodes(services_dir):
 
     try:
         start()
-        yield {"env": {**os.environ, "SLURM_CONF": str(cluster_dir / "slurm.conf")}, "dir": cluster_dir,
-               "start": start}
+        yield {"env": {**os.environ, "SLURM_CONF": str(cluster_dir / "slurm.conf")}, "start": start}
     finally:
         stop = subprocess.run(["bash", str(script), "stop"], env=env, capture_output=True, text=True, timeout=120)
         assert stop.returncode == 0, stop.stderr

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from nas_core.metrics.pixel import confusion_matrix
-from nas_core.train.loop import _logits, segmentation_loss
+from nas_core.train.loop import main_logits, segmentation_loss
 
 
 class SensitivityError(ValueError):
@@ -50,7 +50,7 @@ def fine_tune(model: nn.Module, batches, lr: float, seed: int, device) -> nn.Mod
     _frozen_modules_eval(model)
     for images, masks in batches:
         opt.zero_grad(set_to_none=True)
-        loss = segmentation_loss(_logits(model(images.to(device))), masks.to(device))
+        loss = segmentation_loss(main_logits(model(images.to(device))), masks.to(device))
         loss.backward()
         nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
@@ -63,7 +63,7 @@ def validation_iou(model: nn.Module, loader, num_classes: int, device) -> float:
     model.eval()
     cm = np.zeros((num_classes, num_classes), np.int64)
     for images, masks in loader:
-        pred = _logits(model(images.to(device))).argmax(1).cpu()
+        pred = main_logits(model(images.to(device))).argmax(1).cpu()
         cm += confusion_matrix(pred, masks, num_classes)
     tp = np.diag(cm)[1:].astype(np.float64)
     union = cm.sum(0)[1:] + cm.sum(1)[1:] - tp

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from nas_core.models.blocks import BlockSpec
-from nas_core.train.loop import _logits, segmentation_loss
+from nas_core.train.loop import main_logits, segmentation_loss
 
 
 def block_importance(model: nn.Module, specs: list[BlockSpec], loader, device, max_batches: int | None = None
@@ -32,7 +32,7 @@ def block_importance(model: nn.Module, specs: list[BlockSpec], loader, device, m
         if max_batches is not None and n >= max_batches:
             break
         net.zero_grad(set_to_none=True)
-        segmentation_loss(_logits(net(images.to(device))), masks.to(device)).backward()
+        segmentation_loss(main_logits(net(images.to(device))), masks.to(device)).backward()
         for name, ps in params.items():
             grads = [(p.grad, p) for p in ps if p.grad is not None]
             taylor[name] += float(sum((g * p.detach()).sum() for g, p in grads)) ** 2 if grads else 0.0

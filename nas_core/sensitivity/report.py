@@ -26,7 +26,7 @@ def _network(cfg, checkpoint: Path | None, config_path: Path):
     """The space's backbone with the checkpoint's weights, read (and confined to the platform's roots, when it set
     them) as a partial search reads space.init_from; errors name CHECKPOINT when it came from the command line."""
     from nas_core.space.cell import SpaceError
-    from nas_core.space.partial import _backbone, _load_init, init_roots
+    from nas_core.space.partial import backbone
 
     if checkpoint is None and not cfg.space.init_from:
         raise SensitivityError(f"{config_path}: space.init_from is empty and no CHECKPOINT was given; name the "
@@ -34,8 +34,7 @@ def _network(cfg, checkpoint: Path | None, config_path: Path):
     field = "space.init_from" if checkpoint is None else "CHECKPOINT"
     space = cfg.space if checkpoint is None else cfg.space.model_copy(update={"init_from": str(checkpoint)})
     try:
-        model = _backbone(space)
-        _load_init(model, space, init_roots())
+        model = backbone(space)
     except SpaceError as exc:
         prefix = "space.init_from: "
         text = str(exc)

@@ -81,14 +81,21 @@ def _load_init(model: nn.Module, space: SpaceConfig, roots: list[Path] | None) -
                          f"(macro {space.macro}); give a checkpoint of that network.") from None
 
 
+def backbone(space: SpaceConfig, load_init: bool = True) -> nn.Module:
+    """The space's hand-designed network as its class builds it, with space.init_from's weights (read and confined
+    to the platform's roots as a search reads them) unless load_init is False."""
+    model = _backbone(space)
+    if space.init_from and load_init:
+        _load_init(model, space, init_roots())
+    return model
+
+
 def build(space: SpaceConfig, multipliers: dict[str, int], load_init: bool = True
           ) -> tuple[nn.Module, list[CellSlot], list[CellPlace], list[str]]:
     """The backbone with a CellPlace in each marked block; the slots of the cells (in block order); the places;
     the names of the frozen blocks (every block not searched, the head included, when space.freeze).
     load_init=False leaves out init_from, for a caller that loads the whole network's weights next."""
-    model = _backbone(space)
-    if space.init_from and load_init:
-        _load_init(model, space, init_roots())
+    model = backbone(space, load_init=load_init)
     slots, places = [], []
     for spec in backbone_blocks(space):
         if spec.name not in space.search_blocks:

@@ -11,7 +11,7 @@ from torch import nn
 from nas_core.metrics.scores import SegmentationScores
 
 
-def _logits(out):
+def main_logits(out):
     # A network with an auxiliary head returns (logits, aux); only the main logits are trained and scored here.
     return out[0] if isinstance(out, (tuple, list)) else out
 
@@ -51,7 +51,7 @@ def train_epoch(model: nn.Module, loader, optimizer, device, grad_clip: float | 
             break
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = segmentation_loss(_logits(model(images)), masks)
+        loss = segmentation_loss(main_logits(model(images)), masks)
         loss.backward()
         if grad_clip:
             nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -72,5 +72,5 @@ def evaluate(model: nn.Module, loader, num_classes: int, device,
     model.eval()
     scores = SegmentationScores(num_classes, iou_thresholds)
     for images, masks in loader:
-        scores.add(_logits(model(images.to(device))).float().softmax(1).cpu(), masks)
+        scores.add(main_logits(model(images.to(device))).float().softmax(1).cpu(), masks)
     return scores.result()
