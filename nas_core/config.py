@@ -8,6 +8,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_core.data.config import DataConfig
+from nas_core.models.hand_designed import NetworkConfig
 from nas_core.space.config import SpaceConfig
 
 CONTINUOUS_METHODS = ("darts", "pcdarts", "gaea", "betadarts", "dartsminus")
@@ -114,6 +115,9 @@ class BaselineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     random: bool = Field(True, description="Add a random-search baseline at equal compute.")
     seeds: int = Field(3, ge=1, le=100)
+    networks: list[NetworkConfig] = Field(default_factory=list, description="Hand-designed networks trained and "
+                                          "evaluated beside the search by the same retrain and evaluate stages "
+                                          "(same data, seed and retrain budget), one baseline run each.")
 
 
 class ExperimentConfig(BaseModel):

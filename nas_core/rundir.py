@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from nas_core.config import read_experiment_file  # the one YAML reader; its errors name the file
+from nas_core.models.hand_designed import NetworkConfig
 
 # The stages of a run, in order; a discrete search's trials stand for search and decode.
 STAGES = ("search", "decode", "retrain", "evaluate")
@@ -238,7 +239,9 @@ class RunOverrides(BaseModel):
     parent_run_id: int | None = Field(None, ge=1, description="A retrain run: the run whose genotype it retrains.")
     genotype: dict[str, Any] | None = Field(None, description="A retrain run: the genotype to retrain "
                                                               "(`Genotype.to_dict()`), the parent's or one given.")
-    baseline_of: int | None = Field(None, ge=1, description="A random baseline: the search run it is measured against.")
+    baseline_of: int | None = Field(None, ge=1, description="A baseline: the search run it is measured against.")
+    network: NetworkConfig | None = Field(None, description="A hand-designed baseline: the network it trains and "
+                                          "evaluates (no search, no decode) instead of a random search.")
 
 
 def read_config(path: str | os.PathLike) -> tuple[dict[str, Any], RunOverrides]:

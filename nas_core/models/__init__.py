@@ -11,6 +11,7 @@ _EXPORTS = {
     "BlockSpec": "blocks", "BACKBONES": "blocks",
     "PlainUNet": "plain_unet", "ResNeXtBlock": "resnext_unet", "ResNeXtUNet": "resnext_unet",
     "load_weights": "weights",
+    "NetworkConfig": "hand_designed", "build_network": "hand_designed",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -14,9 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-import nas_core.models
 from nas_core.data.roots import OutsideDataRoots, confine_data_path
-from nas_core.models.blocks import BACKBONES
 from nas_core.space.cell import CellSlot, SpaceError
 from nas_core.space.config import SpaceConfig
 from nas_core.space.partial_schema import BACKBONE_MACROS, backbone_blocks
@@ -52,10 +50,10 @@ def init_roots() -> list[Path] | None:
 
 
 def _backbone(space: SpaceConfig) -> nn.Module:
-    spec = BACKBONES[space.macro]
-    model_class = getattr(nas_core.models, spec.model)
+    from nas_core.models.hand_designed import build
+
     try:
-        return model_class(space.in_channels, space.num_classes, space.channels, space.depth, **space.backbone)
+        return build(space.macro, space.in_channels, space.num_classes, space.channels, space.depth, space.backbone)
     except (TypeError, ValueError) as exc:
         raise SpaceError(f"space.backbone: {exc}") from None
 
