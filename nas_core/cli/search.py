@@ -90,7 +90,8 @@ def search_cmd(
     device: str = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
 ) -> None:
     """Run a search: search -> decode -> retrain -> evaluate (a discrete one's trials stand for search and decode;
-    a retrain run, `run: {kind: retrain}` in the file, only retrains and evaluates its given genotype)."""
+    a retrain run, `run: {kind: retrain}` in the file, only retrains and evaluates its given genotype; a
+    hand-designed baseline, `run: {kind: baseline, network: {...}}`, only retrains and evaluates that network)."""
     from nas_core.config import DISCRETE_METHODS, ConfigError
     from nas_core.rundir import STAGES, RunDir, RunDirBusy
 
@@ -111,6 +112,8 @@ def search_cmd(
     try:
         if run.kind == "retrain":
             code = _retrain(cfg, run, rd, resume, stage, device)
+        elif run.network is not None:
+            code = _hand_designed(cfg, run, rd, resume, stage, device)
         elif cfg.search.method in DISCRETE_METHODS:
             code = _discrete(cfg, rd, resume, stage, device)
         else:
@@ -188,6 +191,45 @@ def _retrain(cfg, run, rd, resume: bool, stage: str | None, device: str | None) 
                 for name in [stage] if stage else ["retrain", "evaluate"]:
                     if not (resume and stage is None and stage_done(rd.root, name, cfg)):
                         run_stages(cfg, rd.root, events, resume=resume, only=name, device=device)
+
+            return _finish(events, stage, rd.root, work)
+
+
+def _hand_designed(cfg, run, rd, resume: bool, stage: str | None, device: str | None) -> int:
+    """A hand-designed baseline: the retrain and evaluate stages on `run.network` (nas_core.models), built in the
+    experiment's space (in_channels, num_classes) with its seed, data and retrain budget, the same code that
+    trains and scores a searched network. No search, no decode, no genotype.json."""
+    from nas_core.events import EventKind
+    from nas_core.rundir import RunLock
+    from nas_core.search.reporting import EventSink
+    from nas_core.search.stages import run_stages, stage_done
+
+    if run.kind != "baseline":
+        error = (f"run.network: only a baseline run trains a hand-designed network; set run.kind to baseline "
+                 f"(it is {run.kind}) or remove run.network")
+        typer.echo(f"error: {error}", err=True)
+        _fail_event(rd, error)
+        return 2
+    if stage in ("search", "decode"):
+        typer.echo(f"error: --stage {stage}: a hand-designed baseline has no {stage} stage (its network is given); "
+                   "use retrain or evaluate", err=True)
+        return 2
+    if not resume and stage in (None, "retrain") and rd.retrained.exists():
+        typer.echo(f"error: {rd.retrained} exists: this run directory holds a run already; pass --resume to "
+                   "continue it, or use a new --run-dir", err=True)
+        return 2
+    net = run.network
+    with RunLock(rd.lock):
+        # Resuming, everything in the log is history: a repeated retrain epoch is not written twice.
+        with EventSink(rd.events, after_seq=0 if resume else None) as events:
+            of = f" of run {run.baseline_of}" if run.baseline_of else ""
+            events.emit(EventKind.log, {"stage": "retrain", "message": f"hand-designed baseline {net.label}{of}: "
+                                        "the retrain and evaluate stages only (no search, no genotype)"})
+
+            def work():
+                for name in [stage] if stage else ["retrain", "evaluate"]:
+                    if not (resume and stage is None and stage_done(rd.root, name, cfg)):
+                        run_stages(cfg, rd.root, events, resume=resume, only=name, device=device, network=net)
 
             return _finish(events, stage, rd.root, work)
 

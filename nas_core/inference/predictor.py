@@ -108,6 +108,7 @@ def load_deployed(run_dir: str | Path) -> tuple[Deployed, dict[str, Any]]:
     """The retrained network of a run directory wrapped with its training normalisation, in eval mode, and its
     card. The retrain checkpoint carries what prediction needs (`deployment_facts`); a run retrained before it
     did is read with its config.yaml and training data instead."""
+    from nas_core.models.hand_designed import NetworkConfig, build_network as build_hand_designed
     from nas_core.space.config import SpaceConfig
     from nas_core.space.genotypes import load_genotype
     from nas_core.space.network import build_network
@@ -116,20 +117,27 @@ def load_deployed(run_dir: str | Path) -> tuple[Deployed, dict[str, Any]]:
     if not rd.retrained.exists():
         raise InferenceError(f"MODEL {rd.root}: no retrained network ({rd.retrained} is missing); run the retrain "
                              "stage first (`nasforge search EXPERIMENT --run-dir RUN --resume`)")
-    if not rd.genotype.exists():
-        raise InferenceError(f"MODEL {rd.root}: no genotype.json; this is not a finished run directory")
-    genotype = load_genotype(rd.genotype)
     state = torch.load(rd.retrained, map_location="cpu", weights_only=True)
+    # A hand-designed baseline's checkpoint names its network; a searched one is rebuilt from genotype.json.
+    hand = state.get("network")
+    if hand is None and not rd.genotype.exists():
+        raise InferenceError(f"MODEL {rd.root}: no genotype.json; this is not a finished run directory")
     facts = state.get("deployment") or deployment_facts(_run_config(rd))
     space = SpaceConfig.model_validate(facts["space"])
-    network = build_network(genotype, space, load_init=False)  # a partial search's init_from is in state["model"]
+    if hand is not None:
+        genotype, net = None, NetworkConfig.model_validate(hand)
+        network = build_hand_designed(net, space.in_channels, space.num_classes)
+    else:
+        genotype, net = load_genotype(rd.genotype), None
+        network = build_network(genotype, space, load_init=False)  # a partial search's init_from is in state["model"]
     network.load_state_dict(state["model"])
     model = Deployed(network, facts["normalisation"]["mean"], facts["normalisation"]["std"]).eval()
     card = {
         "format": "nasforge-model/1",
         "run": rd.root.name,
         "experiment": facts["experiment"],
-        "genotype": genotype.to_dict(),
+        "genotype": None if genotype is None else genotype.to_dict(),
+        **({} if net is None else {"network": {**net.model_dump(mode="json"), "label": net.label}}),
         "space": facts["space"],
         "classes": facts["classes"],
         "tile_size": facts["tile_size"],

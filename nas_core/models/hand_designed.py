@@ -3,7 +3,7 @@
 and the sensitivity tool build theirs through it too, so a macro name maps to its class in one place."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -21,18 +21,16 @@ class NetworkConfig(BaseModel):
                                          "residual shortcuts); plain-unet: Ronneberger's two-conv stages.")
     channels: int = Field(16, ge=1, le=1024, description="Channels at the first level; doubled at each level down.")
     depth: int = Field(3, ge=1, le=8, description="Down-sampling levels.")
-    backbone: dict[str, int] = Field(default_factory=dict, description="The class's further arguments: resnext-unet "
+    backbone: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict, description="The class's further arguments: resnext-unet "
                                      "takes cardinality, bottleneck_width, blocks; plain-unet none.")
 
     @model_validator(mode="after")
     def _check_args(self) -> "NetworkConfig":
         allowed = BACKBONES[self.name].args
-        for arg, value in self.backbone.items():
+        for arg in self.backbone:
             if arg not in allowed:
                 raise ValueError(f"backbone.{arg}: {self.name} takes no argument {arg!r}; it takes "
                                  f"{', '.join(allowed) or 'none (channels and depth are fields of their own)'}")
-            if value < 1:
-                raise ValueError(f"backbone.{arg}: must be >= 1, got {value}")
         return self
 
     @property

@@ -114,45 +114,71 @@ def _datasets(cfg: ExperimentConfig):
     return build_datasets(cfg.data, cfg.seed)
 
 
-def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None) -> dict:
-    """Train the decoded network from scratch on both training halves; keep its weights for the evaluation."""
-    from nas_core.inference.predictor import deployment_facts
+def _model(cfg: ExperimentConfig, run_dir: Path, network=None, load_init: bool = True):
+    """The network the retrain and evaluate stages train and score, and how its events label it: a hand-designed
+    baseline's `run.network` (nas_core.models), else the decoded genotype's (its cells in the space's macro). The
+    one place the two kinds of run part; everything after it is the same code."""
+    if network is not None:
+        from nas_core.models.hand_designed import build_network as build_hand_designed
+
+        return build_hand_designed(network, cfg.space.in_channels, cfg.space.num_classes), network.label
     from nas_core.space.network import build_network
+
+    return build_network(_genotype(run_dir), cfg.space, load_init=load_init), "searched"
+
+
+def run_retrain_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None, network=None) -> dict:
+    """Train the decoded network (or a baseline's hand-designed `network`) from scratch on both training halves;
+    keep its weights for the evaluation."""
+    from nas_core.inference.predictor import deployment_facts
     from nas_core.train.retrain import train_and_evaluate
 
     torch.manual_seed(cfg.seed)
-    model = build_network(_genotype(run_dir), cfg.space)
-    start = "from scratch" if not cfg.space.init_from else \
-        f"(cells from scratch, the other blocks from space.init_from{', frozen' if cfg.space.freeze else ''})"
-    _log(events, "retrain", f"retrain: the decoded network ({sum(p.numel() for p in model.parameters())} "
+    model, label = _model(cfg, run_dir, network)
+    if network is not None:
+        what, start = f"the hand-designed {label}", "from scratch"
+    else:
+        what = "the decoded network"
+        start = "from scratch" if not cfg.space.init_from else \
+            f"(cells from scratch, the other blocks from space.init_from{', frozen' if cfg.space.freeze else ''})"
+    _log(events, "retrain", f"retrain: {what} ({sum(p.numel() for p in model.parameters())} "
          f"parameters) {start} for {cfg.retrain.epochs} epochs, lr {cfg.retrain.lr}")
     result = train_and_evaluate(model, _datasets(cfg), cfg.retrain.epochs, cfg.retrain.lr, events=events,
                                 batch_size=cfg.data.batch_size, seed=cfg.seed, device=device, eval_split="val",
-                                iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label="searched",
+                                iou_thresholds=cfg.retrain.iou_thresholds, workers=cfg.data.workers, label=label,
                                 compute=cfg.compute)
     # What prediction needs beside the weights (space, normalisation, classes...): the run directory then
-    # predicts on its own, whatever becomes of the experiment file and its data (nas_core.inference).
+    # predicts on its own, whatever becomes of the experiment file and its data (nas_core.inference). A
+    # hand-designed network's description rides along: it has no genotype.json to be rebuilt from.
     state = {"model": model.state_dict(), "val_miou": result["miou"], "steps": result["steps"],
              "deployment": deployment_facts(cfg)}
+    if network is not None:
+        state["network"] = network.model_dump(mode="json")
     write_atomic(RunDir(run_dir).retrained, lambda fh: torch.save(state, fh))
     _log(events, "retrain", f"retrain done: {result['steps']} steps in {result['train_seconds']:.1f} s; validation "
          f"{_scores(result)}")
     return result
 
 
-def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None) -> dict:
-    """Score the retrained network on the test split; metrics.json and an `evaluation` event hold the result."""
+def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, device=None, network=None) -> dict:
+    """Score the retrained network (the decoded one, or a baseline's hand-designed `network`) on the test split;
+    metrics.json and an `evaluation` event hold the result."""
     from nas_core.data.loader import make_loader
     from nas_core.inference.samples import write_samples
     from nas_core.metrics.scores import curves, pr_empty_reason
-    from nas_core.space.network import build_network
     from nas_core.train.loop import evaluate
 
     path = RunDir(run_dir).retrained
     if not path.exists():
         raise StageError(f"{path}: no retrained weights; run the retrain stage first")
-    model = build_network(_genotype(run_dir), cfg.space, load_init=False)  # the retrained weights hold it all
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    wanted = None if network is None else network.model_dump(mode="json")
+    if state.get("network") != wanted:
+        raise StageError(f"{path}: retrained as {_trained_as(state.get('network'))}, but this run is "
+                         f"{_trained_as(wanted)}; retrain it first "
+                         "(--stage retrain) or use the run directory it belongs to")
+    model, label = _model(cfg, run_dir, network, load_init=False)  # the retrained weights hold it all
+    model.load_state_dict(state["model"])
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(device)
     test = _datasets(cfg)["test"]
@@ -167,12 +193,20 @@ def run_evaluate_stage(cfg: ExperimentConfig, run_dir: Path, events: EventSink, 
     write_json(RunDir(run_dir).metrics, metrics)
     # Pictures before the event: a reader that sees the evaluation finds its samples already there.
     write_samples(model, test, RunDir(run_dir).samples, device=device)
-    events.emit(EventKind.evaluation, {"stage": "evaluate", "label": "searched", **metrics,
+    events.emit(EventKind.evaluation, {"stage": "evaluate", "label": label, **metrics,
                                        "curves": _jsonable(curves(result["objects"]))})
     ap = metrics["ap"].get("0.5")
     _log(events, "evaluate", f"test ({metrics['tiles']} tiles): {_scores({**metrics, 'confusion': result['confusion']})}"
          + (f", AP@0.5 {ap:.3f}" if ap is not None else ""))
     return metrics
+
+
+def _trained_as(network: dict | None) -> str:
+    if network is None:
+        return "a searched genotype's network"
+    from nas_core.models.hand_designed import NetworkConfig
+
+    return f"the hand-designed {NetworkConfig.model_validate(network).label}"
 
 
 def _jsonable(x):
@@ -202,8 +236,9 @@ def plan(cfg: ExperimentConfig, only: str | None = None) -> list[str]:
 
 def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resume: bool, only: str | None = None,
                on_step: Callable[[dict], None] | None = None, on_stage: Callable[[str], None] | None = None,
-               device=None, engine=None) -> None:
-    """Run the planned stages in order; with `resume`, stages whose output exists are skipped.
+               device=None, engine=None, network=None) -> None:
+    """Run the planned stages in order; with `resume`, stages whose output exists are skipped. `network`: a
+    hand-designed baseline's `run.network`, which retrain and evaluate train and score instead of genotype.json.
 
     With a data-parallel `engine`, every rank runs the search stage together; decode, retrain and evaluate are
     rank 0's alone (the other ranks return once the search is done).
@@ -225,9 +260,9 @@ def run_stages(cfg: ExperimentConfig, run_dir: Path, events: EventSink, *, resum
         elif stage == "decode":
             run_decode_stage(cfg, run_dir, events)
         elif stage == "retrain":
-            run_retrain_stage(cfg, run_dir, events, device)
+            run_retrain_stage(cfg, run_dir, events, device, network)
         else:
-            run_evaluate_stage(cfg, run_dir, events, device)
+            run_evaluate_stage(cfg, run_dir, events, device, network)
     _log_skipped(events, skipped)
 
 

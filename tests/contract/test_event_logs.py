@@ -1,9 +1,11 @@
 """Every status state and event kind the code writes validates against the published schema: the logs of a
-continuous run, a discrete run, a retrain run (of the continuous run's genotype) and failed runs."""
+continuous run, a discrete run, a retrain run (of the continuous run's genotype), a hand-designed baseline (a tiny
+ResNeXt U-Net) and failed runs."""
 from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -42,6 +44,13 @@ def logs(tmp_path_factory):
     assert r.exit_code == 0, r.output
     out["retrain"] = RunDir(tmp / "retrain")
 
+    net = {"name": "resnext-unet", "channels": 4, "depth": 1, "backbone": {"cardinality": 2, "bottleneck_width": 2}}
+    write_config(tmp / "network.yaml", {**exp, "baseline": {"networks": [net]}},
+                 RunOverrides(kind="baseline", baseline_of=1, network=net))
+    r = _search(tmp / "network.yaml", tmp / "network")
+    assert r.exit_code == 0, r.output
+    out["network"] = RunDir(tmp / "network")
+
     # Failed three ways: a bad config, a stage without its input, a retrain run without a genotype.
     (tmp / "failed-config").mkdir()
     (tmp / "bad.yaml").write_text(yaml.safe_dump({**exp, "search": {"method": "darts", "pc_k": 99}}))
@@ -53,10 +62,16 @@ def logs(tmp_path_factory):
     write_config(tmp / "retrain-none.yaml", exp, RunOverrides(kind="retrain", parent_run_id=1))
     assert _search(tmp / "retrain-none.yaml", tmp / "failed-retrain").exit_code == 2
     out["failed-retrain"] = RunDir(tmp / "failed-retrain")
+    (tmp / "failed-network").mkdir()
+    bad = {"name": "resnext-unet", "backbone": {"cardinality": 0}}
+    (tmp / "bad-network.yaml").write_text(yaml.safe_dump({**exp, "baseline": {"networks": [net, bad]}}))
+    assert _search(tmp / "bad-network.yaml", tmp / "failed-network").exit_code == 2
+    out["failed-network"] = RunDir(tmp / "failed-network")
     return {name: read_log(rd.events) for name, rd in out.items()} | {"dirs": out}
 
 
-@pytest.mark.parametrize("name", ["continuous", "discrete", "retrain", "failed-config", "failed-stage", "failed-retrain"])
+@pytest.mark.parametrize("name", ["continuous", "discrete", "retrain", "network", "failed-config", "failed-stage",
+                                  "failed-retrain", "failed-network"])
 def test_each_log_validates_against_the_published_schema(logs, name):
     events = logs[name]
     assert validate_events(events) == len(events) > 0
@@ -97,3 +112,22 @@ def test_a_retrain_run_retrains_the_given_genotype_and_never_searches(logs):
     given = [e for e in events if e["kind"] == "genotype"]
     assert len(given) == 1 and given[0]["payload"]["parent_run_id"] == 1
     assert "run.genotype" in logs["failed-retrain"][-1]["payload"]["error"]
+
+
+def test_a_hand_designed_baseline_trains_and_scores_its_network_and_never_searches(logs):
+    from nas_core.inference.predictor import load_model
+
+    events, rd = logs["network"], logs["dirs"]["network"]
+    stages = [e["payload"].get("stage") for e in events if e["kind"] == "status" and e["payload"]["state"] == "running"]
+    assert stages == ["retrain", "evaluate"]
+    assert not rd.checkpoint.exists() and not rd.genotype.exists() and rd.metrics.exists()
+    label = "resnext-unet c4 d1 bottleneck_width2 cardinality2"
+    evaluation = [e["payload"] for e in events if e["kind"] == "evaluation" and e["payload"]["stage"] == "evaluate"]
+    assert [e["label"] for e in evaluation] == [label] and evaluation[0]["curves"]
+    assert {e["payload"]["label"] for e in events if e["kind"] == "metric"} == {label}
+    # Its checkpoint names the network, so the run directory predicts on its own like a searched one.
+    predictor = load_model(rd.root)
+    assert predictor.card["genotype"] is None and predictor.card["network"]["label"] == label
+    assert predictor.predict_tiles(np.zeros((1, 32, 32, 3), np.uint8)).shape == (1, 2, 32, 32)
+    error = logs["failed-network"][-1]["payload"]["error"]
+    assert "baseline.networks.1.backbone.cardinality" in error, error
