@@ -7,12 +7,14 @@ import typer
 
 
 def sensitivity_cmd(
-    checkpoint: Path = typer.Argument(None, help="The trained network's weights (a torch.save of its state_dict); "
-                                      "default: the experiment's space.init_from."),
-    config: Path = typer.Option(..., "--config", help="The experiment of the partial search you plan (space.macro "
-                                "plain-unet or resnext-unet): its space builds the network, its data gives the tiles."),
+    checkpoint: Path = typer.Argument(None, help="With --config: the trained network's weights (a torch.save of "
+                                      "its state_dict); default: the experiment's space.init_from."),
+    config: Path = typer.Option(None, "--config", help="The experiment of the partial search you plan (space.macro "
+                                "plain-unet or resnext-unet): its space builds the network, its data gives the tiles. "
+                                "Without it, --run-dir names a finished hand-designed baseline run to measure."),
     run_dir: Path = typer.Option(None, "--run-dir", help="Write RUN/sensitivity.json and a `sensitivity` event to the "
-                                 "run's event log."),
+                                 "run's event log. Alone (no --config): the run is also what is measured, a finished "
+                                 "baseline run with run.network in its config.yaml and checkpoints/retrain.pt."),
     out: Path = typer.Option(None, "--out", help="Without --run-dir: the JSON file to write "
                              "(default sensitivity.json)."),
     steps: int = typer.Option(20, "--steps", min=0, help="Fine-tune steps of every variant (the reference too)."),
@@ -25,7 +27,8 @@ def sensitivity_cmd(
 ) -> None:
     """Rank the named blocks of a trained PlainUNet or ResNeXtUNet by the room they leave: per block the IoU drop
     when it is ablated, the gain of a few random cells in its place, its gradient importance (docs/search.md,
-    "Where to search first")."""
+    "Where to search first"). Two forms: `--run-dir RUN` (a finished hand-designed baseline run) or
+    `[CHECKPOINT] --config EXPERIMENT [--run-dir RUN | --out FILE]`."""
     from nas_core.rundir import RunDirBusy
     from nas_core.sensitivity import SensitivityError
     from nas_core.sensitivity.report import sensitivity_report

@@ -38,7 +38,8 @@ def sensitivity(model: nn.Module, train_loader, val_loader, num_classes: int, *,
     gradient importance; each variant fine-tuned `steps` SGD steps at `lr`. `model` is not changed.
 
     Returns {"reference_iou", "tuned_reference_iou", "steps", "candidates", "lr", "seed", "first", "order",
-    "blocks": [per block, by rank: name, role, ablation, ablated_iou, drop, cell_ious, genotypes, gain,
+    "blocks": [per block, by rank: name, role, in_channels, out_channels, skip_channels, cell_nodes (the
+    replacement cells' nodes, which divide out_channels), ablation, ablated_iou, drop, cell_ious, genotypes, gain,
     taylor, fisher, taylor_share, score, rank]}."""
     if candidates < 1:
         raise SensitivityError("candidates: at least one random replacement cell per block is needed")
@@ -66,7 +67,9 @@ def sensitivity(model: nn.Module, train_loader, val_loader, num_classes: int, *,
             cell_ious.append(validation_iou(fine_tune(net, batches, lr, seed, device), val_loader, num_classes, device))
             genotypes.append({"nodes": [[list(e) for e in node] for node in genotype.nodes],
                               "concat": list(genotype.concat)})
-        rec = {"name": spec.name, "role": spec.role, "ablation": how, "ablated_iou": ablated_iou,
+        rec = {"name": spec.name, "role": spec.role, "in_channels": spec.in_channels,
+               "out_channels": spec.out_channels, "skip_channels": spec.skip_channels, "cell_nodes": cfg.nodes,
+               "ablation": how, "ablated_iou": ablated_iou,
                "drop": tuned - ablated_iou, "cell_ious": cell_ious, "genotypes": genotypes,
                "gain": max(cell_ious) - tuned, **importance[spec.name]}
         records.append(rec)
