@@ -150,3 +150,35 @@ def test_cli_checkpoint_outside_the_platform_roots(tmp_path, monkeypatch):
     torch.save(PlainUNet(3, 2, channels=4, depth=2).state_dict(), ckpt)
     r = CliRunner().invoke(app, ["sensitivity", str(ckpt), "--config", str(_experiment(tmp_path))])
     assert r.exit_code == 2 and "CHECKPOINT: must lie inside an allowed data root" in r.output
+
+
+def test_cli_on_a_hand_designed_baseline_run(tmp_path):
+    """`--run-dir RUN` alone: a baseline run made by the real `nasforge search` (run.network), measured with its
+    retrained weights and its data; the JSON carries the network and each block's channels for a partial search.
+    A run of cells is refused, naming which runs this applies to."""
+    net = {"name": "plain-unet", "channels": 4, "depth": 2}
+    exp = {"name": "hd", "seed": 0, "data": {**DATA, "num_tiles": 32}, "retrain": {"epochs": 1},
+           "run": {"kind": "baseline", "network": net}}
+    (tmp_path / "run").mkdir()
+    config = tmp_path / "run" / "config.yaml"
+    config.write_text(yaml.safe_dump(exp))
+    run = tmp_path / "run"
+    r = CliRunner().invoke(app, ["search", str(config), "--run-dir", str(run), "--threads", "1", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["sensitivity", "--run-dir", str(run), "--steps", "1", "--candidates", "1",
+                                 "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(RunDir(run).sensitivity.read_text())
+    assert data["network_config"] == {**net, "backbone": {}} and data["checkpoint"] == str(RunDir(run).retrained)
+    blocks = {b["name"]: b for b in data["blocks"]}
+    assert set(blocks) == {"stem", "down.0", "down.1", "up.0", "up.1"}
+    assert (blocks["down.1"]["out_channels"], blocks["up.1"]["out_channels"]) == (16, 4)
+    assert all(b["out_channels"] % b["cell_nodes"] == 0 for b in data["blocks"])
+    events = [json.loads(line) for line in RunDir(run).events.read_text().splitlines()]
+    assert validate_events(events) == len(events) and events[-1]["kind"] == "sensitivity"
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+    exp["run"] = {"kind": "search"}
+    config.write_text(yaml.safe_dump(exp))
+    r = CliRunner().invoke(app, ["sensitivity", "--run-dir", str(run)])
+    assert r.exit_code == 2 and "run.network is not set" in r.output and "baseline.networks" in r.output
