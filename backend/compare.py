@@ -1,4 +1,5 @@
-"""Side-by-side comparison of 2-4 runs: alpha per epoch and final, genotypes and their diff, metrics, IoU vs baseline.
+"""Side-by-side comparison of 2-4 runs: alpha per epoch and final, genotypes and their diff, metrics, IoU vs baseline,
+and the precision-recall curves of the runs and of their hand-designed baselines.
 
 Each run's IoU is its headline (backend/headline.py), the same number and label the run page shows.
 """
@@ -16,6 +17,7 @@ from backend.headline import headline
 from backend.ingest import event_payloads, event_seqs
 from backend.models import Headline, Run, RunPublic
 from nas_core.events import EventKind
+from nas_core.models.hand_designed import NetworkConfig
 from nas_core.rundir import RunDir, read_json
 
 _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
@@ -23,6 +25,14 @@ _NOT_METRICS = {"epochs", "step", "steps", "tiles", "params"}
 # first and the last), each heatmap titled with the epoch it shows. Four decimals are finer than a colour step.
 MAX_ALPHA_FRAMES = 100
 ALPHA_DECIMALS = 4
+
+
+class NetworkBaseline(SQLModel):
+    run: int
+    label: str = Field(description="The network's label (`NetworkConfig.label`), as its events name it.")
+    status: str
+    headline: Headline
+    curves: dict[str, Any] | None
 
 
 class CompareRun(SQLModel):
@@ -39,10 +49,14 @@ class CompareRun(SQLModel):
     headline: Headline = Field(description="The run's headline IoU and what it is (backend/headline.py).")
     iou: float | None = Field(description="headline.value, the number set against the baselines'.")
     best_candidate: dict[str, Any] | None = None
-    baseline_runs: list[int]
-    baseline_iou: list[float | None] = Field(description="Headline IoU of each baseline run (None until it has one).")
+    curves: dict[str, Any] | None = Field(default=None, description="The evaluate stage's precision-recall curves "
+                                          "(`{class: {iou threshold: {precision, recall, ap, ...}}}`), None before it.")
+    baseline_runs: list[int] = Field(description="The run's random baselines.")
+    baseline_iou: list[float | None] = Field(description="Headline IoU of each random baseline (None until it has one).")
     baseline_iou_mean: float | None
     iou_vs_baseline: float | None
+    networks: list[NetworkBaseline] = Field(default_factory=list, description="The run's hand-designed baselines "
+                                            "(baseline.networks), each with its curves, drawn beside the run's.")
 
 
 class GenotypeDiff(SQLModel):
@@ -124,9 +138,21 @@ def _summary(session: Session, run: Run) -> dict[str, Any]:
         final.update({prefix + k: v for k, v in _numbers(payload).items() if k not in _NOT_METRICS})
         final.update({prefix + k: v for k, v in _numbers(payload.get("pixel") or {}).items()})
     top = headline(session, run)
-    return {"alpha": alpha, "alpha_total": alpha_total, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype, "metrics": metrics,
+    return {"curves": _curves(evaluations), "alpha": alpha, "alpha_total": alpha_total, "final_alpha": alpha[-1] if alpha else None, "genotype": genotype, "metrics": metrics,
             "final_metrics": final, "headline": top, "iou": top.value,
             "best_candidate": {k: best.get(k) for k in ("trial", "iou", "params_count", "train_time_s")} if best else None}
+
+
+def _curves(evaluations: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The precision-recall curves of the newest evaluate-stage `evaluation` (the test split's)."""
+    tested = [p for p in evaluations if p.get("stage") == "evaluate" and isinstance(p.get("curves"), dict)]
+    return tested[-1]["curves"] if tested else None
+
+
+def _network_baseline(session: Session, run: Run) -> NetworkBaseline:
+    evaluations = [payload for _, payload in event_payloads(session, run.id, EventKind.evaluation)]
+    return NetworkBaseline(run=run.id, label=NetworkConfig.model_validate(run.network).label, status=run.status,
+                           headline=headline(session, run), curves=_curves(evaluations))
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -156,12 +182,13 @@ def compare_runs(session: Session, run_ids: list[int]) -> Comparison:
     for run_id in run_ids:
         run = crud.get_run(session, run_id)
         s = _summary(session, run)
-        bases = sorted(crud.list_runs(session, baseline_of=run.id, limit=100)[0], key=lambda b: b.id)
+        linked = sorted(crud.list_runs(session, baseline_of=run.id, limit=100)[0], key=lambda b: b.id)
+        bases = [b for b in linked if b.network is None]
         base_iou = [headline(session, b).value for b in bases]
         known = [v for v in base_iou if v is not None]
         mean = statistics.fmean(known) if known else None
         public = RunPublic.model_validate(run, update={"headline": s["headline"]})
         out.append(CompareRun(run=public, baseline_runs=[b.id for b in bases], baseline_iou=base_iou,
                               baseline_iou_mean=mean, iou_vs_baseline=(s["iou"] - mean) if s["iou"] is not None and mean is not None else None,
-                              **s))
+                              networks=[_network_baseline(session, b) for b in linked if b.network is not None], **s))
     return Comparison(runs=out, genotype_diff=genotype_diff([r.genotype for r in out]))

@@ -155,9 +155,10 @@ def list_runs(session: Session, *, experiment_id: int | None = None, status: str
 
 def create_run(session: Session, exp: Experiment, *, kind: str, method: str, launcher: str, resources: dict[str, Any],
                config: dict[str, Any], baseline_of: int | None = None, parent_run_id: int | None = None,
-               genotype: dict[str, Any] | None = None, runs_dir: Path | None = None) -> Run:
+               genotype: dict[str, Any] | None = None, runs_dir: Path | None = None,
+               network: dict[str, Any] | None = None) -> Run:
     run = Run(experiment_id=exp.id, kind=kind, method=method, launcher=launcher, resources=resources, config=config,
-              baseline_of=baseline_of, parent_run_id=parent_run_id, genotype=genotype)
+              baseline_of=baseline_of, parent_run_id=parent_run_id, genotype=genotype, network=network)
     session.add(run)
     session.flush()
     run.run_dir = str(((runs_dir or get_settings().runs_dir) / str(run.id)).resolve())
@@ -220,10 +221,13 @@ def launch(session: Session, exp: Experiment, *, kind: str = "search", method: s
            resources: dict[str, Any] | None = None, parent_run_id: int | None = None, baselines: bool = True,
            genotype: dict[str, Any] | None = None, retrain_epochs: int | None = None, seed: int | None = None,
            runs_dir: Path | None = None, baseline_seeds: Sequence[int] | None = None) -> tuple[Run, list[Run]]:
-    """Create a queued run (and the random baselines a continuous search asks for); the caller hands them to the worker.
+    """Create a queued run (and the baselines a search asks for); the caller hands them to the worker.
 
+    The baselines: random ones for a continuous search (`baseline.random`), and for any search one run per
+    hand-designed network of `baseline.networks` (kind baseline, method the network's name, the search's config
+    and seed; it trains and evaluates that network only, at once, not after the search).
     The run's `launcher` and `resources` are the validated launcher section of its config: what the worker will use.
-    `baseline_seeds`: the baselines' seeds (default: config seed + 0 .. baseline.seeds - 1)."""
+    `baseline_seeds`: the random baselines' seeds (default: config seed + 0 .. baseline.seeds - 1)."""
     cfg = ExperimentConfig.model_validate(exp.config)
     if genotype is not None:  # the given cell must be buildable in this experiment's space, or 422 now, not a failed run
         Genotype.from_dict(genotype).check_fits(cfg.space)
@@ -250,6 +254,14 @@ def launch(session: Session, exp: Experiment, *, kind: str = "search", method: s
             base["search"] = dict(snapshot["search"], method="random")
             made.append(create_run(session, exp, kind="baseline", method="random", launcher=run.launcher, resources=res,
                                    config=base, baseline_of=run.id, runs_dir=runs_dir))
+    if baselines and kind == "search" and launched.baseline.networks:
+        # One process, as the searched network's own retrain and evaluate run (rank 0 alone, never data-parallel).
+        single = _merged(snapshot, {"distributed": {"engine": "none"},
+                                    "launcher": {"processes": 1, "slurm": {"nodes": 1, "tasks_per_node": 1}}})
+        for net in launched.baseline.networks:
+            made.append(create_run(session, exp, kind="baseline", method=net.name, launcher=run.launcher,
+                                   resources=single["launcher"], config=single, baseline_of=run.id,
+                                   runs_dir=runs_dir, network=net.model_dump(mode="json")))
     session.commit()
     for r in (run, *made):
         session.refresh(r)

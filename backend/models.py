@@ -12,6 +12,7 @@ from sqlmodel import Field, SQLModel
 
 from nas_core import events as event_format
 from nas_core.config import METHODS, ExperimentConfig, RetrainConfig
+from nas_core.models.hand_designed import NetworkConfig
 from nas_core.rundir import RUN_KINDS
 from nas_core.space.genotypes import Genotype
 
@@ -139,6 +140,9 @@ class Run(SQLModel, table=True):
     parent_run_id: int | None = Field(default=None, foreign_key="run.id", ondelete="SET NULL")
     genotype: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True),
                                             description="A retrain run: the genotype it retrains (given, or its parent's).")
+    network: dict[str, Any] | None = Field(default=None, sa_column=_json(nullable=True),
+                                           description="A hand-designed baseline: the network it trains "
+                                                       "(nas_core.models.NetworkConfig, one of baseline.networks).")
     run_dir: str = Field(default="", max_length=1000)
     log_offset: int = Field(default=0, sa_column=Column(BigInteger().with_variant(Integer, "sqlite"), nullable=False))
     last_seq: int = 0
@@ -215,7 +219,8 @@ class RunLaunch(SQLModel):
                                        le=_bound(RetrainConfig, "epochs", "le"),
                                        description="retrain: epochs (default: the experiment's retrain.epochs).")
     seed: int | None = Field(default=None, ge=0, description="Default: the experiment's seed.")
-    baselines: bool = Field(default=True, description="Create the random baselines the config asks for.")
+    baselines: bool = Field(default=True, description="Create the baselines the config asks for (random, and one "
+                            "per `baseline.networks` entry).")
 
     @field_validator("genotype")
     @classmethod
@@ -257,6 +262,8 @@ class RunPublic(SQLModel):
     baseline_of: int | None
     parent_run_id: int | None
     genotype: dict[str, Any] | None = None
+    network: dict[str, Any] | None = Field(default=None, description="A hand-designed baseline: its network "
+                                           "(`NetworkConfig`) plus `label`, the name pages and plots give it.")
     run_dir: str
     last_seq: int
     created_at: dt.datetime
@@ -264,6 +271,15 @@ class RunPublic(SQLModel):
     finished_at: dt.datetime | None
     last_event_at: dt.datetime | None
     headline: Headline | None = None
+
+
+    @field_validator("network")
+    @classmethod
+    def _labelled(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        net = NetworkConfig.model_validate({k: v for k, v in value.items() if k != "label"})
+        return {**net.model_dump(mode="json"), "label": net.label}
 
 
 class RunDetail(RunPublic):

@@ -1,4 +1,5 @@
-"""An experiment's study over seeds: every search run's test IoU beside its random baselines', per method, with
+"""An experiment's study over seeds: every search run's test IoU beside its random baselines' (and its
+hand-designed baselines', per network), per method, with
 the means, their 95% bootstrap intervals, the difference and the verdict (backend/stats.py), and the proxies'
 rank correlation against trained IoU over the experiment's discrete candidates, with parameter count and FLOPs
 as the baselines every proxy must beat.
@@ -17,6 +18,7 @@ from backend.headline import headlines
 from backend.models import Event, Headline, Run
 from nas_core.config import DISCRETE_METHODS
 from nas_core.events import EventKind
+from nas_core.models.hand_designed import NetworkConfig
 
 _MAX_RUNS = 500
 _MAX_CANDIDATES = 20_000
@@ -51,6 +53,9 @@ class StudyGroup(SQLModel):
     random: StudyArm
     difference: StudyDifference
     verdict: str
+    networks: dict[str, StudyArm] = Field(default_factory=dict, description="The hand-designed baselines "
+                                          "(baseline.networks) of these searches, by network label: each network's "
+                                          "test IoU per seed, beside the searched and the random arm.")
 
 
 class ProxyRow(SQLModel):
@@ -103,12 +108,18 @@ def study(session: Session, experiment_id: int) -> Study:
     for method, runs in by_method.items():
         ids = {r.id for r in runs}
         searched = _arm([_point(r, heads[r.id]) for r in runs])
-        random = _arm([_point(b, heads[b.id]) for b in sorted(baselines, key=lambda r: r.id) if b.baseline_of in ids])
+        mine = [b for b in sorted(baselines, key=lambda r: r.id) if b.baseline_of in ids]
+        random = _arm([_point(b, heads[b.id]) for b in mine if b.network is None])
+        by_network: dict[str, list[StudyPoint]] = {}
+        for b in mine:
+            if b.network is not None:
+                by_network.setdefault(NetworkConfig.model_validate(b.network).label, []).append(_point(b, heads[b.id]))
         diff = stats.difference_interval(stats.finite(p.iou for p in searched.points),
                                          stats.finite(p.iou for p in random.points))
         groups.append(StudyGroup(method=method, searched=searched, random=random, difference=StudyDifference(**diff),
                                  verdict=stats.verdict(diff, searched.n, random.n, len(searched.points),
-                                                             len(random.points))))
+                                                             len(random.points)),
+                                 networks={label: _arm(points) for label, points in by_network.items()}))
     discrete = [r.id for r in (*searches, *baselines) if r.method in DISCRETE_METHODS]
     candidates = _trained_candidates(session, discrete)
     return Study(experiment_id=experiment_id, groups=groups,

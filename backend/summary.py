@@ -20,7 +20,7 @@ from nas_core.events import EventKind
 
 
 class Budget(SQLModel):
-    epochs: int | None = Field(description="Search epochs (a discrete search: trials x trial epochs; a retrain: its epochs).")
+    epochs: int | None = Field(description="Search epochs (a discrete search: trials x trial epochs; a retrain or a hand-designed baseline: its retrain epochs).")
     compute_s: float | None = Field(description="Wall-clock seconds the run has run: started_at to finished_at, or to its "
                                                 "last event while it runs; None before it starts.")
 
@@ -66,7 +66,7 @@ def params_counts(session: Session, run_ids: list[int]) -> dict[int, int]:
 
 
 def budget(run: Run) -> Budget:
-    if run.kind == "retrain":
+    if run.kind == "retrain" or run.network is not None:  # a hand-designed baseline trains on the retrain budget
         epochs = ((run.config or {}).get("retrain") or {}).get("epochs")
     else:
         epochs = _config_epochs({**(run.config or {}), "search": {**((run.config or {}).get("search") or {}), "method": run.method}})
@@ -75,13 +75,23 @@ def budget(run: Run) -> Budget:
     return Budget(epochs=epochs if isinstance(epochs, int) else None, compute_s=max(compute, 0.0) if compute is not None else None)
 
 
+def _random_baselines(session: Session, run_ids: list[int]) -> dict[int, list[int]]:
+    """The random baselines of each of `run_ids` (their hand-designed ones, which carry a `network`, left out: a
+    fixed network's IoU is no measure of what chance finds in the space)."""
+    out: dict[int, list[int]] = defaultdict(list)
+    rows = session.exec(select(Run.id, Run.baseline_of, Run.network).where(col(Run.baseline_of).in_(run_ids))).all()
+    for base_id, of, network in rows:
+        if network is None:
+            out[of].append(base_id)
+    return out
+
+
 def run_rows(session: Session, runs: list[Run]) -> list[RunRow]:
     """The table rows of `runs` (their baselines' headlines included), in a handful of queries for any number."""
     ids = [r.id for r in runs]
     bases: dict[int, list[int]] = defaultdict(list)
     for chunk in chunks(ids):
-        for base_id, of in session.exec(select(Run.id, Run.baseline_of).where(col(Run.baseline_of).in_(chunk))).all():
-            bases[of].append(base_id)
+        bases.update(_random_baselines(session, chunk))
     found = headlines(session, ids + [b for bs in bases.values() for b in bs])
     params = params_counts(session, ids)
     out = []
@@ -115,13 +125,14 @@ def experiment_rows(session: Session, experiments: list[Experiment], counts: dic
     """The table rows of `experiments`: one query for their runs, then the batched headlines of all of them."""
     runs: list[tuple[int, int, str]] = []
     for chunk in chunks([e.id for e in experiments]):
-        runs += session.exec(select(Run.id, Run.experiment_id, Run.kind).where(col(Run.experiment_id).in_(chunk))).all()
+        runs += session.exec(select(Run.id, Run.experiment_id, Run.kind, Run.network)
+                             .where(col(Run.experiment_id).in_(chunk))).all()
     found = headlines(session, [r[0] for r in runs])
     best: dict[int, tuple[int, Headline]] = {}
     base: dict[int, list[float]] = defaultdict(list)
-    for run_id, exp_id, kind in runs:
+    for run_id, exp_id, kind, network in runs:
         h = found[run_id]
-        if h.value is None:
+        if h.value is None or network is not None:  # a hand-designed baseline is neither the best run nor random
             continue
         if kind == "baseline":
             base[exp_id].append(h.value)
@@ -149,8 +160,7 @@ def sort_keys(session: Session, run_ids: list[int], key: str) -> dict[int, Any]:
     if key == "baseline_iou":
         bases: dict[int, list[int]] = defaultdict(list)
         for chunk in chunks(run_ids):
-            for base_id, of in session.exec(select(Run.id, Run.baseline_of).where(col(Run.baseline_of).in_(chunk))).all():
-                bases[of].append(base_id)
+            bases.update(_random_baselines(session, chunk))
         found = headlines(session, [b for bs in bases.values() for b in bs])
         means = {}
         for i in run_ids:

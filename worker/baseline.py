@@ -42,8 +42,10 @@ class Decision:
 
 
 def decide(session: Session, run: Run) -> Decision | None:
-    """The decision for a queued run; None when it is not a baseline linked to a search (launch it as it is)."""
-    if run.kind != "baseline" or run.baseline_of is None:
+    """The decision for a queued run; None when it is not a random baseline linked to a search (launch it as it
+    is). A hand-designed baseline (`run.network`) trains its network on the retrain budget, no compute to match:
+    it starts at once, beside its search."""
+    if run.kind != "baseline" or run.baseline_of is None or run.network is not None:
         return None
     search = session.get(Run, run.baseline_of)
     if search is None:

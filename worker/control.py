@@ -122,10 +122,11 @@ def submit(session: Session, run: Run, resume: bool, attempt: int | None = None)
 
 
 def overrides_for(session: Session, run: Run) -> RunOverrides:
-    """The `run:` overrides of the run's config.yaml. A retrain run gets its genotype here: the one stored on the
-    run, else its parent's genotype.json (then stored, so a resumed attempt retrains the same cell)."""
+    """The `run:` overrides of the run's config.yaml. A hand-designed baseline gets its network; a retrain run its
+    genotype: the one stored on the run, else its parent's genotype.json (then stored, so a resumed attempt
+    retrains the same cell)."""
     if run.kind != "retrain":
-        return RunOverrides(kind=run.kind, baseline_of=run.baseline_of)
+        return RunOverrides(kind=run.kind, baseline_of=run.baseline_of, network=run.network)
     genotype = run.genotype
     if genotype is None:
         parent = session.get(Run, run.parent_run_id) if run.parent_run_id is not None else None

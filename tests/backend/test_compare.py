@@ -7,6 +7,11 @@ import pytest
 from backend import crud
 
 
+def _curves(ap):
+    # nas_core/metrics/scores.curves: per class, per object IoU threshold.
+    return {"1": {"0.5": {"ap": ap, "precision": [1.0, ap], "recall": [0.0, 1.0], "score": [0.9, 0.1]}}}
+
+
 def _seed_run(session, exp, method, genotype, ious, baseline_ious=()):
     run, bases = crud.launch(session, exp, method=method, baselines=bool(baseline_ious))
     events = []
@@ -18,7 +23,7 @@ def _seed_run(session, exp, method, genotype, ious, baseline_ious=()):
                    {"kind": "progress", "payload": {"stage": "search", "epoch": epoch, "epochs": len(ious), "fraction": epoch / len(ious)}}]
     events += [{"kind": "genotype", "payload": {"stage": "search", "epoch": len(ious), "genotype": genotype}},
                {"kind": "evaluation", "payload": {"stage": "evaluate", "split": "test", "miou": ious[-1] + 0.01,
-                                                  "iou": [0.9, ious[-1]], "tiles": 8}}]
+                                                  "iou": [0.9, ious[-1]], "tiles": 8, "curves": _curves(0.8)}}]
     crud.ingest_events(session, run.id, [dict(e, seq=i) for i, e in enumerate(events, start=1)], redis=None)
     for i, (base, iou) in enumerate(zip(bases, baseline_ious)):
         if i == 0:  # a retrained and evaluated baseline: its evaluate stage's foreground-class test IoU counts
@@ -34,13 +39,18 @@ def _seed_run(session, exp, method, genotype, ious, baseline_ious=()):
 
 
 def test_compare_two_runs(client, session, tokens):
-    exp_id = client.post("/api/experiments", json={"name": "c", "baseline": {"random": True, "seeds": 2}},
+    net = {"name": "plain-unet", "channels": 4, "depth": 1}
+    exp_id = client.post("/api/experiments", json={"name": "c", "baseline": {"random": True, "seeds": 2, "networks": [net]}},
                          headers=tokens.write).json()["id"]
     exp = crud.get_experiment(session, exp_id)
     # Genotype.to_dict(): per cell type, nodes of (op, input) pairs and the concat list.
     g1 = {"cells": {"normal": {"nodes": [[["sep_conv_3x3", 0], ["skip_connect", 1]]], "concat": [2]}}}
     g2 = {"cells": {"normal": {"nodes": [[["sep_conv_3x3", 0], ["max_pool_3x3", 1]]], "concat": [2]}}}
     a, bases = _seed_run(session, exp, "darts", g1, [0.5, 0.6, 0.7], baseline_ious=(0.4, 0.5))
+    bases, hand = bases[:2], bases[2]
+    crud.ingest_events(session, hand.id, [{"seq": 1, "kind": "evaluation", "payload": {
+        "stage": "evaluate", "label": "plain-unet c4 d1", "split": "test", "miou": 0.6, "iou": [0.9, 0.3],
+        "curves": _curves(0.6)}}], redis=None)
     b, _ = _seed_run(session, exp, "gaea", g2, [0.55, 0.65])
     r = client.get("/api/compare", params={"runs": [a.id, b.id]}, headers=tokens.read)
     assert r.status_code == 200, r.text
@@ -59,6 +69,10 @@ def test_compare_two_runs(client, session, tokens):
     assert ra["run"]["headline"] == ra["headline"]
     assert ra["baseline_runs"] == sorted(x.id for x in bases) and ra["baseline_iou"] == [0.4, 0.5]
     assert ra["iou_vs_baseline"] == pytest.approx(0.7 - 0.45)
+    # The hand-designed baseline is not a random one: its curves go beside the run's, under its network's label.
+    assert ra["curves"]["1"]["0.5"]["ap"] == 0.8
+    assert [(n["run"], n["label"], n["headline"]["value"], n["curves"]["1"]["0.5"]["ap"]) for n in ra["networks"]] == [
+        (hand.id, "plain-unet c4 d1", pytest.approx(0.3), 0.6)]
     assert rb["baseline_runs"] == [] and rb["iou_vs_baseline"] is None
     rbase = client.get("/api/compare", params={"runs": [bases[1].id, a.id]}, headers=tokens.read).json()["runs"][0]
     assert rbase["iou"] == pytest.approx(0.5) and rbase["best_candidate"]["trial"] == 1 and rbase["genotype"] == g1

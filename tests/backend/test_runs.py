@@ -29,18 +29,49 @@ def _experiment(client, headers, **cfg) -> int:
     return r.json()["id"]
 
 
-def test_launch_continuous_search_adds_linked_random_baselines(client, tokens, redis_client):
-    exp = _experiment(client, tokens.write, seed=10, search={"method": "darts"}, baseline={"random": True, "seeds": 2})
+NETWORKS = [{"name": "resnext-unet", "channels": 8, "backbone": {"cardinality": 2}}, {"name": "plain-unet", "depth": 2}]
+
+
+def test_launch_continuous_search_adds_linked_random_and_hand_designed_baselines(client, session, tokens, redis_client):
+    from worker.baseline import decide
+    from worker.control import overrides_for
+
+    exp = _experiment(client, tokens.write, seed=10, search={"method": "darts"}, launcher={"processes": 2},
+                      distributed={"engine": "ddp"}, baseline={"random": True, "seeds": 2, "networks": NETWORKS})
     r = client.post(f"/api/experiments/{exp}/runs", json={}, headers=tokens.write)
     assert r.status_code == 201, r.text
     run, baselines = r.json()["run"], r.json()["baselines"]
     assert run["kind"] == "search" and run["method"] == "darts" and run["status"] == "queued" and run["attempt"] == 1
-    assert run["run_dir"].endswith(f"/runs/{run['id']}")
-    assert [(b["kind"], b["method"], b["baseline_of"]) for b in baselines] == [("baseline", "random", run["id"])] * 2
+    assert run["run_dir"].endswith(f"/runs/{run['id']}") and run["network"] is None
+    random, nets = baselines[:2], baselines[2:]
+    assert [(b["kind"], b["method"], b["baseline_of"]) for b in random] == [("baseline", "random", run["id"])] * 2
     detail = client.get(f"/api/runs/{baselines[1]['id']}", headers=tokens.read).json()
     assert detail["config"]["search"]["method"] == "random" and detail["config"]["seed"] == 11
+    # One hand-designed baseline per network, named by it, with the search's own seed, in one process.
+    assert [(b["kind"], b["method"], b["baseline_of"], b["network"]["label"]) for b in nets] == [
+        ("baseline", "resnext-unet", run["id"], "resnext-unet c8 d3 cardinality2"),
+        ("baseline", "plain-unet", run["id"], "plain-unet c16 d2")]
+    detail = client.get(f"/api/runs/{nets[0]['id']}", headers=tokens.read).json()
+    assert detail["config"]["seed"] == 10 and detail["config"]["distributed"]["engine"] == "none"
+    assert detail["resources"]["processes"] == 1
     assert client.get(f"/api/runs/{run['id']}", headers=tokens.read).json()["baselines"] == [b["id"] for b in baselines]
     assert _tasks(redis_client) == [("nasforge.launch_run", [i]) for i in (run["id"], *[b["id"] for b in baselines])]
+    # The worker starts a hand-designed baseline at once (no compute of the search to wait for) with its network in
+    # config.yaml's run: overrides; a random one waits for its search.
+    row = crud.get_run(session, nets[0]["id"])
+    assert decide(session, row) is None
+    assert overrides_for(session, row).network.label == "resnext-unet c8 d3 cardinality2"
+    assert decide(session, crud.get_run(session, random[0]["id"])).action == "wait"
+    # The runs table counts only the random ones as the search's baselines.
+    listed = client.get("/api/runs", params={"experiment_id": exp}, headers=tokens.read).json()["items"]
+    assert next(x for x in listed if x["id"] == run["id"])["baseline_runs"] == 2
+    assert {x["network"]["label"] for x in listed if x["network"]} == {"resnext-unet c8 d3 cardinality2", "plain-unet c16 d2"}
+
+
+def test_a_bad_network_names_its_field(client, tokens):
+    r = client.post("/api/experiments", json={"name": "e", "baseline": {"networks": [
+        NETWORKS[0], {"name": "plain-unet", "backbone": {"cardinality": 2}}]}}, headers=tokens.write)
+    assert r.status_code == 422 and "baseline.networks.1" in r.text and "backbone.cardinality" in r.text, r.text
 
 
 def test_discrete_method_and_retrain_get_no_baselines(client, tokens, redis_client):
