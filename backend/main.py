@@ -12,7 +12,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from backend import crud
-from backend.api.routes import compare, events, experiments, health, inference, runs, schema, streams, study, users
+from backend.api.routes import (compare, events, experiments, health, inference, runs, runs_sensitivity, schema, streams,
+                                study, users)
 from backend.core.bridge import WorkerBridge
 from backend.core.config import Settings, get_settings
 from backend.core.db import get_engine, run_migrations
@@ -117,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router, prefix="/api")
     app.include_router(schema.router, prefix="/api")
-    for module in (experiments, runs, inference, events, streams, compare, study, users):
+    for module in (experiments, runs, runs_sensitivity, inference, events, streams, compare, study, users):
         app.include_router(module.router, prefix="/api", responses=_ERRORS)
 
     app.add_middleware(_BodyLimit, max_bytes=settings.max_body_bytes)

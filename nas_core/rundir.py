@@ -65,6 +65,8 @@ LAYOUT: tuple[tuple[str, str, str, str], ...] = (
     ("sensitivity", "sensitivity.json", "`nasforge sensitivity --run-dir` (holding the run's lock)",
      "where to search first: each named block's ablation drop, random-cell gain, importance, score and rank "
      "(`nas_core.sensitivity`)"),
+    ("sensitivity_log", "sensitivity.log", "the worker's sensitivity task (the run page's 'Where to search first')",
+     "the output of the `nasforge sensitivity --run-dir` it ran: the per-block lines, or its error"),
     ("exports", "exports", "the API's export route (GET /api/runs/{id}/export), once per format",
      "`exports/onnx`, `exports/torchscript`: the exported model and its card (`nas_core.inference.export_model`)"),
 )

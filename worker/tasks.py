@@ -1,12 +1,14 @@
-"""Celery tasks of the worker bridge, keyed by run id and safe to repeat: launch, cancel, watch, reconcile.
+"""Celery tasks of the worker bridge, keyed by run id and safe to repeat: launch, cancel, watch, reconcile, and
+the sensitivity of a finished run.
 
 The backend sends them by name (`send_task("nasforge.launch_run", args=[run_id])`) and never imports worker/.
 """
 from __future__ import annotations
 
 from backend import crud
+from backend.core.bridge import SENSITIVITY_TASK
 from backend.core.db import session_scope
-from worker import control, reconcile as _reconcile
+from worker import control, reconcile as _reconcile, sensitivity as _sensitivity
 from worker.celery_app import app
 from worker.locks import run_lock
 
@@ -45,3 +47,21 @@ def tail_active() -> dict[str, int]:
 @app.task(name="nasforge.ping")
 def ping() -> str:
     return "pong"
+
+
+@app.task(name=SENSITIVITY_TASK)
+def sensitivity(run_id: int) -> str:
+    """Where to search first on a finished hand-designed run: start the command, then follow it until it ends
+    (worker/sensitivity.py); neither holds the worker while the network is measured."""
+    state, wait = _sensitivity.start(int(run_id))
+    if wait:
+        follow_sensitivity.apply_async(args=[run_id], countdown=wait)
+    return state
+
+
+@app.task(name="nasforge.follow_sensitivity")
+def follow_sensitivity(run_id: int) -> str:
+    state, wait = _sensitivity.follow(int(run_id))
+    if wait:
+        follow_sensitivity.apply_async(args=[run_id], countdown=wait)
+    return state

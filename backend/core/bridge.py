@@ -9,6 +9,7 @@ from celery import Celery
 
 LAUNCH_TASK = "nasforge.launch_run"
 CANCEL_TASK = "nasforge.cancel_run"
+SENSITIVITY_TASK = "nasforge.sensitivity"  # where to search first: `nasforge sensitivity --run-dir` on a finished run
 
 
 class WorkerBridge:
@@ -36,6 +37,9 @@ class WorkerBridge:
 
     def cancel(self, run_id: int) -> str:
         return self._send(CANCEL_TASK, run_id)
+
+    def sensitivity(self, run_id: int) -> str:
+        return self._send(SENSITIVITY_TASK, run_id)
 
     def workers(self) -> dict[str, Any]:
         """{"ok", "detail"} from a Celery control.ping; cached briefly so a polled health check stays cheap."""

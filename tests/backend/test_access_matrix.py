@@ -70,6 +70,9 @@ EXPECTED: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/api/runs/{run_id}/export"): _read(409),
     ("GET", "/api/runs/{run_id}/test-scenes"): _read(409),
     ("POST", "/api/runs/{run_id}/predict"): _write(409),
+    # Where to search first: the matrix's run is a search of cells, which has no ranking and is never measured.
+    ("GET", "/api/runs/{run_id}/sensitivity"): _read(404),
+    ("POST", "/api/runs/{run_id}/sensitivity"): _owner(422),
     ("POST", "/api/runs/{run_id}/events"): (401, 403, 403, 200, 200, 200, 403),
     ("GET", "/api/runs/{run_id}/stream"): _read(),
     ("POST", "/api/streams/ticket"): _read(201),
