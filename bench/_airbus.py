@@ -24,3 +24,13 @@ def airbus_spec(output: Path, tile_size: int, scale: float = 1.0, limit: int | N
         "output": str(output), "tile_size": tile_size, "scale": scale, "workers": workers,
         "max_empty_fraction": max_empty_fraction,
     })
+
+
+def prepared_sample(scenes: int | None, scale: float, tile: int) -> Path:
+    """The sample prepared once into bench/results/airbus-cache/ (reused while spec and sources match): `scenes`
+    scenes (None or 0: all) scaled by `scale`, cut in `tile` px tiles, half the tiles without aircraft dropped
+    (the sample is mostly apron and grass)."""
+    from nas_core.data.prepare import prepare
+
+    out = Path(__file__).resolve().parent / "results" / "airbus-cache" / f"s{scenes or 'all'}-x{scale}-t{tile}"
+    return prepare(airbus_spec(out, tile, scale=scale, limit=scenes or None, max_empty_fraction=0.5), progress=False)

@@ -121,10 +121,10 @@ def run(quick: bool = False, **params) -> dict:
         p[key] = value if key in ("methods", "data") else type(p[key])(value)
     import torch
 
-    from bench.search_airbus import _prepare
+    from bench._airbus import prepared_sample
 
     torch.set_num_threads(1)  # a shared CPU: one thread per run, as the measured rows say
-    data = Path(p["data"]) if p["data"] else _prepare(int(p["scenes"]), float(p["scale"]), int(p["tile"]))
+    data = Path(p["data"]) if p["data"] else prepared_sample(int(p["scenes"]), float(p["scale"]), int(p["tile"]))
     out = RESULTS / f"robust_darts-{time.strftime('%Y%m%dT%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     methods = [m for m in str(p["methods"]).split(",") if m]

@@ -21,15 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-def _prepare(scenes: int | None, scale: float, tile: int) -> Path:
-    from bench._airbus import airbus_spec
-    from nas_core.data.prepare import prepare
-
-    out = RESULTS / "airbus-cache" / f"s{scenes or 'all'}-x{scale}-t{tile}"
-    # Half the tiles without aircraft are dropped: the sample is mostly apron and grass.
-    return prepare(airbus_spec(out, tile, scale=scale, limit=scenes, max_empty_fraction=0.5), progress=False)
-
-
 def _experiment(method: str, data: Path, p: dict) -> dict:
     search = {"method": method, "epochs": p["search_epochs"]}
     if method in ("pcdarts", "gaea"):
@@ -96,9 +87,11 @@ def run(quick: bool = False, **params) -> dict:
         p[key] = value if key in ("methods", "data") else type(p[key])(value)
     import torch
 
+    from bench._airbus import prepared_sample
+
     # On a shared CPU, extra threads only contend (a run took 30x longer with two); 0 keeps torch's default.
     torch.set_num_threads(p["threads"] or (torch.get_num_threads() if torch.cuda.is_available() else 1))
-    data = Path(p["data"]) if p["data"] else _prepare(int(p["scenes"]), float(p["scale"]), int(p["tile"]))
+    data = Path(p["data"]) if p["data"] else prepared_sample(int(p["scenes"]), float(p["scale"]), int(p["tile"]))
     out = RESULTS / f"search_airbus-{time.strftime('%Y%m%dT%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     rows: dict = {}
