@@ -362,6 +362,31 @@ export function prCurves(evaluation) {
   };
 }
 
+// Several networks' precision-recall curves in one figure ([{label, curves}], the engine's `curves` each): one
+// colour per network, one dash per object IoU threshold, so a searched network and its hand-designed baselines
+// are read against each other at the same threshold.
+const THRESHOLD_DASHES = ["solid", "dash", "dot", "dashdot", "longdash"];
+export function prCurvesBeside(series) {
+  const thresholds = [...new Set(series.flatMap((s) => prTable({ curves: s.curves }).map((r) => r.threshold)))].sort((a, b) => a - b);
+  const data = series.flatMap((s, i) => {
+    const rows = prTable({ curves: s.curves });
+    const classes = new Set(rows.map((r) => r.cls));
+    return rows.map((r) => ({
+      type: "scatter", mode: "lines", legendgroup: s.label,
+      line: { shape: "hv", color: PALETTE[i % PALETTE.length], dash: THRESHOLD_DASHES[thresholds.indexOf(r.threshold) % THRESHOLD_DASHES.length] },
+      name: `${s.label}: ${classes.size > 1 ? `class ${r.cls}, ` : ""}IoU ≥ ${r.threshold}${typeof r.ap === "number" ? ` (AP ${r.ap.toFixed(3)})` : ""}`,
+      x: r.recall, y: r.precision,
+    }));
+  });
+  return {
+    data,
+    layout: baseLayout("precision-recall at object IoU thresholds, test split", {
+      xaxis: { title: { text: "recall" }, range: [0, 1.02] }, yaxis: { title: { text: "precision" }, range: [0, 1.02] },
+      legend: { orientation: "h", y: -0.25 }, margin: { l: 60, r: 20, t: 40, b: 80 }, height: 420 + 18 * data.length,
+    }),
+  };
+}
+
 // Searched cells' IoU against the random candidates' (a strip over a box): is the search better than chance?
 export function searchedVsRandom(searched, candidates, opts = {}) {
   const group = opts.group || "random";

@@ -10,7 +10,7 @@ const PRIMARY = {
   search: ["method", "epochs", "trials", "trial_epochs"],
   launcher: ["kind", "processes", "slurm"],
   "launcher.slurm": ["partition", "nodes", "gpus_per_node", "cpus_per_task", "mem", "time"],
-  baseline: ["random", "seeds"],
+  baseline: ["random", "seeds", "networks"],
   retrain: ["enabled", "epochs"],
   distributed: ["engine"],
   cell: ["ops", "nodes"],
@@ -42,6 +42,7 @@ function setPath(obj, path, value) {
 const LABELS = {
   "baseline.random": "add a random-search baseline at equal budget",
   "baseline.seeds": "baseline seeds",
+  "baseline.networks": "hand-designed baselines (each trained and evaluated beside every search)",
   repeats: "repeats (a study over seeds: seed, seed+1, ...)",
   "launcher.kind": "launcher",
   "data.source": "dataset",
@@ -112,6 +113,7 @@ export class SchemaForm {
     if (s.type === "object" && s.additionalProperties && this.resolve(s.additionalProperties).properties) {
       return this.mapOfObjects(path, key, s, error);
     }
+    if (s.type === "array" && this.resolve(s.items).properties) return this.listOfObjects(path, key, s, error, help);
     let input;
     if (nullable && (Array.isArray(s.enum) || s.type === "boolean")) {
       // Optional choice: "(default)" leaves it to the engine (null), which a checkbox or a bare select cannot say.
@@ -213,6 +215,36 @@ export class SchemaForm {
     }
     fs.append(grid);
     return fs;
+  }
+
+  // A list of objects (baseline.networks): each entry its own fieldset of the item schema's fields, with remove;
+  // "add" appends an entry of the schema's defaults (an enum's first choice where there is none).
+  listOfObjects(path, key, s, error, help) {
+    const item = this.resolve(s.items);
+    const noun = key.replace(/s$/, "");
+    const fs = el("fieldset", { "data-path": path, class: "group list" }, el("legend", {}, title(key, s, path)), error);
+    if (help) fs.append(help);
+    const entries = getPath(this.value, path) || [];
+    entries.forEach((_, i) => {
+      const remove = el("button", { type: "button", class: "remove", "aria-label": `remove ${noun} ${i + 1}` }, "remove");
+      remove.addEventListener("click", () => { entries.splice(i, 1); this.set(path, entries); this.render(); });
+      fs.append(el("fieldset", { "data-path": `${path}.${i}`, class: "group entry" }, el("legend", {}, `${noun} ${i + 1}`),
+        el("div", { class: "field-error", role: "alert" }), this.objectFields(`${path}.${i}`, item), remove));
+    });
+    const add = el("button", { type: "button", class: "add", "data-add": path }, `add ${noun}`);
+    add.addEventListener("click", () => { this.set(path, [...entries, this.defaults(item)]); this.render(); });
+    fs.append(add);
+    return fs;
+  }
+
+  defaults(s) {
+    const out = {};
+    for (const [k, p] of Object.entries(this.resolve(s).properties || {})) {
+      const { inner } = this.unwrap(p);
+      const v = p.default ?? inner.default ?? (Array.isArray(inner.enum) ? inner.enum[0] : undefined);
+      if (v !== undefined) out[k] = clone(v);
+    }
+    return out;
   }
 
   switchMacro(macro) {

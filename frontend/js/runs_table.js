@@ -17,7 +17,8 @@ function columns(onPick) {
     { label: "kind", sort: "kind", ascFirst: true, class: "kind", cell: (r) => [r.kind, r.baseline_of ? ` of ${r.baseline_of}` : "",
       // A retrain run names its parent, so it reads beside the search whose cell it retrains.
       r.parent_run_id ? el("span", {}, " of ", el("a", { href: `#/runs/${r.parent_run_id}` }, `run ${r.parent_run_id}`)) : ""] },
-    { label: "method", sort: "method", ascFirst: true, cell: (r) => r.method },
+    // A hand-designed baseline is named by its network (`resnext-unet c16 d3 ...`), whose name is its method.
+    { label: "method", sort: "method", ascFirst: true, cell: (r) => (r.network ? r.network.label : r.method) },
     { label: "status", sort: "status", ascFirst: true, cell: (r) => badge(r.status) },
     { label: "progress", cell: (r) => el("progress", { max: 1, value: r.progress || 0 }) },
     { label: "IoU", sort: "iou", class: "headline", title: "the run's headline IoU (hover a value for what it is)", cell: (r) => iouCell(r.headline) },

@@ -126,6 +126,14 @@ def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_di
     assert page.is_visible("fieldset[data-path='launcher.slurm']")
     page.fill("input[name='launcher.slurm.mem']", "16 gigs")
     page.fill("input[name='space.depth']", "9")
+    # Hand-designed baselines are a list of objects: one fieldset per network, added and removed in the form.
+    for _ in range(3):
+        page.click("button[data-add='baseline.networks']")
+    page.get_by_role("button", name="remove network 3").click()
+    assert page.locator("fieldset[data-path^='baseline.networks.']").count() == 2
+    assert page.input_value("select[name='baseline.networks.0.name']") == "resnext-unet"
+    page.select_option("select[name='baseline.networks.1.name']", "plain-unet")
+    page.fill("textarea[name='baseline.networks.1.backbone']", '{"cardinality": 2}')
     page.get_by_role("button", name="Create and launch").click()
     err = page.locator("[data-path='space.depth'] > .field-error")
     err.wait_for()
@@ -134,6 +142,9 @@ def test_invalid_form_shows_the_field_error(page, ui_api, ui_stack, artifacts_di
     assert page.locator("[data-path='name'] > .field-error").inner_text() != ""  # the name was left empty
     assert "pattern" in page.locator("[data-path='launcher.slurm.mem'] > .field-error").inner_text()
     assert page.locator("[data-path='space.depth']").get_attribute("class").count("invalid") == 1
+    # plain-unet takes no cardinality: the error sits on that network's backbone field, not on the first network.
+    assert "no argument 'cardinality'" in page.locator("[data-path='baseline.networks.1.backbone'] > .field-error").inner_text()
+    assert page.locator("[data-path='baseline.networks.0.backbone'] > .field-error").inner_text() == ""
     shot(page, artifacts_dir, "new-experiment-invalid")
     assert ui_api("GET", "/api/experiments", params={"limit": 1})["total"] == before
     # Fixing the field clears its error.

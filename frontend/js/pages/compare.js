@@ -1,5 +1,6 @@
 // Compare two to four runs side by side: alpha at the same epoch, decoded cells with their differences marked,
-// final metrics, and each searched cell's IoU against its random baseline (from /api/compare).
+// final metrics, each searched cell's IoU against its random baseline, and the precision-recall curves of the runs
+// beside their hand-designed baselines' (from /api/compare).
 import { allEvents, api } from "../api.js";
 import { badge, draw, el, errorBox } from "../dom.js";
 import { headlineText } from "../names.js";
@@ -39,7 +40,8 @@ export async function render(root, { params }) {
     const state = createRunState();
     for (const a of r.alpha) applyEvent(state, { seq: a.seq, kind: "alpha", payload: a });
     const genotype = r.genotype && r.genotype.genotype ? r.genotype.genotype : r.genotype;
-    return { ...r, state, genotype, label: `run ${r.run.id} (${r.run.method})` };
+    // A hand-designed baseline is named by its network (`resnext-unet c16 d3 ...`), a search by its method.
+    return { ...r, state, genotype, label: `run ${r.run.id} (${r.run.network ? r.run.network.label : r.run.method})` };
   });
   step("fold");
   const maxEpoch = Math.max(0, ...runs.flatMap((r) => r.state.alpha.frames.map((f) => f.epoch ?? 0)));
@@ -60,7 +62,8 @@ export async function render(root, { params }) {
     el("div", { class: "muted" }, el("span", { class: "headline", "data-run": r.run.id,
       "data-value": typeof r.headline.value === "number" ? String(r.headline.value) : "" }, headlineText(r.headline)),
       r.baseline_iou_mean != null ? ` · random ${r.baseline_iou_mean.toFixed(3)}` : "",
-      r.iou_vs_baseline != null ? ` · Δ ${r.iou_vs_baseline >= 0 ? "+" : ""}${r.iou_vs_baseline.toFixed(3)}` : ""))));
+      r.iou_vs_baseline != null ? ` · Δ ${r.iou_vs_baseline >= 0 ? "+" : ""}${r.iou_vs_baseline.toFixed(3)}` : "",
+      r.networks.filter((n) => typeof n.headline.value === "number").map((n) => ` · ${n.label} ${n.headline.value.toFixed(3)}`).join("")))));
   const alphaGrid = el("div", { class: "side", id: "compare-alpha", style: `grid-template-columns: ${cols}` });
   const cellGrid = el("div", { class: "side", id: "compare-cells", style: `grid-template-columns: ${cols}` });
   const diffList = el("ul", { class: "diff", id: "genotype-diff" }, cmp.genotype_diff.slice(0, 50).map((d) =>
@@ -124,5 +127,18 @@ export async function render(root, { params }) {
   const series = (r) => r.metrics["search.val_iou"] || r.metrics.val_iou;
   const withIou = runs.filter(series).map((r) => ({ label: r.label, points: series(r) }));
   if (withIou.length) draw(slot(bottom, "val-iou"), fig.metricLines(withIou, "val_iou"));
+  // Each run's test curves, then its hand-designed baselines' (once each, also when one is compared itself).
+  const pr = [], shown = new Set();
+  for (const r of runs) {
+    if (r.curves && !shown.has(r.run.id)) pr.push({ label: r.label, curves: r.curves });
+    shown.add(r.run.id);
+  }
+  for (const n of runs.flatMap((r) => r.networks)) {
+    if (n.curves && !shown.has(n.run)) pr.push({ label: `run ${n.run} (${n.label})`, curves: n.curves });
+    shown.add(n.run);
+  }
+  if (pr.some((s) => fig.prTable({ curves: s.curves }).some((row) => row.recall.length > 0))) {
+    draw(slot(bottom, "pr-curves"), fig.prCurvesBeside(pr));
+  }
   step("bottom");
 }

@@ -16,6 +16,7 @@ export async function render(root, { id, params }) {
     return;
   }
   const c = exp.config;
+  const nets = c.baseline.networks || [];
   const launched = Number(params.get("launched")) || 0;
   const msg = el("div", { class: "message", id: "launch-message" }, launched ? `${launched} searches launched, one per seed, `
     + "each with its random baseline at equal compute: the study below fills in as they finish." : "");
@@ -45,8 +46,10 @@ export async function render(root, { id, params }) {
       el("dt", {}, "launcher"), el("dd", {}, c.launcher.kind === "slurm"
         ? `SLURM ${c.launcher.slurm.partition || "(default partition)"}, ${c.launcher.slurm.nodes} node(s)` : `local, ${c.launcher.processes} process(es)`),
       el("dt", {}, "repeats"), el("dd", {}, (c.repeats || 1) > 1 ? `${c.repeats} seeds (${c.seed} to ${c.seed + c.repeats - 1})` : `1 (seed ${c.seed})`),
-      el("dt", {}, "baseline"), el("dd", {}, !c.baseline.random ? "none"
-        : (c.repeats || 1) > 1 ? "random search, one per seed, at equal compute" : `random search × ${c.baseline.seeds} seeds`)),
+      el("dt", {}, "baseline"), el("dd", { id: "baseline-fact" }, [!c.baseline.random ? (nets.length ? "" : "none")
+        : (c.repeats || 1) > 1 ? "random search, one per seed, at equal compute" : `random search × ${c.baseline.seeds} seeds`,
+        // Each hand-designed network trains beside every search of a launch; the runs table names it in full.
+        nets.length ? `${c.baseline.random ? "; " : ""}hand-designed: ${nets.map((n) => n.name).join(", ")}, trained beside each search` : ""].join(""))),
     el("div", { class: "toolbar" }, launch, el("a", { class: "button", href: `#/new?clone=${id}` }, "Edit as new"), cloneBtn), msg);
 
   // The study over seeds loads beside the runs table, not before it (backend/study.py computes it).
