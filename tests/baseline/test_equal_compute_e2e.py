@@ -1,6 +1,7 @@
 """End to end through the real local launcher and real `nasforge search` processes, driven by reconcile passes
 as Celery beat makes them: a DARTS search, then its random baseline at the compute the search measured, and the
-comparison the UI shows (the searched cell's test IoU against the baseline's, same retrain and evaluation)."""
+comparison the UI shows (the searched cell's test IoU against the baseline's, same retrain and evaluation); beside
+them a hand-designed baseline (baseline.networks) that starts at once and is compared by its curves."""
 from __future__ import annotations
 
 import json
@@ -24,9 +25,11 @@ def _log(run_dir: str) -> list[dict]:
 
 
 def test_baseline_runs_after_its_search_at_the_searchs_compute(launch_search):
-    search_id, (base_id,) = launch_search(baseline={"seeds": 1})
+    net = {"name": "plain-unet", "channels": 4, "depth": 1}
+    search_id, (base_id, net_id) = launch_search(baseline={"seeds": 1, "networks": [net]})
     assert control.launch(search_id) == "submitted"
     assert control.launch(base_id) == "queued"
+    assert control.launch(net_id) == "submitted"  # no compute to match: it trains beside the search
     deadline = time.monotonic() + 150
     while _get(search_id).status not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, f"search is {_get(search_id).status}"
@@ -67,3 +70,19 @@ def test_baseline_runs_after_its_search_at_the_searchs_compute(launch_search):
     assert row.baseline_runs == [base_id] and row.baseline_iou == [metrics["iou"][1]]
     searched = json.loads((Path(search.run_dir) / "metrics.json").read_text())["iou"][1]
     assert row.iou == searched and abs(row.iou_vs_baseline - (searched - metrics["iou"][1])) < 1e-9
+
+    # The hand-designed baseline: the retrain and evaluate stages only, on its network, labelled with it.
+    while _get(net_id).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"hand-designed baseline is {_get(net_id).status}"
+        reconcile()
+        time.sleep(0.3)
+    hand = _get(net_id)
+    assert hand.status == "succeeded", hand.status_reason
+    assert not (Path(hand.run_dir) / "genotype.json").exists()
+    evaluation = next(e["payload"] for e in _log(hand.run_dir) if e["kind"] == "evaluation"
+                      and e["payload"]["stage"] == "evaluate")
+    assert evaluation["label"] == "plain-unet c4 d1" and evaluation["curves"]
+    with session_scope() as s:
+        row = compare_runs(s, [search_id]).runs[0]
+    assert [(n.run, n.label, n.curves) for n in row.networks] == [(net_id, "plain-unet c4 d1", evaluation["curves"])]
+    assert row.baseline_runs == [base_id] and row.curves
