@@ -60,8 +60,9 @@ def from_experiment(config_path: Path, checkpoint: Path | None = None) -> Subjec
 
 
 def from_run(run_dir: Path) -> Subject:
-    """A finished hand-designed baseline run: its config.yaml's run.network, its retrained weights, its data."""
-    rd = RunDir(run_dir)
+    """A finished hand-designed baseline run: its config.yaml's run.network, its retrained weights, its data.
+    The weights' path is made absolute: the JSON names them for a partial search started anywhere (init_from)."""
+    rd = RunDir(Path(run_dir).resolve())
     if not rd.config.is_file():
         raise SensitivityError(f"--run-dir {run_dir}: no config.yaml; without --config the run directory must be a "
                                "run the platform or `nasforge search` made (a hand-designed baseline run)")
