@@ -1,6 +1,9 @@
 // New experiment and launch: the form built from the schema; the API's validation errors land next to their field.
+// It starts from the schema's defaults, a copy of an experiment (?clone=ID), or a partial search of one block of
+// a measured hand-designed run (?partial=RUN&block=NAME, from its "where to search first" diagram).
 import { guard, me } from "../access.js";
 import { api, ApiError } from "../api.js";
+import { partialSearchOf } from "../block_diagram.js";
 import { el, errorBox } from "../dom.js";
 import { SchemaForm } from "../form.js";
 
@@ -9,8 +12,15 @@ export async function render(root, { params }) {
   try {
     schema = await api("/api/schema/experiment");
     const from = Number(params.get("clone")) || null;
-    initial = from ? { ...(await api(`/api/experiments/${from}`)).config } : { ...schema.default, name: "" };
-    if (from) initial.name = `${initial.name} (copy)`;
+    const partial = Number(params.get("partial")) || null;
+    if (partial) {
+      const [run, measured] = await Promise.all([api(`/api/runs/${partial}`), api(`/api/runs/${partial}/sensitivity`)]);
+      if (!measured.result) throw new Error(`run ${partial} has no 'where to search first' ranking yet (${measured.state})`);
+      initial = partialSearchOf(schema.default, run, measured.result, params.get("block") || measured.result.first);
+    } else {
+      initial = from ? { ...(await api(`/api/experiments/${from}`)).config } : { ...schema.default, name: "" };
+      if (from) initial.name = `${initial.name} (copy)`;
+    }
   } catch (err) {
     root.append(errorBox(err));
     return;
@@ -54,6 +64,9 @@ export async function render(root, { params }) {
   node.addEventListener("submit", (ev) => { ev.preventDefault(); save(true); });
   createOnly.addEventListener("click", () => save(false));
   root.append(el("h1", {}, "New experiment"),
+    initial.space && initial.space.search_blocks && initial.space.search_blocks.length && params.get("partial")
+      ? el("p", { class: "muted", id: "partial-of" }, `A partial search of ${initial.space.search_blocks.join(", ")} in run `,
+        el("a", { href: `#/runs/${params.get("partial")}` }, params.get("partial")), "'s network, prefilled from its ranking.") : "",
     el("p", { class: "muted" }, "Every field is the experiment file's field; defaults are the schema's. The search starts as soon as it is created."),
     node);
 }

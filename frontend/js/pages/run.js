@@ -1,8 +1,10 @@
 // Run: status and progress, then the search as it happens: alpha heatmaps with an epoch slider, entropy, the
 // parameter-free share with the collapse warning, loss and IoU, the decoded cell, and the evaluation; the run's
-// headline IoU as the server states it, and "retrain this cell" for a run with a genotype.
+// headline IoU as the server states it, "retrain this cell" for a run with a genotype, and "where to search first"
+// for a finished hand-designed run (js/block_diagram.js).
 import { guard, me } from "../access.js";
 import { allEvents, api } from "../api.js";
+import { sensitivityPanel } from "../block_diagram.js";
 import { ago, badge, draw, duration, el, errorBox } from "../dom.js";
 import { showUse } from "../evaluation.js";
 import * as alphaView from "../alpha_view.js";
@@ -27,6 +29,9 @@ export async function render(root, { id, params }) {
   }
   const state = createRunState();
   const ui = layout(root, run);
+  const owner = api(`/api/experiments/${run.experiment_id}`).catch(() => ({ owner_id: null }));
+  const sensitivity = sensitivityPanel(run, Promise.all([me(), owner.then((exp) => exp.owner_id)]));
+  ui.warnings.before(sensitivity.root);
   // A discrete search (random, evolution, REINFORCE) has no alpha: it opens on its candidates.
   const discrete = N.discrete.has(run.method);
   const TERMINAL = N.terminal;
@@ -55,6 +60,7 @@ export async function render(root, { id, params }) {
     ui.progressText.dataset.stage = TERMINAL.has(run.status) ? run.status : (state.stage || p.stage || "");
     ui.cancel.hidden = TERMINAL.has(run.status);
     ui.retry.hidden = !N.retriable.has(run.status);
+    sensitivity.update(run);
     ui.headline.textContent = headlineText(run.headline);
     ui.headline.dataset.value = run.headline && typeof run.headline.value === "number" ? String(run.headline.value) : "";
     // A cell to retrain: a finished search's decoded genotype, a discrete search's best candidate, a retrain's input.
@@ -199,6 +205,7 @@ export async function render(root, { id, params }) {
   const refreshHeadline = throttle(async () => { await refresh(); if (tab === "evaluation") drawTab(); }, 1000);
   const follower = new RunFollower(id, {
     onEvents: (events) => {
+      if (events.some((e) => e.kind === "sensitivity")) sensitivity.measured();
       const kinds = applyEvents(state, events);
       for (const k of kinds) dirty.add(k);
       if (["evaluation", "candidate", "metric"].some((k) => kinds.has(k))) refreshHeadline();
@@ -226,10 +233,11 @@ export async function render(root, { id, params }) {
   drawTab();  // says what is still to come on an empty run
   follower.start();
   // What this token may do: cancel, retry and retrain disabled with the missing scope named, not refused on click.
-  Promise.all([me(), api(`/api/experiments/${run.experiment_id}`).catch(() => ({ owner_id: null }))]).then(([who, exp]) => {
+  Promise.all([me(), owner]).then(([who, exp]) => {
     for (const control of [ui.cancel, ui.retry, ui.retrain]) guard(control, who, "write", exp.owner_id);
   });
-  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); refreshHeadline.cancel(); };
+  return () => { follower.close(); clearInterval(poll); clearInterval(playing); redraw.cancel(); scrub.cancel(); refreshHeadline.cancel();
+    sensitivity.stop(); };
 }
 
 function layout(root, run) {
