@@ -43,12 +43,12 @@ export function blockDiagram(result, onPick) {
   const net = result.network_config || {};
   const depth = net.depth || 1;
   const n = result.blocks.length;
-  const grid = el("div", { class: "block-diagram", id: "block-diagram", role: "list",
+  const grid = el("div", { class: "block-diagram", id: "block-diagram",
     style: `grid-template-columns: repeat(${2 * depth + 3}, minmax(5.5rem, 1fr))` });
   const ranked = [...result.blocks].sort((a, b) => a.rank - b.rank);
   for (const b of ranked) {
     const { row, col } = place(b, net.channels || b.out_channels, depth);
-    grid.append(el("button", { type: "button", role: "listitem", class: `block${b.rank === 1 ? " first" : ""}`,
+    grid.append(el("button", { type: "button", class: `block${b.rank === 1 ? " first" : ""}`,
       "data-block": b.name, "data-rank": b.rank, "data-score": b.score, title: tooltip(b, n),
       style: `grid-row: ${row + 1}; grid-column: ${col + 1}; background: ${scoreColour(b.score)}`,
       onclick: () => onPick(b) },
