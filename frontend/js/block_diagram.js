@@ -96,8 +96,9 @@ export function partialSearchOf(defaults, run, result, blockName) {
     },
     search: { ...(base.search || {}), method: "darts" },
     retrain: clone(cfg.retrain ?? base.retrain),
-    // The run itself is the hand-designed reference; a random baseline can be switched on in the form.
-    baseline: { ...(base.baseline || {}), random: false, networks: [] },
+    // Measured as every search is: against random search at equal compute (the default) and against the
+    // hand-designed network it starts from, trained from scratch beside it.
+    baseline: { ...(base.baseline || {}), networks: [clone(net)] },
   };
 }
 

@@ -66,4 +66,7 @@ def test_button_ranks_the_blocks_and_a_block_opens_its_partial_search(page, plat
     role = next(b["role"] for b in result["blocks"] if b["name"] == result["first"])
     assert list(space["cells"]) == [role] and space["freeze"] is False
     assert exp["config"]["search"]["method"] == "darts" and exp["config"]["data"]["num_tiles"] == 32
+    # Measured like any search: against random search (the schema's default) and the network it starts from.
+    assert exp["config"]["baseline"]["random"] is True
+    assert exp["config"]["baseline"]["networks"] == [result["network_config"]]
     assert page.console_errors == []
