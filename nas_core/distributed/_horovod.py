@@ -21,9 +21,6 @@ class HorovodEngine(Engine):
         super().__init__(Placement(hvd.rank(), hvd.size(), hvd.local_rank()))
         self.timeout_s = timeout_s
 
-    def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return self.hvd.allreduce(tensor, op=self.hvd.Sum)  # differentiable in horovod.torch
-
     def _allreduce_flat(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.hvd.allreduce(tensor, op=self.hvd.Sum)
 

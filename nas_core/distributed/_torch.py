@@ -25,9 +25,6 @@ class TorchEngine(Engine):
             dist.init_process_group(backend, rank=place.rank, world_size=place.world_size,
                                     timeout=dt.timedelta(seconds=timeout_s))
 
-    def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return _AllReduceSum.apply(tensor, self)
-
     def _allreduce_flat(self, tensor: torch.Tensor) -> torch.Tensor:
         dist.all_reduce(tensor)
         return tensor
@@ -42,23 +39,6 @@ class TorchEngine(Engine):
     def shutdown(self) -> None:
         if dist.is_initialized():
             dist.destroy_process_group()
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks whose backward is again a sum over ranks (each rank's loss depends on every shard)."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor, engine: "TorchEngine") -> torch.Tensor:
-        ctx.engine = engine
-        out = tensor.clone()
-        dist.all_reduce(out)
-        return out
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        # Through the engine's watchdog like every other collective: autograd runs this outside the forward's
-        # guard, and a peer stalled here must be named too, not end the run with Gloo's bare timeout.
-        return ctx.engine._collective(ctx.engine._allreduce_flat, grad.clone()), None
 
 
 def _rendezvous_from_slurm() -> None:

@@ -62,10 +62,7 @@ class Engine:
         if self.world_size == 1:
             return tensor
         self.bytes_communicated += tensor.numel() * tensor.element_size()
-        return self._collective(self._allreduce_sum, tensor)
-
-    def _allreduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
-        return tensor
+        return self._collective(_SumOverRanks.apply, tensor, self)
 
     def reduce_grads(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """The mean of each gradient over ranks (the search loop's `reduce_grads` hook)."""
@@ -131,3 +128,19 @@ def create_engine(name: str, timeout_s: float = 60.0) -> Engine:
 
         return HorovodEngine(timeout_s)
     raise ValueError(f"distributed.engine: unknown engine {name!r}; use none, ddp or horovod")
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """Sum over ranks whose backward is again a sum over ranks (each rank's loss depends on every shard), with
+    the engine's own flat all-reduce both ways. Autograd runs the backward outside the forward's watchdog guard,
+    so it takes the guard itself: a peer stalled there is named, whatever the engine (Gloo would end the run with
+    its bare recv timeout, Horovod would wait for ever)."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor, engine: "Engine") -> torch.Tensor:
+        ctx.engine = engine
+        return engine._allreduce_flat(tensor.clone())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return ctx.engine._collective(ctx.engine._allreduce_flat, grad.clone()), None

@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 engine_name, out = sys.argv[1], sys.argv[2]
-# Optional failure injection: "kill:RANK:STEP" (SIGKILL itself), "stall:RANK:STEP" (hang), or "scale:RANK:FACTOR"
+# Optional failure injection: "kill:RANK:STEP" (SIGKILL itself), "stall:RANK:STEP" (hang), "backstall:RANK:STEP"
+# (hang in the backward pass, where the gradient reaches SyncBatchNorm, before its all-reduce), or "scale:RANK:FACTOR"
 # (that rank sends FACTOR times its gradients, the mutant of _mutant.py: the equality comparison must then fail).
 fault = sys.argv[3].split(":") if len(sys.argv) > 3 else None
 if fault and fault[0] == "scale":
@@ -37,9 +38,14 @@ class Net(nn.Module):
         self.alpha = nn.Parameter(torch.zeros(2))
         self.head = nn.Conv2d(4, 2, 1)
 
+    stall_backward = False
+
     def forward(self, x):
         w = torch.softmax(self.alpha, 0)
-        return self.head(torch.relu(self.bn(w[0] * self.a(x) + w[1] * self.b(x))))
+        h = self.bn(w[0] * self.a(x) + w[1] * self.b(x))
+        if self.stall_backward:
+            h.register_hook(lambda grad: time.sleep(3600))
+        return self.head(torch.relu(h))
 
 
 net = convert_sync_batchnorm(Net(), engine)
@@ -51,7 +57,10 @@ for step in range(4):
     if fault and engine.rank == int(fault[1]) and step == int(fault[2]):
         if fault[0] == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
-        time.sleep(3600)
+        if fault[0] == "backstall":
+            Net.stall_backward = True
+        else:
+            time.sleep(3600)
     x = torch.randn(8, 3, 8, 8, generator=gen)
     y = torch.randint(0, 2, (8, 8, 8), generator=gen)
     loss = nn.functional.cross_entropy(net(engine.shard(x)), engine.shard(y))

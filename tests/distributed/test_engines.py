@@ -78,7 +78,9 @@ def test_a_rank_sending_twice_its_gradient_fails_the_comparison(tmp_path):
         _assert_same_state(torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt"))
 
 
-@pytest.mark.parametrize("fault", ["kill", "stall"])
+# backstall: the rank hangs inside backward, just before SyncBatchNorm's all-reduce of the gradient statistics
+# (autograd runs that collective, outside the forward's guard: it must name the rank too).
+@pytest.mark.parametrize("fault", ["kill", "stall", "backstall"])
 @pytest.mark.parametrize("engine", ["ddp", "horovod"])
 def test_a_dead_or_stalled_rank_fails_the_run_and_is_named(engine, fault, tmp_path):
     _require(engine)
