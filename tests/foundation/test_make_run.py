@@ -1,5 +1,9 @@
 """`make run`'s platform process (deploy/platform.py): health all OK, the UI loads in Chromium, a first admin
-token is printed once, and Ctrl-C leaves no process behind."""
+token is printed once, and Ctrl-C leaves no process behind.
+
+The three tests share one start of the platform (module fixture `first_start`), in file order: the first looks at
+it as it came up, the second kills its worker, the third Ctrl-Cs it during a search and starts it again on the same
+data. Each start costs tens of seconds on two cores; run alone, a test gets a start of its own."""
 from __future__ import annotations
 
 import json
@@ -79,7 +83,7 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 
         status, body = _health(url)
         if status == 200:
             return body
-        time.sleep(1)
+        time.sleep(0.25)
     raise AssertionError(f"health never all OK: {body}\n{log.read_text()}")
 
 
@@ -88,53 +92,6 @@ def _stop(proc: subprocess.Popen) -> set[int]:
     proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
     proc.wait(60)
     return spawned
-
-
-@pytest.mark.browser
-def test_platform_starts_serves_ui_and_stops_clean(tmp_path, browser, artifacts_dir):
-    data_dir, port = tmp_path / "var", free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc, log = _start(data_dir, port)
-    try:
-        body = _wait_healthy(url, proc, log)
-        for part in ("database", "redis", "workers"):
-            assert body[part]["ok"] is True, body
-        page = browser.new_page()
-        page.goto(url + "/")
-        page.wait_for_load_state("networkidle")
-        assert "nasforge" in page.title().lower()
-        # The header says how the supervised services are (restart counts once any was restarted).
-        page.wait_for_selector("#services:not([hidden])", timeout=15000)
-        assert page.text_content("#services") == "services ok"
-        page.screenshot(path=str(artifacts_dir / "foundation-first-page.png"))
-        page.close()
-        # The first start seeds a demo search; wait until the local launcher has it running.
-        deadline = time.monotonic() + 90
-        while not list((data_dir / "runs").glob("*/local.json")) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert list((data_dir / "runs").glob("*/local.json")), f"the demo search never started\n{log.read_text()}"
-    finally:
-        spawned = _stop(proc) if proc.poll() is None else set()
-    assert proc.returncode == 0, log.read_text()
-    assert len(spawned) >= 3, f"expected redis, worker and API under the platform, saw {spawned}"
-    deadline = time.monotonic() + 15
-    while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not [p for p in spawned if _alive(p)], "processes left behind after Ctrl-C"
-    # Detached children too (the demo search runs in its own session under the run directory).
-    assert not _using(data_dir), "processes still working in the data directory after Ctrl-C"
-    output = log.read_text()
-    assert re.search(r"stopped [1-9]\d* local run", output), output
-    token = re.search(r"first admin token.*: (nf_\S+)", output)
-    assert token, output
-
-    # A second start on the same data reuses the database and prints no new token.
-    proc, log2 = _start(data_dir, port)
-    try:
-        _wait_healthy(url, proc, log2)
-    finally:
-        _stop(proc)
-    assert "first admin token" not in log2.read_text()
 
 
 _OPS = ["none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"]
@@ -157,71 +114,116 @@ def _until(predicate, timeout: float, what: str, log: Path):
     raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
 
 
-@pytest.mark.slow
-def test_kill_9_of_the_worker_under_the_platform_restarts_it_and_the_search_runs_on(tmp_path):
-    data_dir, port = tmp_path / "var", free_port()
+def _assert_stopped_clean(proc: subprocess.Popen, spawned: set[int], log: Path, data_dir: Path) -> None:
+    """The platform, Ctrl-C'ed (`_stop`, which gave `spawned`), left nothing behind."""
+    assert proc.returncode == 0, log.read_text()[-4000:]
+    assert len(spawned) >= 3, f"expected redis, worker and API under the platform, saw {spawned}"
+    deadline = time.monotonic() + 15
+    while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in spawned if _alive(p)], "processes left behind after Ctrl-C"
+    # Detached children too (a search runs in its own session under the run directory).
+    assert not _using(data_dir), "processes still working in the data directory after Ctrl-C"
+
+
+@pytest.fixture(scope="module")
+def first_start(tmp_path_factory):
+    """The platform started on a fresh data directory, healthy and with its demo seeded; stopped at the end of the
+    module unless a test stopped it."""
+    data_dir, port = tmp_path_factory.mktemp("make-run") / "var", free_port()
     url = f"http://127.0.0.1:{port}"
     proc, log = _start(data_dir, port)
     try:
         body = _wait_healthy(url, proc, log)
-        assert {"redis", "worker", "beat", "api"} <= set(body["services"]["detail"]), body
         _until(lambda: "API and UI on" in log.read_text(), 120, "the demo seeded", log)
         token = re.search(r"first admin token.*: (nf_\S+)", log.read_text())[1]
-        # The demo search would share the two cores with ours: cancel it, then launch a tiny real search.
-        for run in _api(url, token, "GET", "/runs")["items"]:
-            _api(url, token, "POST", f"/runs/{run['id']}/cancel")
-        exp = _api(url, token, "POST", "/experiments", {
-            "name": "survives the worker", "seed": 0,
-            "space": {"channels": 4, "depth": 1, "cells": {t: {"ops": _OPS, "nodes": 2} for t in ("normal", "down", "up")}},
-            "data": {"tile_size": 32, "num_tiles": 16, "batch_size": 4},
-            "search": {"method": "darts", "epochs": 40, "pc_k": 2, "warmup_epochs": 0},
-            "retrain": {"epochs": 1}, "baseline": {"random": False}, "launcher": {"kind": "local"},
-        })
-        run_id = _api(url, token, "POST", f"/experiments/{exp['id']}/runs", {"baselines": False})["run"]["id"]
-        _until(lambda: any(e["kind"] == "metric" for e in _api(url, token, "GET", f"/runs/{run_id}/events")),
-               120, "the search's first epoch", log)
-        search_pid = _api(url, token, "GET", f"/runs/{run_id}")["pid"]
-
-        # The pid from supervisord's RUNNING event: /api/health can answer 200 while the worker, already serving,
-        # is still STARTING for supervisord (its startsecs), with no pid yet; one CI run read None here.
-        worker_pid = _until(lambda: (lambda w: w.get("state") == "RUNNING" and w.get("pid"))(
-            _health(url)[1].get("services", {}).get("detail", {}).get("worker", {})), 60, "the worker RUNNING with a pid", log)
-        os.kill(worker_pid, signal.SIGKILL)
-        time.sleep(1)
-        assert _alive(search_pid), "the run is not the worker's child: it did not die with it"
-        restarted = _until(lambda: (lambda h: h[1].get("services", {}).get("detail", {}).get("worker", {}).get("restarts")
-                                    and h[1]["services"]["detail"]["worker"]["state"] == "RUNNING" and h)(_health(url)),
-                           60, "the worker restarted", log)
-        assert proc.poll() is None, "the platform stayed up"
-        assert restarted[1]["services"]["detail"]["worker"]["restarts"] == 1
-        assert restarted[1]["services"]["detail"]["worker"]["pid"] != worker_pid
-
-        run = _until(lambda: (lambda r: r["status"] in ("succeeded", "failed", "cancelled") and r)(
-            _api(url, token, "GET", f"/runs/{run_id}")), 240, "the search to end", log)
-        assert run["status"] == "succeeded", run["status_reason"]
-        assert run["attempt"] == 1 and run["pid"] == search_pid, "the same process finished: never restarted"
-        lines = Path(run["run_dir"], "events.jsonl").read_text().splitlines()
-        events = _api(url, token, "GET", f"/runs/{run_id}/events?limit=1000")
-        assert [e["seq"] for e in events] == [json.loads(l)["seq"] for l in lines] == list(range(1, len(lines) + 1))
-        assert "exited: worker (terminated by SIGKILL; not expected)" in log.read_text(), "the death is logged"
+        yield {"proc": proc, "log": log, "url": url, "port": port, "data_dir": data_dir, "token": token,
+               "health": body}
     finally:
         if proc.poll() is None:
             _stop(proc)
-    assert proc.returncode == 0, log.read_text()[-4000:]
+
+
+def _cancel_active_runs(url: str, token: str) -> None:
+    """Cancel what is still queued or running (the demo search): it would share the two cores with the test's."""
+    for run in _api(url, token, "GET", "/runs")["items"]:
+        if run["status"] not in ("succeeded", "failed", "cancelled"):
+            _api(url, token, "POST", f"/runs/{run['id']}/cancel")
+
+
+@pytest.mark.browser
+def test_platform_starts_serves_ui_and_seeds_the_demo(first_start, browser, artifacts_dir):
+    body, url, data_dir, log = first_start["health"], first_start["url"], first_start["data_dir"], first_start["log"]
+    for part in ("database", "redis", "workers"):
+        assert body[part]["ok"] is True, body
+    assert {"redis", "worker", "beat", "api"} <= set(body["services"]["detail"]), body
+    page = browser.new_page()
+    page.goto(url + "/")
+    page.wait_for_load_state("networkidle")
+    assert "nasforge" in page.title().lower()
+    # The header says how the supervised services are (restart counts once any was restarted).
+    page.wait_for_selector("#services:not([hidden])", timeout=15000)
+    assert page.text_content("#services") == "services ok"
+    page.screenshot(path=str(artifacts_dir / "foundation-first-page.png"))
+    page.close()
+    # The first start seeds a demo search; wait until the local launcher has it running.
+    deadline = time.monotonic() + 90
+    while not list((data_dir / "runs").glob("*/local.json")) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert list((data_dir / "runs").glob("*/local.json")), f"the demo search never started\n{log.read_text()}"
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_worker_under_the_platform_restarts_it_and_the_search_runs_on(first_start):
+    proc, log, url, token = first_start["proc"], first_start["log"], first_start["url"], first_start["token"]
+    body = first_start["health"]
+    assert {"redis", "worker", "beat", "api"} <= set(body["services"]["detail"]), body
+    # The demo search would share the two cores with ours: cancel it, then launch a tiny real search.
+    _cancel_active_runs(url, token)
+    exp = _api(url, token, "POST", "/experiments", {
+        "name": "survives the worker", "seed": 0,
+        "space": {"channels": 4, "depth": 1, "cells": {t: {"ops": _OPS, "nodes": 2} for t in ("normal", "down", "up")}},
+        "data": {"tile_size": 32, "num_tiles": 16, "batch_size": 4},
+        "search": {"method": "darts", "epochs": 40, "pc_k": 2, "warmup_epochs": 0},
+        "retrain": {"epochs": 1}, "baseline": {"random": False}, "launcher": {"kind": "local"},
+    })
+    run_id = _api(url, token, "POST", f"/experiments/{exp['id']}/runs", {"baselines": False})["run"]["id"]
+    _until(lambda: any(e["kind"] == "metric" for e in _api(url, token, "GET", f"/runs/{run_id}/events")),
+           120, "the search's first epoch", log)
+    search_pid = _api(url, token, "GET", f"/runs/{run_id}")["pid"]
+
+    # The pid from supervisord's RUNNING event: /api/health can answer 200 while the worker, already serving,
+    # is still STARTING for supervisord (its startsecs), with no pid yet; one CI run read None here.
+    worker_pid = _until(lambda: (lambda w: w.get("state") == "RUNNING" and w.get("pid"))(
+        _health(url)[1].get("services", {}).get("detail", {}).get("worker", {})), 60, "the worker RUNNING with a pid", log)
+    os.kill(worker_pid, signal.SIGKILL)
+    time.sleep(1)
+    assert _alive(search_pid), "the run is not the worker's child: it did not die with it"
+    restarted = _until(lambda: (lambda h: h[1].get("services", {}).get("detail", {}).get("worker", {}).get("restarts")
+                                and h[1]["services"]["detail"]["worker"]["state"] == "RUNNING" and h)(_health(url)),
+                       60, "the worker restarted", log)
+    assert proc.poll() is None, "the platform stayed up"
+    assert restarted[1]["services"]["detail"]["worker"]["restarts"] == 1
+    assert restarted[1]["services"]["detail"]["worker"]["pid"] != worker_pid
+
+    run = _until(lambda: (lambda r: r["status"] in ("succeeded", "failed", "cancelled") and r)(
+        _api(url, token, "GET", f"/runs/{run_id}")), 240, "the search to end", log)
+    assert run["status"] == "succeeded", run["status_reason"]
+    assert run["attempt"] == 1 and run["pid"] == search_pid, "the same process finished: never restarted"
+    lines = Path(run["run_dir"], "events.jsonl").read_text().splitlines()
+    events = _api(url, token, "GET", f"/runs/{run_id}/events?limit=1000")
+    assert [e["seq"] for e in events] == [json.loads(l)["seq"] for l in lines] == list(range(1, len(lines) + 1))
+    assert "exited: worker (terminated by SIGKILL; not expected)" in log.read_text(), "the death is logged"
+    assert proc.poll() is None, "the platform is still up for the next test"
 
 
 @pytest.mark.slow
 @pytest.mark.mpi
-def test_ctrl_c_during_an_mpirun_search_requeues_it_with_resume_on_the_next_start(tmp_path):
-    data_dir, port = tmp_path / "var", free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc, log = _start(data_dir, port)
+def test_ctrl_c_during_an_mpirun_search_stops_clean_and_the_next_start_requeues_it_with_resume(first_start):
+    proc, log, url, token = first_start["proc"], first_start["log"], first_start["url"], first_start["token"]
+    data_dir, port = first_start["data_dir"], first_start["port"]
     try:
-        _wait_healthy(url, proc, log)
-        _until(lambda: "API and UI on" in log.read_text(), 120, "the demo seeded", log)
-        token = re.search(r"first admin token.*: (nf_\S+)", log.read_text())[1]
-        for run in _api(url, token, "GET", "/runs")["items"]:
-            _api(url, token, "POST", f"/runs/{run['id']}/cancel")
+        _cancel_active_runs(url, token)
         # A discrete search on three processes under mpirun: rank 0 dispatches, ranks 1-2 train candidates.
         exp = _api(url, token, "POST", "/experiments", {
             "name": "stopped mid-search", "seed": 0,
@@ -237,20 +239,25 @@ def test_ctrl_c_during_an_mpirun_search_requeues_it_with_resume_on_the_next_star
         events = Path(run["run_dir"], "events.jsonl")
         _until(lambda: events.exists() and '"kind":"candidate"' in events.read_text(), 180, "a trained candidate", log)
     finally:
-        _stop(proc)  # Ctrl-C
-    assert proc.returncode == 0, log.read_text()[-4000:]
+        spawned = _stop(proc) if proc.poll() is None else set()  # Ctrl-C
+    _assert_stopped_clean(proc, spawned, log, data_dir)
+    output = log.read_text()
+    assert re.search(r"stopped [1-9]\d* local run", output), output
+    assert len(re.findall(r"first admin token", output)) == 1, output
     record = json.loads(Path(run["run_dir"], "exit.json").read_text())
     assert record["returncode"] != 0 and record["interrupted_by"] == signal.SIGTERM, record
     assert "mpirun" in json.loads(Path(run["run_dir"], "local.json").read_text())["argv"][0]
 
-    proc, log = _start(data_dir, port)
+    # A second start on the same data reuses the database, prints no new token and requeues the stopped search.
+    proc, log2 = _start(data_dir, port)
     try:
-        _wait_healthy(url, proc, log)
+        _wait_healthy(url, proc, log2)
         again = _until(lambda: (lambda r: r["attempt"] == 2 and r["status"] in ("running", "succeeded", "failed") and r)(
-            _api(url, token, "GET", f"/runs/{run_id}")), 120, "the run requeued", log)
+            _api(url, token, "GET", f"/runs/{run_id}")), 120, "the run requeued", log2)
         assert again["status"] != "failed", again["status_reason"]
         local = json.loads(Path(run["run_dir"], "local.json").read_text())
         assert local["resume"] is True and "--resume" in local["argv"], local
     finally:
         _stop(proc)
-    assert proc.returncode == 0
+    assert proc.returncode == 0, log2.read_text()[-4000:]
+    assert "first admin token" not in log2.read_text()
