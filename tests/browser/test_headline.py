@@ -57,6 +57,16 @@ def test_run_page_and_compare_page_show_the_same_headline(page, ui_api, ui_stack
     assert names == [f"run {evaluated} (darts): IoU ≥ 0.5 (AP 0.700)", f"run {hand} (plain-unet c4 d1): IoU ≥ 0.5 (AP 0.400)"]
     assert "plain-unet c4 d1 0.300" in page.locator(f".run-head:has(.headline[data-run='{evaluated}'])").inner_text()
 
+    # The experiment's study sets the hand-designed arm beside the searched one, per seed and in its figure.
+    experiment = ui_api("GET", f"/api/runs/{evaluated}")["experiment_id"]
+    page.evaluate("(r) => { location.hash = r; }", f"#/experiments/{experiment}")
+    arm = page.locator(".study-group[data-method=darts] tr[data-arm='network:plain-unet c4 d1']")
+    arm.locator(".mean").wait_for()
+    assert arm.locator(".mean").inner_text() == "0.300"
+    assert "0.300" in page.locator(".study-group[data-method=darts] table.study-seeds tr[data-seed='0']").inner_text()
+    page.wait_for_function("() => { const f = document.getElementById('study-darts'); return f && f.data && "
+                           "f.data.some((t) => t.name === 'plain-unet c4 d1, per seed'); }")
+
     # The API gives the pages one object: the run endpoint's headline is the comparison's.
     cmp = ui_api("GET", "/api/compare", params={"runs": [evaluated, searching]})
     for r in cmp["runs"]:
