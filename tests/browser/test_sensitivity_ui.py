@@ -37,6 +37,8 @@ def test_button_ranks_the_blocks_and_a_block_opens_its_partial_search(page, plat
     api = Api(platform["url"], token)
     run = _succeeded_baseline(api)
     sign_in(page, platform["url"], token, f"#/runs/{run['id']}")
+    page.get_by_role("button", name="Where to search first").wait_for()
+    assert f"baseline · {run['network']['label']} ·" in page.locator("h1").inner_text()
     page.get_by_role("button", name="Where to search first").click()
     page.wait_for_function("() => ['done', 'failed'].includes(document.getElementById('sensitivity').dataset.state)",
                            timeout=180000)

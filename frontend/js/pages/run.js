@@ -293,7 +293,7 @@ function layout(root, run) {
   panels.evaluation.append(ui.evalNote, ui.evaluation, ui.samples);
   panels.log.append(ui.logEmpty, ui.log);
   root.append(
-    el("h1", {}, `Run ${run.id}`, el("span", { class: "muted" }, ` · ${run.kind} · ${run.method} · `),
+    el("h1", {}, `Run ${run.id}`, el("span", { class: "muted" }, ` · ${run.kind} · ${run.network ? run.network.label : run.method} · `),
        el("a", { href: `#/experiments/${run.experiment_id}` }, `experiment ${run.experiment_id}`),
        run.baseline_of ? el("span", {}, " · baseline of ", el("a", { href: `#/runs/${run.baseline_of}` }, `run ${run.baseline_of}`)) : "",
        run.parent_run_id ? el("span", {}, " · retrain of ", el("a", { href: `#/runs/${run.parent_run_id}` }, `run ${run.parent_run_id}`)) : ""),
