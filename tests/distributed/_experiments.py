@@ -12,3 +12,9 @@ def experiment(engine: str, **search) -> dict:
         "retrain": {"enabled": False},
         "distributed": {"engine": engine, "sync_bn": True, "timeout_s": 60},
     }
+
+
+# The one-process reference runs of this session by search settings (json.dumps(search, sort_keys=True)) -> the run
+# directory of a finished one: a reference depends only on the search settings (engine "none", same seed, data and
+# flags), so the one- and two-node equality tests and the mutant test compute each one once.
+REFERENCES: dict = {}

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from nas_core.config import LauncherConfig, parse_experiment
-from _experiments import experiment
+from _experiments import REFERENCES, experiment
 from test_search_parallel import EPOCHS, SGD, assert_alpha_moved, assert_same_run
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -85,27 +85,34 @@ def test_a_data_parallel_search_on_two_nodes_equals_one_process(engine, slurm_tw
     if engine == "horovod":
         pytest.importorskip("horovod.torch", reason="Horovod is not built: make horovod (scripts/build-horovod.sh)")
     # Horovod with SGD on alpha, whose step a gradient off by a constant factor would change (test_search_parallel).
-    cfg = experiment(engine, epochs=EPOCHS, **({"method": "darts", "order": 1} if engine == "ddp" else SGD))
+    search = {"method": "darts", "order": 1} if engine == "ddp" else SGD
+    cfg = experiment(engine, epochs=EPOCHS, **search)
     launcher = _launcher(slurm_two_nodes)
     spec = _spec(tmp_path / "two", cfg, 61)
     script = launcher.render(spec)
     assert "#SBATCH --nodes=2" in script and "#SBATCH --ntasks-per-node=1" in script
     assert ("exec srun --kill-on-bad-exit=1 --mpi=pmix " in script) == (engine == "horovod"), "PMIx for MPI programs only"
-    alone = _one_process(tmp_path / "one", cfg)
+    # The same search in one process: the session's (tests/distributed/test_search_parallel.py computes the same
+    # one), or started here beside the job.
+    key = json.dumps(search, sort_keys=True)
+    one = REFERENCES.get(key)
+    alone = None if one is not None else _one_process(tmp_path / "one", cfg)
     try:
         state = _wait_ended(launcher, launcher.submit(spec), spec)
         assert state.state == "COMPLETED", f"{state}\n{_logs(spec.run_dir)}"
-        assert alone.wait(300) == 0, (tmp_path / "one" / "output.log").read_text()[-4000:]
+        if alone is not None:
+            assert alone.wait(300) == 0, (tmp_path / "one" / "output.log").read_text()[-4000:]
+            one = REFERENCES[key] = tmp_path / "one"
     finally:
-        if alone.poll() is None:
+        if alone is not None and alone.poll() is None:
             alone.kill()
             alone.wait()
     beats = [json.loads((spec.run_dir / "ranks" / f"rank-{r}.json").read_text()) for r in (0, 1)]
     assert [b["host"] for b in beats] == ["nfnode1", "nfnode2"], "rank 0 on one node, rank 1 on the other"
     assert beats[0]["step"] == beats[1]["step"] > 0
     # The one-node equality test's comparison, which its mutation check shows can fail.
-    assert_same_run(tmp_path / "one", spec.run_dir)
-    assert_alpha_moved(cfg, tmp_path / "one", tmp_path / "init")
+    assert_same_run(one, spec.run_dir)
+    assert_alpha_moved(cfg, one, tmp_path / "init")
     events = _events(spec.run_dir)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1)), "rank 0 alone writes, in order"
     assert events[-1]["kind"] == "status" and events[-1]["payload"]["state"] == "succeeded"

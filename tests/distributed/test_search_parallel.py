@@ -19,7 +19,7 @@ from nas_core.config import parse_experiment
 from nas_core.search.loop import BilevelSearch
 from nas_core.search.reporting import EventSink
 
-from _experiments import experiment
+from _experiments import REFERENCES, experiment
 
 NASFORGE = str(Path(sys.executable).with_name("nasforge"))
 MUTANT = str(Path(__file__).with_name("_mutant.py"))
@@ -110,10 +110,11 @@ def assert_alpha_moved(cfg: dict, run: Path, scratch: Path) -> None:
     assert moved > 100 * tolerance, f"alpha moved {moved:.1e} from its initial value, tolerance {tolerance:.1e}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def references() -> dict[str, Path]:
-    """The one-process runs by search settings, so the mutant test can reuse the equality test's."""
-    return {}
+    """The session's one-process runs by search settings (_experiments.REFERENCES), so the mutant test and the
+    two-node test (tests/distributed/test_multinode_search.py) reuse the equality test's, or it theirs."""
+    return REFERENCES
 
 
 def _require(engine: str) -> None:
@@ -127,13 +128,18 @@ def _require(engine: str) -> None:
 def test_two_ranks_equal_one_process(engine, search, tmp_path, references):
     _require(engine)
     cfg = experiment(engine, epochs=EPOCHS, **search)
-    # Both at once: the one-process run alone would leave the second core idle. Each process is one thread of a
-    # deterministic search, so sharing the cores changes their wall time, not a value they compute.
-    alone = start(tmp_path / "one", one_process(cfg), 1)
-    finish((start(tmp_path / "two", cfg, 2), tmp_path / "two"), (alone, tmp_path / "one"))
-    references[json.dumps(search, sort_keys=True)] = tmp_path / "one"
-    assert_same_run(tmp_path / "one", tmp_path / "two")
-    assert_alpha_moved(cfg, tmp_path / "one", tmp_path / "init")
+    key = json.dumps(search, sort_keys=True)
+    one = references.get(key)
+    runs = [(start(tmp_path / "two", cfg, 2), tmp_path / "two")]
+    if one is None:
+        # Both at once: the one-process run alone would leave the second core idle. Each process is one thread of a
+        # deterministic search, so sharing the cores changes their wall time, not a value they compute.
+        one = tmp_path / "one"
+        runs.append((start(one, one_process(cfg), 1), one))
+    finish(*runs)
+    references[key] = one
+    assert_same_run(one, tmp_path / "two")
+    assert_alpha_moved(cfg, one, tmp_path / "init")
     # Only rank 0 wrote events, once each.
     assert [e["seq"] for e in events(tmp_path / "two")] == list(range(1, len(events(tmp_path / "two")) + 1))
 
