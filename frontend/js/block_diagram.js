@@ -91,7 +91,9 @@ export function partialSearchOf(defaults, run, result, blockName) {
     space: {
       ...(base.space || {}), macro: net.name, channels: net.channels, depth: net.depth, backbone: clone(net.backbone || {}),
       in_channels: result.in_channels, num_classes: result.num_classes, search_blocks: [b.name],
-      cells: { [b.role]: { nodes: b.cell_nodes || nodesFor(b.out_channels) } },
+      // The schema's cell of that role (its ops shown ticked in the form), with nodes that divide the block's width.
+      cells: { [b.role]: { ...clone((base.space && base.space.cells && base.space.cells[b.role]) || {}),
+        nodes: b.cell_nodes || nodesFor(b.out_channels) } },
       init_from: result.checkpoint, freeze: false,
     },
     search: { ...(base.search || {}), method: "darts" },
@@ -115,6 +117,12 @@ export function sensitivityPanel(run, whoPromise) {
     el("p", { class: "muted" }, "Ranks this network's blocks by the room they leave: the IoU lost when a block is ablated, "
       + "the gain of random cells in its place, its gradient importance. Click a block for a partial search of it."),
     el("div", { class: "toolbar" }, button, state), message, diagram);
+  // A network that predicts only background leaves every block the same IoU to lose or gain: the ranking would
+  // be ties. Said before the user spends the minutes.
+  const idle = el("p", { class: "warning", id: "sensitivity-background-only", hidden: true },
+    "This network predicts only background, so every block measures alike and the ranking says little; "
+    + "train it longer first (retrain.epochs), then measure.");
+  root.insertBefore(idle, message);
   let timer = null, current = run;
   whoPromise.then(([who, ownerId]) => guard(button, who, "write", ownerId));
 
@@ -149,6 +157,7 @@ export function sensitivityPanel(run, whoPromise) {
   const update = (r) => {
     current = r;
     root.hidden = !(r.network && r.status === "succeeded");
+    idle.hidden = !(r.headline && r.headline.background_only);
   };
   update(run);
   const measured = () => { if (!BUSY.has(root.dataset.state)) poll(); };

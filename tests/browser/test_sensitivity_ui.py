@@ -39,6 +39,8 @@ def test_button_ranks_the_blocks_and_a_block_opens_its_partial_search(page, plat
     sign_in(page, platform["url"], token, f"#/runs/{run['id']}")
     page.get_by_role("button", name="Where to search first").wait_for()
     assert f"baseline · {run['network']['label']} ·" in page.locator("h1").inner_text()
+    # The warning before the measure says what the run's own headline says.
+    assert page.locator("#sensitivity-background-only").is_visible() == bool(run["headline"]["background_only"])
     page.get_by_role("button", name="Where to search first").click()
     page.wait_for_function("() => ['done', 'failed'].includes(document.getElementById('sensitivity').dataset.state)",
                            timeout=180000)
@@ -59,6 +61,11 @@ def test_button_ranks_the_blocks_and_a_block_opens_its_partial_search(page, plat
     blocks.first.click()
     page.wait_for_selector("#partial-of")
     assert page.input_value("input[name='name']") == f"partial {result['first']} of run {run['id']}"
+    role = next(b["role"] for b in result["blocks"] if b["name"] == result["first"])
+    # The cell's ops are the schema's, ticked in the form (not an empty-looking set the server fills in).
+    ticked = page.eval_on_selector_all(f"input[type=checkbox][name='space.cells.{role}.ops']:checked",
+                                       "els => els.map(e => e.value)")
+    assert ticked and "none" in ticked, ticked
     page.get_by_role("button", name="Create only").click()
     page.wait_for_url("**/#/experiments/*", timeout=30000)
     exp = api("GET", f"/api/experiments/{int(page.url.rsplit('/', 1)[1])}")
