@@ -116,8 +116,9 @@ def _release(env: dict, job_id: str) -> None:
 
 def test_timeout_failed_and_an_outside_scancel(search_worker, slurm_home):
     send, senv = search_worker
-    # A real TIMEOUT: SLURM's smallest limit is a minute, and this search needs several.
-    timeout = _run("fault-timeout", 400, slurm={"time": "00:01:00"})
+    # A real TIMEOUT: SLURM's smallest limit is a minute, and this search needs far more (400 epochs ended within
+    # it on a quiet machine: COMPLETED). The limit ends it, so the epochs cost no test time.
+    timeout = _run("fault-timeout", 1000, slurm={"time": "00:01:00"}, num_tiles=64)
     # A search that exits 1: its prepared dataset (inside the data roots, so the worker lets it start) is missing.
     failed = _run("fault-failed", 4, source="prepared", path=str(slurm_home["home"] / "data" / "never-prepared"))
     outside = _run("fault-scancel", 400)
