@@ -55,7 +55,8 @@ def test_form_launches_a_tiny_search_and_the_heatmap_moves(page, platform, artif
     # The worker launches it; the first alpha reaches the page, then another, different one.
     # Waits for the first alpha, or for the run to fail (then the page's status line says why, and so does the test).
     page.wait_for_function("""() => { const d = document.getElementById('heatmaps-all');
-        return (d && d.data) || document.querySelector('#run-status .badge').textContent === 'failed'; }""", timeout=150000)
+        const badge = document.querySelector('#run-status .badge');  // the page may not have drawn it yet
+        return (d && d.data) || (badge && badge.textContent === 'failed'); }""", timeout=150000)
     assert page.locator("#run-status .badge").inner_text() != "failed", page.locator("#run-status").inner_text()
     first = np.array(page.evaluate("document.getElementById('heatmaps-all').data.find(t => t.name === 'normal').z"))
     assert first.shape == (5, 8)  # two nodes: edges 0-2, 1-2, 0-3, 1-3, 2-3; the eight DARTS ops
