@@ -24,6 +24,15 @@ def _log(run_dir: str) -> list[dict]:
     return [json.loads(line) for line in (Path(run_dir) / "events.jsonl").read_text().splitlines()]
 
 
+def _ended(run_id: int, deadline: float, what: str):
+    """The run once it has ended, reconciling as beat would; fails past `deadline` naming `what`."""
+    while _get(run_id).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, f"{what} is {_get(run_id).status}"
+        reconcile()
+        time.sleep(0.3)
+    return _get(run_id)
+
+
 def test_baseline_runs_after_its_search_at_the_searchs_compute(launch_search):
     net = {"name": "plain-unet", "channels": 4, "depth": 1}
     search_id, (base_id, net_id) = launch_search(baseline={"seeds": 1, "networks": [net]})
@@ -47,11 +56,7 @@ def test_baseline_runs_after_its_search_at_the_searchs_compute(launch_search):
     log = _log(search.run_dir)
     began = next(e["time"] for e in log if e["kind"] == "status" and e["payload"].get("stage") == "search")
     ended = next(e["time"] for e in log if e["kind"] == "status" and e["payload"].get("stage") == "decode")
-    while _get(base_id).status not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, f"baseline is {_get(base_id).status}"
-        reconcile()
-        time.sleep(0.3)
-    base = _get(base_id)
+    base = _ended(base_id, deadline, "baseline")
     assert base.status == "succeeded", base.status_reason
     budget = base.config["search"]["compute_budget_s"]
     assert abs(budget - (ended - began)) < 1e-2
@@ -72,11 +77,7 @@ def test_baseline_runs_after_its_search_at_the_searchs_compute(launch_search):
     assert row.iou == searched and abs(row.iou_vs_baseline - (searched - metrics["iou"][1])) < 1e-9
 
     # The hand-designed baseline: the retrain and evaluate stages only, on its network, labelled with it.
-    while _get(net_id).status not in ("succeeded", "failed", "cancelled"):
-        assert time.monotonic() < deadline, f"hand-designed baseline is {_get(net_id).status}"
-        reconcile()
-        time.sleep(0.3)
-    hand = _get(net_id)
+    hand = _ended(net_id, deadline, "hand-designed baseline")
     assert hand.status == "succeeded", hand.status_reason
     assert not (Path(hand.run_dir) / "genotype.json").exists()
     evaluation = next(e["payload"] for e in _log(hand.run_dir) if e["kind"] == "evaluation"
